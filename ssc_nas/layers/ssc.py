@@ -1,0 +1,480 @@
+"""The structured sparse convolution (SSC) layer: exact structure, compact weights, fast path.
+
+Definition (``shared/design/ssc-layer.md``, after Verma et al., WACV 2023): filter ``f`` of a
+layer with ``groups`` G sees only its group's block of ``B = in_channels / G`` input channels.
+Filter ``f`` is the ``j = f mod M``-th filter of its group (``M = out_channels / G``) and has
+phase ``p = j mod phases``. Its ``spatial_channels`` channels carry a K x K kernel restricted to
+``pattern``; they are the window of consecutive block channels starting at
+``p * ceil(B / phases)`` (cyclically). The next ``pointwise_channels`` channels (cyclically)
+carry a 1 x 1 kernel; the remaining channels are empty.
+
+Fast path (what models run):
+
+* spatial work: the filters are regrouped into *slots*, one per (group, phase); a slot's
+  filters share one input window, so the spatial part is one native grouped convolution with
+  ``G * phases`` groups per pattern piece (see :mod:`.patterns`). When the phase windows tile
+  the group block (``spatial_channels * phases == B``), the input is used as it is, with no
+  gather; otherwise one ``index_select`` gathers the windows.
+* 1 x 1 work (pointwise channels, plus the centre tap of sparse patterns): one grouped-by-G
+  1 x 1 convolution whose weight is scattered from the compact parameters each step.
+* the sum is put back into filter order with one ``index_select`` when slot order differs.
+
+Weights are stored compactly: ``spatial_weight`` (C_out, spatial_channels, taps) and
+``pointwise_weight`` (C_out, pointwise_channels), so ``sum(p.numel())`` is the true parameter
+count. ``to_dense_weight()`` gives the equivalent dense (C_out, B, K, K) weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .patterns import (
+    Piece,
+    num_positions,
+    pattern_pieces,
+    pattern_positions,
+    validate_pattern,
+)
+
+__all__ = ["SSCConv2d", "SSCSpec", "FastPathPlan", "fast_path_plan"]
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None, why: str = "") -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    ok = ok and (high is None or value <= high)
+    if not ok:
+        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer in {rng}{why}, but got {value!r}")
+
+
+@dataclass(frozen=True)
+class SSCSpec:
+    """The knobs of one SSC layer, validated; ``None`` defaults are resolved on construction.
+
+    ``padding=None`` means K // 2 ("same" at stride 1); ``spatial_channels=None`` means all of
+    the group's ``in_channels / groups`` channels.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int = 3
+    stride: int = 1
+    padding: int | None = None
+    groups: int = 1
+    spatial_channels: int | None = None
+    pointwise_channels: int = 0
+    pattern: str = "full"
+    phases: int = 1
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("in_channels", self.in_channels, 1)
+        _check_int("out_channels", self.out_channels, 1)
+        _check_int("kernel_size", self.kernel_size, 1)
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, but got {self.kernel_size}")
+        _check_int("stride", self.stride, 1)
+        if self.padding is None:
+            object.__setattr__(self, "padding", self.kernel_size // 2)
+        _check_int("padding", self.padding, 0)
+        _check_int("groups", self.groups, 1)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                "groups must divide in_channels and out_channels, but got "
+                f"groups={self.groups} for in_channels={self.in_channels}, "
+                f"out_channels={self.out_channels}"
+            )
+        block = self.in_channels // self.groups
+        if self.spatial_channels is None:
+            object.__setattr__(self, "spatial_channels", block)
+        why = f" (in_channels / groups = {block})"
+        _check_int("spatial_channels", self.spatial_channels, 0, block, why)
+        rest = block - self.spatial_channels
+        why = f" (in_channels / groups - spatial_channels = {rest})"
+        _check_int("pointwise_channels", self.pointwise_channels, 0, rest, why)
+        if self.spatial_channels + self.pointwise_channels == 0:
+            raise ValueError(
+                "spatial_channels + pointwise_channels must be >= 1 (a filter needs an input), "
+                "but both are 0"
+            )
+        validate_pattern(self.pattern)
+        _check_int("phases", self.phases, 1, block, f" (in_channels / groups = {block})")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"bias must be True or False, but got {self.bias!r}")
+
+    @property
+    def block(self) -> int:
+        """Input channels each filter can see: ``in_channels / groups``."""
+        return self.in_channels // self.groups
+
+    @property
+    def filters_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def taps(self) -> int:
+        """Positions each spatial kernel keeps (0 when there are no spatial channels)."""
+        return num_positions(self.pattern, self.kernel_size) if self.spatial_channels else 0
+
+    @property
+    def weights_per_filter(self) -> int:
+        return self.spatial_channels * self.taps + self.pointwise_channels
+
+    @property
+    def params(self) -> int:
+        """Stored parameters: compact weights plus bias."""
+        return self.out_channels * self.weights_per_filter + (self.out_channels if self.bias else 0)
+
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """(H_out, W_out) for an (H, W) input."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        h, w = input_size
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    def macs(self, input_size: tuple[int, int]) -> int:
+        """Structural multiply-accumulates per image: one per kept weight per output pixel."""
+        h, w = self.output_size(input_size)
+        return h * w * self.out_channels * self.weights_per_filter
+
+    def window_start(self, phase: int) -> int:
+        """First block channel of the spatial window of ``phase``."""
+        return (phase * math.ceil(self.block / self.phases)) % self.block
+
+    def channel_sets(self, f: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(spatial, pointwise) input channels of filter ``f``, as indices into ``in_channels``."""
+        g, j = divmod(f, self.filters_per_group)
+        start = self.window_start(j % self.phases)
+        b = self.block
+        spatial = tuple(g * b + (start + i) % b for i in range(self.spatial_channels))
+        n_k = self.spatial_channels
+        pointwise = tuple(g * b + (start + n_k + i) % b for i in range(self.pointwise_channels))
+        return spatial, pointwise
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FastPathPlan:
+    """How the fast path computes a layer, and the work it executes (pure Python, no torch).
+
+    ``slot_filters`` lists, in the row order of the spatial convolution, the filter each row
+    computes (``-1`` for a zero padding row, needed when phases hold unequal filter counts).
+    """
+
+    pieces: tuple[Piece, ...]
+    fold_center: bool
+    spatial_groups: int
+    slot_filters: tuple[int, ...]
+    in_index: tuple[int, ...] | None
+    has_1x1: bool
+
+    @property
+    def rows(self) -> int:
+        return len(self.slot_filters)
+
+    @property
+    def slot_order_is_filter_order(self) -> bool:
+        return self.slot_filters == tuple(range(len(self.slot_filters)))
+
+
+def fast_path_plan(spec: SSCSpec) -> FastPathPlan:
+    """Decide the pieces, slots and gather of the fast path for ``spec``."""
+    n_k, n_1, k = spec.spatial_channels, spec.pointwise_channels, spec.kernel_size
+    fold_center = n_k > 0 and n_1 > 0 and (spec.pattern != "full" or k == 1)
+    pieces = pattern_pieces(spec.pattern, k, include_center=not fold_center) if n_k else ()
+    if not pieces:
+        return FastPathPlan((), fold_center, 0, tuple(range(spec.out_channels)), None, True)
+    m, phases = spec.filters_per_group, min(spec.phases, spec.filters_per_group)
+    per_slot = math.ceil(m / phases)
+    slot_filters: list[int] = []
+    in_index: list[int] = []
+    for g in range(spec.groups):
+        for p in range(phases):
+            filters = [g * m + j for j in range(p, m, spec.phases)]
+            slot_filters += filters + [-1] * (per_slot - len(filters))
+            in_index += list(spec.channel_sets(g * m + p)[0])
+    identity = in_index == list(range(spec.in_channels))
+    return FastPathPlan(
+        pieces=pieces,
+        fold_center=fold_center,
+        spatial_groups=spec.groups * phases,
+        slot_filters=tuple(slot_filters),
+        in_index=None if identity else tuple(in_index),
+        has_1x1=n_1 > 0 or fold_center,
+    )
+
+
+def executed_macs(spec: SSCSpec, input_size: tuple[int, int]) -> int:
+    """Multiply-accumulates the fast path runs per image (>= the structural ``spec.macs``).
+
+    They exceed the structural count where the 1 x 1 convolution is dense over the block
+    while a filter uses fewer of its channels, and where slots hold zero padding rows.
+    """
+    plan = fast_path_plan(spec)
+    h, w = spec.output_size(input_size)
+    taps = sum(len(piece.taps) for piece in plan.pieces)
+    spatial = plan.rows * spec.spatial_channels * taps if plan.pieces else 0
+    one_by_one = plan.rows * spec.block if plan.has_1x1 else 0
+    return h * w * (spatial + one_by_one)
+
+
+def _conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: int,
+    padding: int,
+    offset: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> torch.Tensor:
+    """A convolution whose taps start ``offset`` into a window padded by ``padding``."""
+    pad_h, pad_w = padding - offset[0], padding - offset[1]
+    if pad_h < 0 or pad_w < 0:
+        crop_h, crop_w = max(-pad_h, 0), max(-pad_w, 0)
+        x = x[:, :, crop_h : x.shape[2] - crop_h, crop_w : x.shape[3] - crop_w]
+        pad_h, pad_w = max(pad_h, 0), max(pad_w, 0)
+    return F.conv2d(x, weight, None, stride, (pad_h, pad_w), dilation, groups)
+
+
+class SSCConv2d(nn.Module):
+    """A structured sparse convolution; the knobs are those of :class:`SSCSpec`.
+
+    Input (N, in_channels, H, W) -> output (N, out_channels, H_out, W_out), channel f being
+    filter f. Works in either memory format (``channels_last`` is usually faster on CPU).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        groups: int = 1,
+        spatial_channels: int | None = None,
+        pointwise_channels: int = 0,
+        pattern: str = "full",
+        phases: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        spec = SSCSpec(
+            in_channels, out_channels, kernel_size, stride, padding, groups,
+            spatial_channels, pointwise_channels, pattern, phases, bias,
+        )  # fmt: skip
+        self.spec = spec
+        self.plan = fast_path_plan(spec)
+        n_k, n_1, taps = spec.spatial_channels, spec.pointwise_channels, spec.taps
+        self.spatial_weight = nn.Parameter(torch.empty(out_channels, n_k, taps))
+        self.pointwise_weight = nn.Parameter(torch.empty(out_channels, n_1))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self._register_indices()
+        self.reset_parameters()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _register_indices(self) -> None:
+        spec, plan = self.spec, self.plan
+        c_out, b, k = spec.out_channels, spec.block, spec.kernel_size
+        sets = [spec.channel_sets(f) for f in range(c_out)]
+        win = torch.tensor([[c - (f // spec.filters_per_group) * b for c in s] for f, (s, _) in
+                            enumerate(sets)], dtype=torch.long).view(c_out, spec.spatial_channels)
+        pw = torch.tensor([[c - (f // spec.filters_per_group) * b for c in q] for f, (_, q) in
+                           enumerate(sets)], dtype=torch.long).view(c_out, spec.pointwise_channels)
+        rows = torch.arange(c_out).view(c_out, 1)
+        center = (k // 2) * k + k // 2
+        positions = pattern_positions(spec.pattern, k) if spec.spatial_channels else ()
+        flat_pos = torch.tensor([i * k + j for i, j in positions], dtype=torch.long)
+        # Flat indices into the dense (C_out, B, K*K) weight, for to_dense_weight().
+        dense_sp = (rows.unsqueeze(2) * b + win.unsqueeze(2)) * k * k + flat_pos.view(1, 1, -1)
+        dense_pw = (rows * b + pw) * k * k + center
+        self.register_buffer("_dense_spatial", dense_sp.flatten(), persistent=False)
+        self.register_buffer("_dense_pointwise", dense_pw.flatten(), persistent=False)
+        # Flat indices into the (C_out, B) 1 x 1 weight of the fast path.
+        one = [(rows * b + pw).flatten()]
+        if plan.fold_center:
+            one.append((rows * b + win).flatten())
+            self._center_tap = positions.index((k // 2, k // 2))
+        self.register_buffer("_one_by_one", torch.cat(one), persistent=False)
+        self._slot_identity = plan.slot_order_is_filter_order
+        rows_idx = [f if f >= 0 else c_out for f in plan.slot_filters]
+        self.register_buffer("_slot_rows", torch.tensor(rows_idx, dtype=torch.long),
+                             persistent=False)
+        slot_of = {f: r for r, f in enumerate(plan.slot_filters) if f >= 0}
+        self.register_buffer("_out_index", torch.tensor([slot_of[f] for f in range(c_out)],
+                                                        dtype=torch.long), persistent=False)
+        in_index = plan.in_index if plan.in_index is not None else ()
+        self.register_buffer("_in_index", torch.tensor(in_index, dtype=torch.long),
+                             persistent=False)
+        for i, piece in enumerate(plan.pieces):
+            self.register_buffer(f"_taps{i}", torch.tensor(piece.taps, dtype=torch.long),
+                                 persistent=False)
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the true fan-in, as nn.Conv2d does."""
+        bound = 1.0 / math.sqrt(self.spec.weights_per_filter)
+        for p in (self.spatial_weight, self.pointwise_weight, self.bias):
+            if p is not None:
+                nn.init.uniform_(p, -bound, bound)
+
+    @classmethod
+    def from_spec(cls, spec: SSCSpec) -> SSCConv2d:
+        return cls(**spec.to_dict())
+
+    @classmethod
+    def from_conv2d(cls, conv: nn.Conv2d) -> SSCConv2d:
+        """The exact SSC equivalent of a standard, grouped, depthwise or pointwise ``nn.Conv2d``."""
+        kh, kw = conv.kernel_size
+        if kh != kw or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+            raise ValueError(
+                "from_conv2d needs a square kernel, dilation 1 and zero padding, but got "
+                f"kernel_size={conv.kernel_size}, dilation={conv.dilation}, "
+                f"padding_mode={conv.padding_mode!r}"
+            )
+        padding = conv.padding
+        if padding == "same":
+            padding = (kh // 2, kw // 2)
+        if isinstance(padding, str) or padding[0] != padding[1] or conv.stride[0] != conv.stride[1]:
+            raise ValueError(
+                "from_conv2d needs equal padding and stride on both axes, but got "
+                f"padding={conv.padding}, stride={conv.stride}"
+            )
+        layer = cls(
+            conv.in_channels, conv.out_channels, kh, conv.stride[0], padding[0], conv.groups,
+            bias=conv.bias is not None,
+        )  # fmt: skip
+        layer = layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            layer.spatial_weight.copy_(conv.weight.reshape(layer.spatial_weight.shape))
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer
+
+    @classmethod
+    def standard(cls, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 **knobs: Any) -> SSCConv2d:
+        """A dense K x K convolution."""
+        return cls(in_channels, out_channels, kernel_size, **knobs)
+
+    @classmethod
+    def groupwise(cls, in_channels: int, out_channels: int, groups: int, kernel_size: int = 3,
+                  **knobs: Any) -> SSCConv2d:
+        """A grouped K x K convolution."""
+        return cls(in_channels, out_channels, kernel_size, groups=groups, **knobs)
+
+    @classmethod
+    def depthwise(cls, channels: int, kernel_size: int = 3, multiplier: int = 1,
+                  **knobs: Any) -> SSCConv2d:
+        """One K x K kernel per input channel (``multiplier`` filters per channel)."""
+        return cls(channels, channels * multiplier, kernel_size, groups=channels, **knobs)
+
+    @classmethod
+    def pointwise(cls, in_channels: int, out_channels: int, groups: int = 1,
+                  **knobs: Any) -> SSCConv2d:
+        """A (grouped) 1 x 1 convolution."""
+        return cls(in_channels, out_channels, 1, groups=groups, **knobs)
+
+    @classmethod
+    def hetconv(cls, in_channels: int, out_channels: int, part: int, kernel_size: int = 3,
+                **knobs: Any) -> SSCConv2d:
+        """HetConv with part P: each filter has C_in/P spatial and C_in - C_in/P 1 x 1 kernels."""
+        if part < 1 or in_channels % part:
+            raise ValueError(
+                f"part must divide in_channels, but got part={part}, in_channels={in_channels}"
+            )
+        n_k = in_channels // part
+        return cls(in_channels, out_channels, kernel_size, spatial_channels=n_k,
+                   pointwise_channels=in_channels - n_k, phases=part, **knobs)
+
+    def with_knobs(self, **knobs: Any) -> SSCConv2d:
+        """A new, freshly initialised layer with some knobs changed."""
+        return type(self).from_spec(replace(self.spec, **knobs))
+
+    # -- conversions --------------------------------------------------------------------------
+
+    def to_dense_weight(self) -> torch.Tensor:
+        """The equivalent dense (C_out, C_in / groups, K, K) weight (zeros where empty)."""
+        s = self.spec
+        k = s.kernel_size
+        w = self.spatial_weight.new_zeros(s.out_channels * s.block * k * k)
+        w = w.index_put((self._dense_spatial,), self.spatial_weight.flatten())
+        w = w.index_put((self._dense_pointwise,), self.pointwise_weight.flatten())
+        return w.view(s.out_channels, s.block, k, k)
+
+    def to_conv2d(self) -> nn.Conv2d:
+        """An ``nn.Conv2d`` computing the same function with the dense weight."""
+        s = self.spec
+        w = self.spatial_weight
+        conv = nn.Conv2d(s.in_channels, s.out_channels, s.kernel_size, s.stride, s.padding,
+                         groups=s.groups, bias=s.bias, device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(self.to_dense_weight())
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Slow, obviously right: ``F.conv2d`` with the dense weight."""
+        s = self.spec
+        return F.conv2d(x, self.to_dense_weight(), self.bias, s.stride, s.padding, 1, s.groups)
+
+    # -- fast path ----------------------------------------------------------------------------
+
+    def _one_by_one_weight(self, rows: int) -> torch.Tensor:
+        s = self.spec
+        values = [self.pointwise_weight.flatten()]
+        if self.plan.fold_center:
+            values.append(self.spatial_weight[:, :, self._center_tap].flatten())
+        w = self.pointwise_weight.new_zeros(s.out_channels * s.block)
+        w = w.index_put((self._one_by_one,), torch.cat(values)).view(s.out_channels, s.block)
+        if rows != s.out_channels or not self._slot_identity:
+            w = torch.cat([w, w.new_zeros(1, s.block)]).index_select(0, self._slot_rows)
+        return w.view(rows, s.block, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, plan = self.spec, self.plan
+        c = s.kernel_size // 2
+        out = None
+        if plan.pieces:
+            xs = x if plan.in_index is None else x.index_select(1, self._in_index)
+            w = self.spatial_weight
+            if not self._slot_identity:
+                w = torch.cat([w, w.new_zeros(1, *w.shape[1:])]).index_select(0, self._slot_rows)
+            for i, piece in enumerate(plan.pieces):
+                if len(piece.taps) == w.shape[2]:
+                    wp = w.view(w.shape[0], w.shape[1], *piece.size)
+                else:
+                    taps = getattr(self, f"_taps{i}")
+                    wp = w.index_select(2, taps).view(w.shape[0], w.shape[1], *piece.size)
+                y = _conv(xs, wp, s.stride, s.padding, (piece.row, piece.col), piece.dilation,
+                          plan.spatial_groups)
+                out = y if out is None else out.add_(y)
+        if plan.has_1x1:
+            rows = plan.rows if plan.pieces else s.out_channels
+            y = _conv(x, self._one_by_one_weight(rows), s.stride, s.padding, (c, c), (1, 1),
+                      s.groups)
+            out = y if out is None else out.add_(y)
+        if plan.pieces and not self._slot_identity:
+            out = out.index_select(1, self._out_index)
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        text = (f"{s.in_channels}, {s.out_channels}, kernel_size={s.kernel_size}, "
+                f"stride={s.stride}, padding={s.padding}, groups={s.groups}, "
+                f"spatial_channels={s.spatial_channels}, "
+                f"pointwise_channels={s.pointwise_channels}")
+        if s.spatial_channels:
+            text += f", pattern={s.pattern!r}"
+        if s.phases != 1:
+            text += f", phases={s.phases}"
+        return text + (", bias=True" if s.bias else "")

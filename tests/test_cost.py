@@ -1,0 +1,91 @@
+"""Analytic cost == traced count == torch's FlopCounterMode on what the fast path executes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ssc_nas.cost import Cost, count, fast_path_macs, layer_cost, measure_latency
+from ssc_nas.layers import SSCConv2d, SSCSpec, executed_macs
+
+from .test_layer import specs
+
+
+def _torch_macs(module: nn.Module, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(x)
+    return counter.get_total_flops() // 2 // x.shape[0]
+
+
+EXACT = {
+    "standard": dict(in_channels=8, out_channels=16),
+    "standard-k5-s2": dict(in_channels=8, out_channels=16, kernel_size=5, stride=2),
+    "groupwise": dict(in_channels=8, out_channels=16, groups=4),
+    "depthwise": dict(in_channels=8, out_channels=8, groups=8),
+    "pointwise": dict(in_channels=8, out_channels=16, kernel_size=1),
+    "pointwise-n1": dict(in_channels=8, out_channels=16, spatial_channels=0, pointwise_channels=8),
+    "hetconv-plus": dict(in_channels=8, out_channels=16, spatial_channels=2, pointwise_channels=6,
+                         phases=4, pattern="plus"),
+    "tiled-x": dict(in_channels=8, out_channels=8, spatial_channels=4, phases=2, pattern="x"),
+    "tiled-checker-k5": dict(in_channels=8, out_channels=8, kernel_size=5, spatial_channels=2,
+                             phases=4, pattern="checker"),
+}
+
+
+@pytest.mark.parametrize("name", list(EXACT))
+def test_analytic_macs_equal_flop_counter_where_the_fast_path_is_exact(name: str) -> None:
+    knobs = EXACT[name]
+    layer = SSCConv2d(**knobs)
+    x = torch.randn(2, knobs["in_channels"], 12, 12)
+    analytic = layer_cost((12, 12), **knobs)
+    assert executed_macs(layer.spec, (12, 12)) == analytic.macs
+    assert _torch_macs(layer, x) == analytic.macs
+    assert count(layer, (knobs["in_channels"], 12, 12)) == analytic
+
+
+@settings(max_examples=80, deadline=None)
+@given(spec=specs())
+def test_executed_macs_equal_flop_counter_for_any_setting(spec: SSCSpec) -> None:
+    """Where the fast path does more than the structural work, it says exactly how much."""
+    layer = SSCConv2d.from_spec(spec)
+    size = spec.kernel_size + 3
+    x = torch.randn(1, spec.in_channels, size, size)
+    assert _torch_macs(layer, x) == executed_macs(spec, (size, size)) >= spec.macs((size, size))
+    expected = Cost(spec.params, spec.macs((size, size)))
+    assert count(layer, (spec.in_channels, size, size)) == expected
+    assert sum(p.numel() for p in layer.parameters()) == spec.params
+
+
+def test_hetconv_full_reports_extra_executed_macs() -> None:
+    spec = SSCConv2d.hetconv(8, 8, part=4).spec
+    assert executed_macs(spec, (4, 4)) > spec.macs((4, 4))
+
+
+def test_count_whole_network_matches_flop_counter() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        SSCConv2d(16, 32, 3, stride=2, groups=2), nn.BatchNorm2d(32), nn.ReLU(),
+        SSCConv2d(32, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )
+    cost = count(model, (3, 16, 16))
+    assert cost.params == sum(p.numel() for p in model.parameters())
+    expected_macs = 16 * 16 * 16 * 27 + 8 * 8 * 32 * 8 * 9 + 8 * 8 * 32 * 32 + 32 * 10
+    assert cost.macs == expected_macs == _torch_macs(model.eval(), torch.zeros(2, 3, 16, 16))
+    assert fast_path_macs(model, (3, 16, 16)) == expected_macs
+
+
+def test_count_restores_training_mode() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    count(model, (1, 8, 8))
+    assert model.training
+
+
+def test_measure_latency_returns_positive_median_seconds() -> None:
+    model = nn.Sequential(SSCConv2d(4, 8, 3), nn.ReLU())
+    t = measure_latency(model, (4, 16, 16), batch_size=2, repeats=3, warmup=1)
+    assert 0 < t < 1.0
+    t_cl = measure_latency(model, (4, 16, 16), repeats=3, warmup=1, channels_last=True)
+    assert 0 < t_cl < 1.0

@@ -1,0 +1,236 @@
+"""SSCConv2d: fast path == reference == conv2d(dense weight), special cases, compact params."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from ssc_nas.layers import PATTERNS, SSCConv2d, SSCSpec, num_positions, pattern_mask
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> SSCSpec:
+    """Random valid SSC settings across groups, strides, patterns, phases and odd kernels."""
+    groups = draw(st.sampled_from([1, 2, 3, 4]))
+    block = draw(st.integers(1, 8))
+    per_group = draw(st.integers(1, 6))
+    kernel = draw(st.sampled_from([1, 3, 5, 7]))
+    n_k = draw(st.integers(0, block))
+    n_1 = draw(st.integers(1 if n_k == 0 else 0, block - n_k)) if block > n_k else 0
+    return SSCSpec(
+        in_channels=groups * block,
+        out_channels=groups * per_group,
+        kernel_size=kernel,
+        stride=draw(st.sampled_from([1, 2])),
+        padding=draw(st.sampled_from([None, 0, 1, kernel // 2 + 1])),
+        groups=groups,
+        spatial_channels=n_k,
+        pointwise_channels=n_1,
+        pattern=draw(st.sampled_from(PATTERNS)),
+        phases=draw(st.integers(1, block)),
+        bias=draw(st.booleans()),
+    )
+
+
+def _input(spec: SSCSpec, seed: int, channels_last: bool = False) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    size = spec.kernel_size + 4
+    x = torch.randn(2, spec.in_channels, size, size + 1, generator=g, dtype=torch.float64)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=specs(), seed=st.integers(0, 2**16), channels_last=st.booleans())
+def test_fast_path_equals_reference_and_dense_conv(
+    spec: SSCSpec, seed: int, channels_last: bool
+) -> None:
+    torch.manual_seed(seed)
+    layer = SSCConv2d.from_spec(spec).double()
+    x = _input(spec, seed, channels_last)
+    fast = layer(x)
+    ref = layer.reference_forward(x)
+    dense = F.conv2d(x, layer.to_dense_weight(), layer.bias, spec.stride, spec.padding, 1,
+                     spec.groups)
+    assert fast.shape == (2, spec.out_channels, *spec.output_size(x.shape[2:]))
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(fast, dense, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=specs(), seed=st.integers(0, 2**16))
+def test_gradients_agree_with_reference(spec: SSCSpec, seed: int) -> None:
+    torch.manual_seed(seed)
+    layer = SSCConv2d.from_spec(spec).double()
+    x = _input(spec, seed).requires_grad_()
+    g = torch.randn(layer(x).shape, dtype=torch.float64)
+    params = list(layer.parameters())
+    fast = torch.autograd.grad((layer(x) * g).sum(), [x, *params], materialize_grads=True)
+    ref = torch.autograd.grad((layer.reference_forward(x) * g).sum(), [x, *params],
+                              materialize_grads=True)
+    for a, b in zip(fast, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(spec=specs())
+def test_stored_params_are_compact(spec: SSCSpec) -> None:
+    layer = SSCConv2d.from_spec(spec)
+    stored = sum(p.numel() for p in layer.parameters())
+    assert stored == spec.params
+    weights = layer.spatial_weight.numel() + layer.pointwise_weight.numel()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.rand_like(p) + 0.5)  # no stored weight is zero
+    assert int((layer.to_dense_weight() != 0).sum()) == weights
+
+
+def test_gradcheck_small_layer() -> None:
+    layer = SSCConv2d(4, 4, 3, spatial_channels=1, pointwise_channels=2, pattern="plus",
+                      phases=2, groups=1, bias=True).double()
+    x = torch.randn(1, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "n_k", "n_1", "phases", "groups", "expected"),
+    [
+        # The design note's worked examples: (spatial, pointwise) channels per filter.
+        (8, 4, 2, 3, 4, 1, [((0, 1), (2, 3, 4)), ((2, 3), (4, 5, 6)), ((4, 5), (6, 7, 0)),
+                            ((6, 7), (0, 1, 2))]),
+        (8, 4, 1, 1, 2, 2, [((0,), (1,)), ((2,), (3,)), ((4,), (5,)), ((6,), (7,))]),
+    ],
+)
+def test_design_note_examples(c_in, c_out, n_k, n_1, phases, groups, expected) -> None:
+    spec = SSCSpec(c_in, c_out, 3, groups=groups, spatial_channels=n_k, pointwise_channels=n_1,
+                   phases=phases)
+    assert [spec.channel_sets(f) for f in range(c_out)] == expected
+
+
+def test_filter_f_is_output_channel_f() -> None:
+    """Zeroing filter f's weights zeroes output channel f and only it."""
+    layer = SSCConv2d(8, 6, 3, spatial_channels=2, pointwise_channels=2, phases=3)
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        layer.spatial_weight[4].zero_()
+        layer.pointwise_weight[4].zero_()
+    y = layer(x)
+    assert torch.count_nonzero(y[:, 4]) == 0
+    assert all(torch.count_nonzero(y[:, f]) > 0 for f in range(6) if f != 4)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_pattern_masks(pattern: str, k: int) -> None:
+    mask = pattern_mask(pattern, k)
+    expected = {"full": k * k, "plus": 2 * k - 1, "x": 2 * k - 1, "checker": (k * k + 1) // 2,
+                "center": 1}[pattern]
+    assert int(mask.sum()) == num_positions(pattern, k) == expected
+    assert mask[k // 2, k // 2]
+    layer = SSCConv2d(2, 2, k, pattern=pattern)
+    with torch.no_grad():
+        layer.spatial_weight.fill_(1.0)
+    assert torch.equal(layer.to_dense_weight()[0, 0] != 0, mask)
+
+
+def _conv_pairs() -> list[tuple[str, nn.Conv2d]]:
+    return [
+        ("standard", nn.Conv2d(6, 8, 3, padding=1, bias=True)),
+        ("standard-k5-s2", nn.Conv2d(6, 8, 5, stride=2, padding=2)),
+        ("groupwise", nn.Conv2d(6, 9, 3, padding=1, groups=3)),
+        ("depthwise", nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False)),
+        ("depthwise-x2", nn.Conv2d(6, 12, 3, stride=2, padding=1, groups=6)),
+        ("pointwise", nn.Conv2d(6, 8, 1)),
+        ("no-padding", nn.Conv2d(6, 4, 3, padding=0)),
+        ("padding-same", nn.Conv2d(6, 4, 3, padding="same")),
+    ]
+
+
+@pytest.mark.parametrize(("name", "conv"), _conv_pairs(), ids=[n for n, _ in _conv_pairs()])
+def test_from_conv2d_is_exact(name: str, conv: nn.Conv2d) -> None:
+    conv = conv.double()
+    layer = SSCConv2d.from_conv2d(conv)
+    x = torch.randn(2, conv.in_channels, 9, 9, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), conv(x), rtol=1e-12, atol=1e-12)
+    assert sum(p.numel() for p in layer.parameters()) == sum(p.numel() for p in conv.parameters())
+    back = layer.to_conv2d()
+    torch.testing.assert_close(back(x), conv(x), rtol=1e-12, atol=1e-12)
+
+
+def test_named_constructors_match_their_special_cases() -> None:
+    x = torch.randn(2, 8, 7, 7, dtype=torch.float64)
+    cases = {
+        "standard": (SSCConv2d.standard(8, 4), nn.Conv2d(8, 4, 3, padding=1, bias=False)),
+        "groupwise": (SSCConv2d.groupwise(8, 4, groups=2),
+                      nn.Conv2d(8, 4, 3, padding=1, groups=2, bias=False)),
+        "depthwise": (SSCConv2d.depthwise(8), nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)),
+        "pointwise": (SSCConv2d.pointwise(8, 4), nn.Conv2d(8, 4, 1, bias=False)),
+    }
+    for name, (layer, conv) in cases.items():
+        layer, conv = layer.double(), conv.double()
+        with torch.no_grad():
+            conv.weight.copy_(layer.to_dense_weight())
+        torch.testing.assert_close(layer(x), conv(x), msg=name)
+        assert sum(p.numel() for p in layer.parameters()) == conv.weight.numel(), name
+
+
+def test_hetconv_structure() -> None:
+    """HetConv(P): each filter has C/P spatial and C - C/P 1x1 kernels, shifted across filters."""
+    c, part = 8, 4
+    layer = SSCConv2d.hetconv(c, 8, part=part)
+    dense = layer.to_dense_weight()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.fill_(1.0)
+    dense = layer.to_dense_weight()
+    spatial = (dense != 0).flatten(2).sum(2) > 1  # channels with a K x K kernel
+    assert spatial.sum(1).tolist() == [c // part] * 8
+    assert ((dense != 0).flatten(2).sum(2) == 1).sum(1).tolist() == [c - c // part] * 8
+    # The spatial channels move across the first P filters and cover every channel.
+    assert spatial[:part].any(0).all()
+    assert sum(p.numel() for p in layer.parameters()) == 8 * (2 * 9 + 6)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"in_channels": 6, "out_channels": 4, "groups": 4}, "groups must divide"),
+        ({"in_channels": 4, "out_channels": 4, "spatial_channels": 5},
+         r"spatial_channels.*\[0, 4\]"),
+        ({"in_channels": 4, "out_channels": 4, "spatial_channels": 3, "pointwise_channels": 2},
+         r"pointwise_channels.*\[0, 1\]"),
+        ({"in_channels": 4, "out_channels": 4, "kernel_size": 4}, "kernel_size must be odd"),
+        ({"in_channels": 4, "out_channels": 4, "kernel_size": 0}, "kernel_size"),
+        ({"in_channels": 4, "out_channels": 4, "pattern": "star"}, "pattern must be one of"),
+        ({"in_channels": 4, "out_channels": 4, "phases": 5}, r"phases.*\[1, 4\]"),
+        ({"in_channels": 4, "out_channels": 4, "phases": 0}, "phases"),
+        ({"in_channels": 4, "out_channels": 4, "stride": 0}, "stride"),
+        ({"in_channels": 4, "out_channels": 4, "padding": -1}, "padding"),
+        ({"in_channels": 0, "out_channels": 4}, "in_channels"),
+        ({"in_channels": 4, "out_channels": 4, "spatial_channels": 0}, "spatial_channels \\+"),
+    ],
+)
+def test_bad_knobs_raise_value_error_naming_the_knob(knobs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SSCConv2d(**knobs)
+
+
+def test_from_conv2d_rejects_what_it_cannot_represent() -> None:
+    with pytest.raises(ValueError, match="dilation"):
+        SSCConv2d.from_conv2d(nn.Conv2d(4, 4, 3, dilation=2))
+    with pytest.raises(ValueError, match="square kernel"):
+        SSCConv2d.from_conv2d(nn.Conv2d(4, 4, (3, 1)))
+
+
+def test_state_dict_round_trip_and_device_move() -> None:
+    a = SSCConv2d(8, 8, 3, spatial_channels=2, pointwise_channels=4, phases=4, pattern="x")
+    b = SSCConv2d(8, 8, 3, spatial_channels=2, pointwise_channels=4, phases=4, pattern="x")
+    b.load_state_dict(a.state_dict())
+    assert set(a.state_dict()) == {"spatial_weight", "pointwise_weight"}
+    x = torch.randn(1, 8, 6, 6)
+    torch.testing.assert_close(a(x), b(x))
+    if torch.cuda.is_available():
+        torch.testing.assert_close(a.cuda()(x.cuda()).cpu(), b(x), rtol=1e-4, atol=1e-4)
