@@ -234,3 +234,28 @@ def test_state_dict_round_trip_and_device_move() -> None:
     torch.testing.assert_close(a(x), b(x))
     if torch.cuda.is_available():
         torch.testing.assert_close(a.cuda()(x.cuda()).cpu(), b(x), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=specs())
+def test_from_conv2d_with_knobs_keeps_dense_weights_where_structure_keeps_them(
+    spec: SSCSpec,
+) -> None:
+    conv = nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride,
+                     spec.padding, bias=spec.bias).double()
+    knobs = {k: v for k, v in spec.to_dict().items()
+             if k not in ("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                          "bias")}
+    layer = SSCConv2d.from_conv2d(conv, **knobs)
+    dense = layer.to_dense_weight()
+    assert layer.spec == spec
+    kept = layer.with_knobs()
+    with torch.no_grad():
+        for p in kept.parameters():
+            p.fill_(1.0)
+    mask = kept.to_dense_weight() != 0  # the structure, in the layer's own block layout
+    expanded = torch.zeros_like(dense)
+    for f in range(spec.out_channels):
+        g = f // spec.filters_per_group
+        expanded[f] = conv.weight[f, g * spec.block:(g + 1) * spec.block]
+    torch.testing.assert_close(dense, expanded * mask)

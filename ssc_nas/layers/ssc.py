@@ -142,19 +142,23 @@ class SSCSpec:
         h, w = self.output_size(input_size)
         return h * w * self.out_channels * self.weights_per_filter
 
-    def window_start(self, phase: int) -> int:
-        """First block channel of the spatial window of ``phase``."""
-        return (phase * math.ceil(self.block / self.phases)) % self.block
+    def channel_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-relative (spatial, pointwise) channels of every filter: (C_out, n_k), (C_out, n_1).
+
+        The one place the connectivity rule is written; everything else derives from it.
+        """
+        j = torch.arange(self.out_channels) % self.filters_per_group
+        start = (j % self.phases) * math.ceil(self.block / self.phases)
+        n_k, n_1 = self.spatial_channels, self.pointwise_channels
+        spatial = (start.view(-1, 1) + torch.arange(n_k).view(1, -1)) % self.block
+        pointwise = (start.view(-1, 1) + n_k + torch.arange(n_1).view(1, -1)) % self.block
+        return spatial, pointwise
 
     def channel_sets(self, f: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(spatial, pointwise) input channels of filter ``f``, as indices into ``in_channels``."""
-        g, j = divmod(f, self.filters_per_group)
-        start = self.window_start(j % self.phases)
-        b = self.block
-        spatial = tuple(g * b + (start + i) % b for i in range(self.spatial_channels))
-        n_k = self.spatial_channels
-        pointwise = tuple(g * b + (start + n_k + i) % b for i in range(self.pointwise_channels))
-        return spatial, pointwise
+        offset = (f // self.filters_per_group) * self.block
+        spatial, pointwise = self.channel_windows()
+        return (tuple((spatial[f] + offset).tolist()), tuple((pointwise[f] + offset).tolist()))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,13 +197,14 @@ def fast_path_plan(spec: SSCSpec) -> FastPathPlan:
         return FastPathPlan((), fold_center, 0, tuple(range(spec.out_channels)), None, True)
     m, phases = spec.filters_per_group, min(spec.phases, spec.filters_per_group)
     per_slot = math.ceil(m / phases)
+    spatial, _ = spec.channel_windows()
     slot_filters: list[int] = []
     in_index: list[int] = []
     for g in range(spec.groups):
         for p in range(phases):
-            filters = [g * m + j for j in range(p, m, spec.phases)]
+            filters = list(range(g * m + p, (g + 1) * m, spec.phases))
             slot_filters += filters + [-1] * (per_slot - len(filters))
-            in_index += list(spec.channel_sets(g * m + p)[0])
+            in_index += (spatial[g * m + p] + g * spec.block).tolist()
     identity = in_index == list(range(spec.in_channels))
     return FastPathPlan(
         pieces=pieces,
@@ -283,20 +288,9 @@ class SSCConv2d(nn.Module):
     def _register_indices(self) -> None:
         spec, plan = self.spec, self.plan
         c_out, b, k = spec.out_channels, spec.block, spec.kernel_size
-        sets = [spec.channel_sets(f) for f in range(c_out)]
-        win = torch.tensor([[c - (f // spec.filters_per_group) * b for c in s] for f, (s, _) in
-                            enumerate(sets)], dtype=torch.long).view(c_out, spec.spatial_channels)
-        pw = torch.tensor([[c - (f // spec.filters_per_group) * b for c in q] for f, (_, q) in
-                           enumerate(sets)], dtype=torch.long).view(c_out, spec.pointwise_channels)
+        win, pw = spec.channel_windows()
         rows = torch.arange(c_out).view(c_out, 1)
-        center = (k // 2) * k + k // 2
         positions = pattern_positions(spec.pattern, k) if spec.spatial_channels else ()
-        flat_pos = torch.tensor([i * k + j for i, j in positions], dtype=torch.long)
-        # Flat indices into the dense (C_out, B, K*K) weight, for to_dense_weight().
-        dense_sp = (rows.unsqueeze(2) * b + win.unsqueeze(2)) * k * k + flat_pos.view(1, 1, -1)
-        dense_pw = (rows * b + pw) * k * k + center
-        self.register_buffer("_dense_spatial", dense_sp.flatten(), persistent=False)
-        self.register_buffer("_dense_pointwise", dense_pw.flatten(), persistent=False)
         # Flat indices into the (C_out, B) 1 x 1 weight of the fast path.
         one = [(rows * b + pw).flatten()]
         if plan.fold_center:
@@ -329,8 +323,14 @@ class SSCConv2d(nn.Module):
         return cls(**spec.to_dict())
 
     @classmethod
-    def from_conv2d(cls, conv: nn.Conv2d) -> SSCConv2d:
-        """The exact SSC equivalent of a standard, grouped, depthwise or pointwise ``nn.Conv2d``."""
+    def from_conv2d(cls, conv: nn.Conv2d, **knobs: Any) -> SSCConv2d:
+        """The SSC layer of ``conv``'s shape, with ``conv``'s weights where the structure keeps them.
+
+        With no ``knobs`` (or ``groups=conv.groups`` and all channels spatial, pattern full) it is
+        exact for standard, grouped, depthwise and pointwise ``nn.Conv2d``. Other knobs keep the
+        dense weights at the positions the structure keeps (a projection onto the structure);
+        ``groups`` must then be a multiple of ``conv.groups``.
+        """
         kh, kw = conv.kernel_size
         if kh != kw or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
             raise ValueError(
@@ -346,13 +346,28 @@ class SSCConv2d(nn.Module):
                 "from_conv2d needs equal padding and stride on both axes, but got "
                 f"padding={conv.padding}, stride={conv.stride}"
             )
-        layer = cls(
-            conv.in_channels, conv.out_channels, kh, conv.stride[0], padding[0], conv.groups,
-            bias=conv.bias is not None,
-        )  # fmt: skip
+        knobs.setdefault("groups", conv.groups)
+        if knobs["groups"] % conv.groups:
+            raise ValueError(
+                f"groups must be a multiple of the convolution's groups ({conv.groups}), "
+                f"but got {knobs['groups']}"
+            )
+        layer = cls(conv.in_channels, conv.out_channels, kh, conv.stride[0], padding[0],
+                    bias=conv.bias is not None, **knobs)
         layer = layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        # The conv's weight as one (C_out, C_in, K*K) block-diagonal weight, then gather.
+        s, w = layer.spec, conv.weight.detach()
+        c_in_block = conv.in_channels // conv.groups
+        full = w.new_zeros(s.out_channels, s.in_channels, kh * kw)
+        rows = torch.arange(s.out_channels, device=w.device)
+        cols = (rows // (s.out_channels // conv.groups) * c_in_block).view(-1, 1)
+        full[rows.view(-1, 1), cols + torch.arange(c_in_block, device=w.device)] = w.flatten(2)
+        rows, win, taps, pw, center = layer._structure_index()
+        offset = (rows // s.filters_per_group) * s.block
         with torch.no_grad():
-            layer.spatial_weight.copy_(conv.weight.reshape(layer.spatial_weight.shape))
+            layer.spatial_weight.copy_(full[rows.unsqueeze(2), (win + offset).unsqueeze(2),
+                                            taps.view(1, 1, -1)])
+            layer.pointwise_weight.copy_(full[rows, pw + offset, center])
             if conv.bias is not None:
                 layer.bias.copy_(conv.bias)
         return layer
@@ -399,14 +414,28 @@ class SSCConv2d(nn.Module):
 
     # -- conversions --------------------------------------------------------------------------
 
+    def _structure_index(self) -> tuple[torch.Tensor, ...]:
+        """(rows (C_out, 1), spatial (C_out, n_k), taps (T,), pointwise (C_out, n_1), centre):
+        where each stored weight sits in a dense (C_out, C_in / groups, K * K) weight."""
+        s = self.spec
+        k = s.kernel_size
+        device = self.spatial_weight.device
+        win, pw = (t.to(device) for t in s.channel_windows())
+        rows = torch.arange(s.out_channels, device=device).view(-1, 1)
+        positions = pattern_positions(s.pattern, k) if s.spatial_channels else ()
+        taps = torch.tensor([i * k + j for i, j in positions], dtype=torch.long, device=device)
+        center = torch.tensor((k // 2) * k + k // 2, device=device)
+        return rows, win, taps, pw, center
+
     def to_dense_weight(self) -> torch.Tensor:
         """The equivalent dense (C_out, C_in / groups, K, K) weight (zeros where empty)."""
         s = self.spec
-        k = s.kernel_size
-        w = self.spatial_weight.new_zeros(s.out_channels * s.block * k * k)
-        w = w.index_put((self._dense_spatial,), self.spatial_weight.flatten())
-        w = w.index_put((self._dense_pointwise,), self.pointwise_weight.flatten())
-        return w.view(s.out_channels, s.block, k, k)
+        rows, win, taps, pw, center = self._structure_index()
+        w = self.spatial_weight.new_zeros(s.out_channels, s.block, s.kernel_size**2)
+        w = w.index_put((rows.unsqueeze(2), win.unsqueeze(2), taps.view(1, 1, -1)),
+                        self.spatial_weight)
+        w = w.index_put((rows, pw, center), self.pointwise_weight)
+        return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
     def to_conv2d(self) -> nn.Conv2d:
         """An ``nn.Conv2d`` computing the same function with the dense weight."""

@@ -1,0 +1,130 @@
+"""Architectures as data: a family, a width multiplier and SSC knobs per layer (JSON-ready).
+
+An :class:`Architecture` holds no torch objects; :func:`ssc_nas.models.build` turns it into an
+``nn.Module``. Knob names are exactly those of :class:`ssc_nas.SSCConv2d`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Architecture", "ConvSlot", "LayerSetting", "make_divisible"]
+
+
+@dataclass(frozen=True)
+class LayerSetting:
+    """The SSC knobs of one layer, besides its shape (channels, kernel, stride).
+
+    ``spatial_channels=None`` means every channel of the group block (a standard or grouped
+    convolution); ``groups=0`` means depthwise (groups = in_channels).
+    """
+
+    groups: int = 1
+    spatial_channels: int | None = None
+    pointwise_channels: int = 0
+    pattern: str = "full"
+    phases: int = 1
+
+    def knobs(self, in_channels: int) -> dict[str, Any]:
+        """Keyword arguments for ``SSCConv2d`` on a layer with ``in_channels`` inputs."""
+        d = asdict(self)
+        if d["groups"] == 0:
+            d["groups"] = in_channels
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v != _DEFAULT[k]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerSetting:
+        unknown = set(data) - set(_DEFAULT)
+        if unknown:
+            raise ValueError(
+                f"unknown layer knob(s) {sorted(unknown)}; valid knobs: {', '.join(_DEFAULT)}"
+            )
+        return cls(**data)
+
+
+_DEFAULT = asdict(LayerSetting())
+
+
+@dataclass(frozen=True)
+class ConvSlot:
+    """One convolution of a network plan: its shape, where it sits and its default setting."""
+
+    name: str
+    stage: str
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    input_size: tuple[int, int]
+    searchable: bool = True
+    default: LayerSetting = LayerSetting()
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A concrete network: family, width multiplier and the setting of each searched layer.
+
+    Layers not named in ``layers`` keep their family default (standard convolution, or
+    depthwise where the family has one).
+    """
+
+    family: str
+    width: float = 1.0
+    layers: Mapping[str, LayerSetting] = field(default_factory=dict)
+
+    def setting(self, slot: ConvSlot) -> LayerSetting:
+        return self.layers.get(slot.name, slot.default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "width": self.width,
+            "layers": {name: s.to_dict() for name, s in self.layers.items()},
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        if "family" not in data:
+            raise ValueError("an architecture needs a 'family'")
+        layers = {n: LayerSetting.from_dict(s) for n, s in (data.get("layers") or {}).items()}
+        return cls(str(data["family"]), float(data.get("width", 1.0)), layers)
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Architecture:
+        data = json.loads(Path(path).read_text())
+        return cls.from_dict(data.get("architecture", data))
+
+    def summary(self) -> str:
+        """A short human-readable description: width and the most common knob values."""
+        if not self.layers:
+            return f"{self.family} x{self.width:g} standard"
+        from collections import Counter
+
+        def top(key: str) -> str:
+            values = Counter(str(getattr(s, key)) for s in self.layers.values())
+            return "/".join(v for v, _ in values.most_common(2))
+
+        return (f"{self.family} x{self.width:g} g={top('groups')} {top('pattern')} "
+                f"P={top('phases')}")
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor``, never below it or 10 % under ``value``."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
