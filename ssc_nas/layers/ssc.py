@@ -324,7 +324,7 @@ class SSCConv2d(nn.Module):
 
     @classmethod
     def from_conv2d(cls, conv: nn.Conv2d, **knobs: Any) -> SSCConv2d:
-        """The SSC layer of ``conv``'s shape, with ``conv``'s weights where the structure keeps them.
+        """The SSC layer of ``conv``'s shape, keeping ``conv``'s weights where the structure does.
 
         With no ``knobs`` (or ``groups=conv.groups`` and all channels spatial, pattern full) it is
         exact for standard, grouped, depthwise and pointwise ``nn.Conv2d``. Other knobs keep the

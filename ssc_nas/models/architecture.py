@@ -123,7 +123,7 @@ class Architecture:
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of ``divisor``, never below it or 10 % under ``value``."""
+    """Round channels to a multiple of ``divisor``: never below it, nor 10 % under ``value``."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:
         rounded += divisor

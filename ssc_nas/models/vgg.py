@@ -40,7 +40,8 @@ def plan_vgg(name: str, width: float, in_channels: int, num_classes: int,
             continue
         out = make_divisible(int(item) * width)
         name_ = f"stage{stage}.conv{index}"
-        slot = ConvSlot(name_, f"stage{stage}", channels, out, 3, 1, size, searchable=stem is not None)
+        slot = ConvSlot(name_, f"stage{stage}", channels, out, 3, 1, size,
+                        searchable=stem is not None)
         if stem is None:
             stem = slot
         else:
