@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from . import __version__
+from .budget import Budget, format_count
+from .data import DATASETS, dataset_info
 from .errors import SSCNasError
 
+console = Console()
+err_console = Console(stderr=True)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+BUDGET_HELP = "Parameter budget, e.g. 0.5M, 500k, 500000 or 5e5."
+FLOPS_HELP = ("Compute budget in multiply-accumulates (MACs) per image, e.g. 40M; like MobileNet "
+              "and ShuffleNet, one multiply-add counts once.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ssc-nas")
 def cli() -> None:
     """Neural architecture search for structured sparse convolutions (SSC).
@@ -20,15 +32,230 @@ def cli() -> None:
     """
 
 
+# -- space ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def space() -> None:
+    """Inspect search spaces (search_spaces/*.yaml)."""
+
+
+@space.command("list")
+def space_list() -> None:
+    """List the search spaces that ship with ssc-nas."""
+    from .spaces import load_space, shipped_spaces
+
+    table = Table("name", "family", "share", "widths", "description")
+    for name, path in sorted(shipped_spaces().items()):
+        sp = load_space(path)
+        table.add_row(name, sp.family, sp.share, ", ".join(f"{w:g}" for w in sp.width),
+                      sp.description)
+    console.print(table)
+
+
+@space.command("show")
+@click.argument("space_file")
+@click.option("--budget", "budget", default=None, help=BUDGET_HELP)
+@click.option("--flops", default=None, help=FLOPS_HELP)
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True,
+              help="Dataset whose image shape and classes the space is costed for.")
+@click.option("--samples", default=1000, show_default=True,
+              help="Random architectures drawn to measure the share that fits the budget.")
+@click.option("--seed", default=0, show_default=True, help="Seed of those random draws.")
+def space_show(space_file: str, budget: str | None, flops: str | None, dataset: str,
+               samples: int, seed: int) -> None:
+    """Show a space's knobs, size, reachable params/MACs and the share of samples that fit.
+
+    SPACE_FILE is a YAML file or the name of a shipped space (see: ssc-nas space list).
+    """
+    from .spaces import BoundSpace, load_space, summarize
+
+    sp = load_space(space_file)
+    info = dataset_info(dataset)
+    bound = BoundSpace(sp, info.in_channels, info.num_classes, info.input_size)
+    summary = summarize(bound, Budget.parse(budget, flops), samples, seed)
+    c, (h, w) = info.in_channels, info.input_size
+    console.print(f"[bold]{sp.name}[/]  {sp.description}")
+    console.print(f"family {sp.family}, knobs per {sp.share}, costed for {dataset} "
+                  f"({c}x{h}x{w}, {info.num_classes} classes)")
+    table = Table("knob", "choices", title="knobs (every searched layer unless overridden)")
+    table.add_row("width", ", ".join(f"{x:g}" for x in sp.width))
+    for knob, choices in sp.knobs.items():
+        table.add_row(knob, ", ".join(str(x) for x in choices))
+    for ov in sp.overrides:
+        for knob, choices in ov.knobs.items():
+            table.add_row(f"  {ov.match}: {knob}", ", ".join(str(x) for x in choices))
+    console.print(table)
+    n_layers = sum(len(g.slots) for g in bound.groups)
+    console.print(f"searched layers: {n_layers} in {len(bound.groups)} parameter groups; "
+                  f"space size: {summary.size:.3g} assignments")
+    cost = Table("", "smallest reachable", "largest reachable")
+    cost.add_row("params", format_count(summary.low.params), format_count(summary.high.params))
+    cost.add_row("MACs / image", format_count(summary.low.macs), format_count(summary.high.macs))
+    console.print(cost)
+    if summary.share is not None:
+        console.print(f"budget {summary.budget.describe()}: {summary.share:.1%} of "
+                      f"{summary.samples} random samples fit (seed {seed})")
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def _from_config(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults < --config file < flags given on the command line."""
+    from click.core import ParameterSource
+
+    from .search import load_study_config
+
+    if not values.get("config"):
+        return values
+    config = load_study_config(values["config"])
+    merged = dict(values)
+    for key, value in config.items():
+        if key == "description":
+            continue
+        source = ctx.get_parameter_source(key)
+        if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            merged[key] = value
+    return merged
+
+
+def _dashboard_hint(storage: str) -> str:
+    return f"optuna-dashboard {storage}"
+
+
+def _storage_where(storage: str) -> str:
+    if storage.startswith("sqlite:///"):
+        from pathlib import Path
+
+        return f"{storage} ({Path(storage.removeprefix('sqlite:///')).resolve()})"
+    return storage
+
+
+@cli.command()
+@click.option("--budget", default=None, help=BUDGET_HELP + " Required (here or in --config).")
+@click.option("--flops", default=None, help=FLOPS_HELP)
+@click.option("--space", default="resnet20-ssc", show_default=True,
+              help="Search space: a YAML file or a shipped space name (ssc-nas space list).")
+@click.option("--config", default=None,
+              help="A study config (studies/NAME.yaml or its name); flags override its values.")
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True,
+              help="mnist-5k and digits ship with the install; the others read --data-dir.")
+@click.option("--data-dir", default="data", show_default=True,
+              help="Where CIFAR-10/100 and Tiny-ImageNet files are.")
+@click.option("--download", is_flag=True,
+              help="Let torchvision download CIFAR into --data-dir (needs internet).")
+@click.option("--trials", type=int, default=None,
+              help="Trained candidates in the study in total; a resumed study runs only the "
+                   "rest [default: 20, or no limit with --timeout].")
+@click.option("--timeout", default=None,
+              help="Stop starting new trials after this long: 90s, 30m, 2h.")
+@click.option("--epochs", type=int, default=2, show_default=True, help="Proxy training epochs.")
+@click.option("--subset", type=float, default=1.0, show_default=True,
+              help="Fraction of the training split used for proxy training.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
+              show_default=True, help="Proxy optimizer (one-cycle cosine schedule).")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [sgd 0.05, adamw 2e-3].")
+@click.option("--sampler", type=click.Choice(["tpe", "nsga2", "random"]), default="tpe",
+              show_default=True, help="Optuna sampler; budgets go to its constraints_func.")
+@click.option("--study", default=None,
+              help="Study name [default: <dataset>-<space>-<budget>, so reruns resume].")
+@click.option("--storage", default="sqlite:///ssc-nas.db", show_default=True,
+              help="Optuna storage URL (SQLite file, or postgresql://... for many workers).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sampler, data splits and weight init.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto: CUDA when present, else CPU.")
+@click.option("--objectives", default="accuracy,params,macs", show_default=True,
+              help="Comma-separated, from accuracy,params,macs,latency "
+                   "(latency: measured at batch 1 on --device).")
+@click.option("--latency-batch", type=int, default=32, show_default=True,
+              help="Second batch size whose latency is stored when latency is an objective.")
+@click.option("--reference-designs/--no-reference-designs", default=True, show_default=True,
+              help="Start with standard, groupwise, depthwise-separable, HetConv-P4 and uniform "
+                   "SSC designs sized to the budget.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def search(ctx: click.Context, **values: Any) -> None:
+    """Search per-layer SSC architectures under a parameter (and MAC) budget.
+
+    Each candidate is costed analytically; over-budget ones are recorded and never trained;
+    the rest get a short proxy training run. Accuracy, params and MACs go into an Optuna study
+    whose Pareto front is printed at the end. Example: ssc-nas search --budget 0.5M
+    """
+    from .budget import Budget
+    from .progress import SearchProgress
+    from .search import SearchConfig, parse_duration, run_search
+    from .train import TrainConfig
+
+    v = _from_config(ctx, values)
+    if v["budget"] is None and v["flops"] is None:
+        raise SSCNasError("give a budget: --budget 0.5M (params) and/or --flops 40M (MACs), "
+                          "or a --config that sets one")
+    try:
+        train = TrainConfig(epochs=int(v["epochs"]), batch_size=int(v["batch_size"]),
+                            optimizer=v["optimizer"], lr=v["lr"])
+    except ValueError as exc:
+        raise SSCNasError(str(exc)) from None
+    objectives = v["objectives"]
+    if isinstance(objectives, str):
+        objectives = [o.strip() for o in objectives.split(",") if o.strip()]
+    config = SearchConfig(
+        budget=Budget.parse(v["budget"], v["flops"]), space=str(v["space"]),
+        dataset=v["dataset"], data_dir=str(v["data_dir"]), download=bool(v["download"]),
+        trials=_trials(v["trials"], v["timeout"]),
+        timeout=parse_duration(v["timeout"]), train=train, subset=float(v["subset"]),
+        sampler=v["sampler"], study=v["study"], storage=v["storage"], seed=int(v["seed"]),
+        device=v["device"], objectives=tuple(objectives),
+        latency_batch=int(v["latency_batch"]), reference_designs=bool(v["reference_designs"]),
+    )
+    where = _storage_where(config.storage)
+    console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
+    with SearchProgress(err_console, enabled=not v["quiet"]) as progress:
+        result = run_search(config, reporter=progress)
+    _print_front(result.study)
+    console.print(
+        f"study [bold]{result.study_name}[/]: {result.completed} trials complete "
+        f"({result.new_trials} new, {result.rejected} over-budget candidates not trained)"
+    )
+    console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
+
+
+def _trials(trials: Any, timeout: Any) -> int | None:
+    if trials is None:
+        return None if timeout is not None else 20
+    return int(trials)
+
+
+def _print_front(study: Any) -> None:
+    from .search import front
+
+    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+    table = Table("trial", *objectives, "design", title="Pareto front (feasible, non-dominated)")
+    for t in front(study):
+        cells = []
+        for name, value in zip(objectives, t.values, strict=True):
+            if name == "accuracy":
+                cells.append(f"{value:.4f}")
+            elif name == "latency":
+                cells.append(f"{value * 1e3:.2f} ms")
+            else:
+                cells.append(format_count(value))
+        design = t.user_attrs.get("reference") or t.user_attrs.get("summary", "")
+        table.add_row(str(t.number), *cells, design)
+    console.print(table)
+
+
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
     try:
         cli.main(standalone_mode=False)
     except SSCNasError as exc:
-        click.echo(f"error: {exc}", err=True)
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        err_console.print("aborted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

@@ -1,0 +1,496 @@
+"""Time the SSC fast path against a dense conv and a masked dense conv, side by side.
+
+For every (channels, map size, memory format, SSC setting) the script times three
+implementations of one C -> C, K = 3 layer on a batch of 64:
+
+* ``ssc``: the fast path, ``SSCConv2d(...)(x)``;
+* ``dense``: ``nn.Conv2d(C, C, 3, padding=1)``, the unstructured baseline;
+* ``masked``: ``F.conv2d(x, weight * mask)`` with a dense (C, C, 3, 3) parameter and a fixed 0/1
+  mask equal to the SSC structure, which is how pruning-at-initialisation code runs sparsity.
+
+Both a training step (forward, ``.sum().backward()``, weights and input require grad) and an
+inference forward (``torch.inference_mode()``) are timed. The three implementations run
+interleaved, in a rotating order, so that drift on the machine hits them equally; each time is
+the median of up to ``--repeats`` rounds after warm-up, and each ratio is the median of the
+per-round ratios (the implementations of one round run back to back, so a slow spell of the
+machine cancels out). Ratios below 1 mean SSC is faster; the ``noise`` column is the largest
+half-interquartile range of a row's per-round ratios.
+
+With glibc's default malloc, tensors of a few MB and more come from fresh ``mmap`` pages or a
+heap that is trimmed back after use, so every iteration pays page faults for its temporaries;
+this is part of what a user pays, and it is noisy. To time without it, run with
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` in the environment; the machine line
+printed at the start and end says which malloc settings were in effect.
+
+Usage::
+
+    python benchmarks/layer_speed.py --quick            # about a minute
+    python benchmarks/layer_speed.py --markdown         # full run, README-ready table
+    python benchmarks/layer_speed.py --out speed.csv --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ssc_nas.layers import SSCConv2d, executed_macs  # noqa: E402
+
+BATCH = 64
+MALLOC_ENV = ("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
+KERNEL = 3
+
+
+class MaskedConv2d(nn.Module):
+    """A dense K x K convolution whose weight is multiplied by a fixed 0/1 mask every call."""
+
+    def __init__(self, weight: torch.Tensor, mask: torch.Tensor, padding: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone())
+        self.register_buffer("mask", mask.to(weight.dtype))
+        self.padding = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, None, 1, self.padding)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One SSC configuration, as knobs relative to the channel count ``c``."""
+
+    name: str
+    spatial: float  # fraction of the group block with a spatial kernel
+    pointwise: float  # fraction of the group block with a 1 x 1 kernel
+    pattern: str = "full"
+    groups: int | None = None  # None: 1; 0: depthwise (groups = channels)
+
+    def knobs(self, c: int) -> dict[str, Any]:
+        """Keyword arguments of ``SSCConv2d`` for ``c`` -> ``c`` channels."""
+        groups = 1 if self.groups is None else (c if self.groups == 0 else self.groups)
+        block = c // groups
+        n_k = round(block * self.spatial)
+        n_1 = round(block * self.pointwise)
+        phases = block // n_k if n_k else 1  # windows tile the block (HetConv-style)
+        return {
+            "groups": groups,
+            "spatial_channels": n_k,
+            "pointwise_channels": n_1,
+            "pattern": self.pattern,
+            "phases": phases,
+        }
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("full (standard)", 1.0, 0.0),
+    Setting("het 1/2", 1 / 2, 1 / 2),
+    Setting("het 1/4", 1 / 4, 3 / 4),
+    Setting("het 1/8", 1 / 8, 7 / 8),
+    Setting("het 1/16", 1 / 16, 15 / 16),
+    Setting("sp 1/4 + pw 1/4", 1 / 4, 1 / 4),
+    Setting("sp 1/8 + pw 1/8", 1 / 8, 1 / 8),
+    Setting("sp 1/4 only", 1 / 4, 0.0),
+    Setting("het 1/4 plus", 1 / 4, 3 / 4, "plus"),
+    Setting("het 1/4 x", 1 / 4, 3 / 4, "x"),
+    Setting("het 1/4 checker", 1 / 4, 3 / 4, "checker"),
+    Setting("groupwise g=8", 1.0, 0.0, groups=8),
+    Setting("depthwise", 1.0, 0.0, groups=0),
+)
+
+QUICK_SETTINGS = (
+    "full (standard)", "het 1/4", "het 1/8", "sp 1/4 + pw 1/4", "het 1/4 plus",
+    "groupwise g=8", "depthwise",
+)  # fmt: skip
+
+
+@dataclass
+class Row:
+    """One printed/CSV row: structure ratios, time ratios and absolute times."""
+
+    channels: int
+    size: int
+    memory_format: str
+    setting: str
+    mac_ratio: float
+    param_ratio: float
+    exec_mac_ratio: float
+    train_vs_dense: float
+    train_vs_masked: float
+    infer_vs_dense: float
+    infer_vs_masked: float
+    noise: float  # largest half-IQR of the four per-round ratios
+    train_rounds: int
+    infer_rounds: int
+    dense_train_ms: float
+    dense_infer_ms: float
+    ssc_train_ms: float
+    ssc_infer_ms: float
+    masked_train_ms: float
+    masked_infer_ms: float
+    max_abs_err: float
+
+
+def full_dense_weight(layer: SSCConv2d) -> torch.Tensor:
+    """The layer's weight as a (C_out, C_in, K, K) groups=1 weight (block diagonal over groups)."""
+    s = layer.spec
+    grouped = layer.to_dense_weight().detach()
+    full = grouped.new_zeros(s.out_channels, s.in_channels, s.kernel_size, s.kernel_size)
+    m, b = s.filters_per_group, s.block
+    for g in range(s.groups):
+        full[g * m : (g + 1) * m, g * b : (g + 1) * b] = grouped[g * m : (g + 1) * m]
+    return full
+
+
+def build(setting: Setting, c: int, channels_last: bool) -> dict[str, nn.Module]:
+    """The three modules for one setting, in the requested memory format."""
+    ssc = SSCConv2d(c, c, KERNEL, **setting.knobs(c))
+    dense = nn.Conv2d(c, c, KERNEL, padding=KERNEL // 2, bias=False)
+    weight = full_dense_weight(ssc)
+    mask = weight != 0
+    if int(mask.sum()) != ssc.spec.out_channels * ssc.spec.weights_per_filter:
+        raise RuntimeError(f"{setting.name}: mask does not match the structure")
+    masked = MaskedConv2d(weight, mask, KERNEL // 2)
+    modules: dict[str, nn.Module] = {"ssc": ssc, "dense": dense, "masked": masked}
+    if channels_last:
+        modules = {k: m.to(memory_format=torch.channels_last) for k, m in modules.items()}
+    return modules
+
+
+def train_step(module: nn.Module, x: torch.Tensor) -> float:
+    """Seconds for forward + ``.sum().backward()``; gradients are cleared outside the timing."""
+    for p in module.parameters():
+        p.grad = None
+    x.grad = None
+    start = time.perf_counter()
+    module(x).sum().backward()
+    return time.perf_counter() - start
+
+
+def infer_step(module: nn.Module, x: torch.Tensor) -> float:
+    """Seconds for one forward under ``torch.inference_mode()``."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        module(x)
+    return time.perf_counter() - start
+
+
+@dataclass
+class Timing:
+    """Per-round seconds of each implementation for one kind of step."""
+
+    times: dict[str, list[float]]
+
+    def ms(self, name: str) -> float:
+        """Median milliseconds of ``name``."""
+        return 1e3 * statistics.median(self.times[name])
+
+    def ratios(self, name: str, other: str) -> list[float]:
+        """Per-round ``name / other`` (both ran back to back in the same round)."""
+        return [a / b for a, b in zip(self.times[name], self.times[other], strict=True)]
+
+    def ratio(self, name: str, other: str) -> float:
+        """Median of the per-round ratios: robust to slow spells that last a round or more."""
+        return statistics.median(self.ratios(name, other))
+
+    def spread(self, name: str, other: str) -> float:
+        """Half the interquartile range of the per-round ratios (0 with fewer than 2 rounds)."""
+        r = self.ratios(name, other)
+        if len(r) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(r, n=4, method="inclusive")
+        return (q3 - q1) / 2
+
+    @property
+    def rounds(self) -> int:
+        return len(next(iter(self.times.values())))
+
+
+def interleaved(
+    step: Callable[[nn.Module, torch.Tensor], float],
+    modules: dict[str, nn.Module],
+    x: torch.Tensor,
+    warmup: int,
+    repeats: int,
+    budget: float,
+) -> Timing:
+    """Time ``repeats`` rounds of every implementation, rotating the order every round.
+
+    Stops early, after at least ``min(5, repeats)`` timed rounds, once the timed rounds took
+    more than ``budget`` seconds (so large layers do not dominate the run time).
+    """
+    times: dict[str, list[float]] = {k: [] for k in modules}
+    names = list(modules)
+    spent = 0.0
+    for i in range(warmup + repeats):
+        if i >= warmup + min(5, repeats) and spent > budget:
+            break
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            t = step(modules[name], x)
+            if i >= warmup:
+                times[name].append(t)
+                spent += t
+    return Timing(times)
+
+
+def max_error(modules: dict[str, nn.Module], x: torch.Tensor) -> float:
+    """Largest |ssc(x) - masked(x)| on a few images (both compute the same function)."""
+    with torch.inference_mode():
+        return float((modules["ssc"](x[:4]) - modules["masked"](x[:4])).abs().max())
+
+
+def measure(
+    setting: Setting,
+    c: int,
+    size: int,
+    channels_last: bool,
+    warmup: int,
+    repeats: int,
+    budget: float,
+) -> Row:
+    """Build, check and time one setting."""
+    torch.manual_seed(0)
+    modules = build(setting, c, channels_last)
+    x = torch.randn(BATCH, c, size, size)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    err = max_error(modules, x)
+    x.requires_grad_(True)
+    train = interleaved(train_step, modules, x, warmup, repeats, budget)
+    infer = interleaved(infer_step, modules, x, warmup, repeats, budget)
+    spec = modules["ssc"].spec  # type: ignore[union-attr]
+    dense_macs = size * size * c * c * KERNEL * KERNEL
+    pairs = [(t, a, b) for t in (train, infer) for a, b in (("ssc", "dense"), ("ssc", "masked"))]
+    return Row(
+        channels=c,
+        size=size,
+        memory_format="channels_last" if channels_last else "contiguous",
+        setting=setting.name,
+        mac_ratio=spec.macs((size, size)) / dense_macs,
+        param_ratio=spec.params / (c * c * KERNEL * KERNEL),
+        exec_mac_ratio=executed_macs(spec, (size, size)) / dense_macs,
+        train_vs_dense=train.ratio("ssc", "dense"),
+        train_vs_masked=train.ratio("ssc", "masked"),
+        infer_vs_dense=infer.ratio("ssc", "dense"),
+        infer_vs_masked=infer.ratio("ssc", "masked"),
+        noise=max(t.spread(a, b) for t, a, b in pairs),
+        train_rounds=train.rounds,
+        infer_rounds=infer.rounds,
+        dense_train_ms=train.ms("dense"),
+        dense_infer_ms=infer.ms("dense"),
+        ssc_train_ms=train.ms("ssc"),
+        ssc_infer_ms=infer.ms("ssc"),
+        masked_train_ms=train.ms("masked"),
+        masked_infer_ms=infer.ms("masked"),
+        max_abs_err=err,
+    )
+
+
+HEADER = (
+    "C", "map", "format", "setting", "MACs", "params", "exec MACs",
+    "train/dense", "train/masked", "infer/dense", "infer/masked", "noise ±",
+    "dense train ms", "dense infer ms",
+)  # fmt: skip
+
+
+def cells(row: Row) -> list[str]:
+    """The printed cells of a row (ratios are SSC / other)."""
+    return [
+        str(row.channels),
+        f"{row.size}x{row.size}",
+        "CL" if row.memory_format == "channels_last" else "NCHW",
+        row.setting,
+        f"{row.mac_ratio:.3f}",
+        f"{row.param_ratio:.3f}",
+        f"{row.exec_mac_ratio:.3f}",
+        f"{row.train_vs_dense:.2f}",
+        f"{row.train_vs_masked:.2f}",
+        f"{row.infer_vs_dense:.2f}",
+        f"{row.infer_vs_masked:.2f}",
+        f"{row.noise:.2f}",
+        f"{row.dense_train_ms:.1f}",
+        f"{row.dense_infer_ms:.1f}",
+    ]
+
+
+WIDTHS = (4, 6, 5, 16, 6, 6, 9, 11, 12, 11, 12, 7, 14, 14)
+
+
+def text_line(values: list[str] | tuple[str, ...]) -> str:
+    """A fixed-width line for progress output."""
+    return "  ".join(
+        v.rjust(w) if i != 3 else v.ljust(w)
+        for i, (v, w) in enumerate(zip(values, WIDTHS, strict=True))
+    )
+
+
+def markdown(rows: list[Row]) -> str:
+    """A README-ready markdown table of all rows."""
+    lines = [
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(":--" if i in (2, 3) else "--:" for i in range(len(HEADER))) + "|",
+    ]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or the platform's best guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """One line describing the machine and torch."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    tuned = [f"{k}={v}" for k, v in os.environ.items() if k.startswith(MALLOC_ENV)]
+    return (
+        f"CPU: {cpu_model()}; cores: {os.cpu_count()} (usable {usable}); "
+        f"torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"mkldnn {torch.backends.mkldnn.is_available()}; "
+        f"malloc: {' '.join(tuned) or 'defaults'}; load average {load}"
+    )
+
+
+def summary(rows: list[Row], tol: float) -> str:
+    """Targets: SSC never slower than masked dense; >= 1.5x faster than dense at MACs <= 0.25."""
+    out: list[str] = []
+    bad = [r for r in rows if r.max_abs_err > tol]
+    out.append(
+        f"correctness: {len(rows) - len(bad)}/{len(rows)} settings match masked dense "
+        f"(max |diff| <= {tol:g})"
+    )
+    out += [
+        f"  MISMATCH {r.channels} {r.size}x{r.size} {r.memory_format} {r.setting}: "
+        f"{r.max_abs_err:.2e}"
+        for r in bad
+    ]
+    for mode, key in (("train", "train_vs_masked"), ("infer", "infer_vs_masked")):
+        slow = [r for r in rows if getattr(r, key) > 1.0]
+        beyond = [r for r in slow if getattr(r, key) - r.noise > 1.0]
+        out.append(
+            f"SSC slower than masked dense ({mode}): {len(slow)} of {len(rows)} (target: 0); "
+            f"{len(beyond)} of them by more than the row's noise"
+        )
+        out += [
+            f"  {r.channels} {r.size}x{r.size} {r.memory_format:13} {r.setting:16} "
+            f"{getattr(r, key):.2f}x (noise ±{r.noise:.2f})"
+            for r in slow
+        ]
+    cheap = [r for r in rows if r.mac_ratio <= 0.25]
+    for mode, key in (("train", "train_vs_dense"), ("infer", "infer_vs_dense")):
+        fast = [r for r in cheap if getattr(r, key) <= 1 / 1.5]
+        out.append(
+            f"MAC ratio <= 0.25 and SSC >= 1.5x faster than dense ({mode}): "
+            f"{len(fast)} of {len(cheap)} (stretch target: all)"
+        )
+        out += [
+            f"  {r.channels} {r.size}x{r.size} {r.memory_format:13} {r.setting:16} "
+            f"{1 / getattr(r, key):.2f}x faster"
+            for r in fast
+        ]
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="a fast subset: 64 channels, fewer settings, 5 repeats"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch threads (default: torch's, {torch.get_num_threads()})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed rounds of each implementation (default 9; 5 with --quick)",
+    )
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (default 1)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=4.0,
+        help="seconds of timed rounds per setting and step kind after which a setting stops "
+        "early, once it has 5 rounds (default 4; large layers get fewer rounds)",
+    )
+    p.add_argument("--markdown", action="store_true", help="print a markdown table at the end")
+    p.add_argument("--out", type=Path, default=None, help="also write the rows to this CSV file")
+    p.add_argument("--only", default=None, help="run only settings whose name contains this text")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (5 if args.quick else 9)
+    if args.quick:
+        grid = [(64, 32), (64, 16)]
+        settings = [s for s in SETTINGS if s.name in QUICK_SETTINGS]
+    else:
+        grid = [(64, 32), (64, 16), (128, 32), (128, 16)]
+        settings = list(SETTINGS)
+    if args.only:
+        settings = [s for s in settings if args.only in s.name]
+    print(machine())
+    print(
+        f"batch {BATCH}, K={KERNEL}; per setting {args.warmup} warm-up round(s), then up to "
+        f"{repeats} timed rounds (fewer past {args.budget:g} s, at least {min(5, repeats)}), "
+        "implementations interleaved in rotating order.\n"
+        "MACs, params, exec MACs: SSC / dense. train/infer ratios: median over rounds of "
+        "SSC time / other time (< 1: SSC faster); noise: largest half-IQR of those ratios.",
+        flush=True,
+    )
+    print(text_line(HEADER), flush=True)
+    rows: list[Row] = []
+    start = time.perf_counter()
+    for c, size in grid:
+        for channels_last in (False, True):
+            for setting in settings:
+                row = measure(setting, c, size, channels_last, args.warmup, repeats, args.budget)
+                rows.append(row)
+                print(text_line(cells(row)), flush=True)
+    rounds = [n for r in rows for n in (r.train_rounds, r.infer_rounds)]
+    print(
+        f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; "
+        f"{min(rounds)}-{max(rounds)} timed rounds per setting and step kind"
+    )
+    if args.markdown:
+        print("\n" + markdown(rows))
+    print("\n" + summary(rows, tol=1e-3))
+    print("\n" + machine())
+    if args.out:
+        with args.out.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+            writer.writeheader()
+            writer.writerows(asdict(r) for r in rows)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

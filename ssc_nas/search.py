@@ -1,0 +1,494 @@
+"""The search: one multi-objective Optuna study per (dataset, space, budget).
+
+Objectives: maximize proxy validation accuracy, minimize params, minimize MACs per image
+(optionally minimize measured latency). Budgets are constraints, not objectives: a candidate is
+costed analytically before training and, when over budget, recorded as PRUNED with its
+constraint values and never trained; Optuna's ``constraints_func`` sees the same values.
+
+A study is self-describing (space, budget, dataset, objectives, proxy schedule and toolkit
+version are study user attributes) and resumable: running the same command again continues it
+until ``trials`` candidates have completed. A study created with another space, budget,
+dataset or objectives refuses to be mixed with this run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from . import __version__
+from .budget import Budget, format_count
+from .cost import measure_latency
+from .data import Splits, dataset_info, load_splits
+from .errors import SSCNasError, StudyError
+from .models import Architecture, build
+from .spaces import BoundSpace, ParamGroup, SearchSpace, check_budget, load_space
+from .train import TrainConfig, TrainResult, resolve_device, train_model
+
+__all__ = [
+    "OBJECTIVES",
+    "SAMPLERS",
+    "SearchConfig",
+    "SearchInterrupted",
+    "SearchRun",
+    "default_study_name",
+    "front",
+    "make_sampler",
+    "open_study",
+    "reference_designs",
+    "run_search",
+]
+
+# Heartbeats and multivariate TPE are marked experimental in Optuna; we rely on both on purpose.
+warnings.filterwarnings("ignore", category=ExperimentalWarning, module="optuna")
+
+OBJECTIVES = ("accuracy", "params", "macs", "latency")
+SAMPLERS = ("tpe", "nsga2", "random")
+DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
+# Study attributes that must match for a run to join an existing study.
+COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset")
+
+
+class SearchInterrupted(SSCNasError):
+    """Ctrl-C: the running trial was marked FAIL; completed trials are safe; rerun to resume."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run needs; the CLI flags and ``studies/*.yaml`` keys map onto it."""
+
+    budget: Budget
+    space: str = "resnet20-ssc"
+    dataset: str = "mnist-5k"
+    data_dir: str = "data"
+    download: bool = False
+    trials: int | None = 20
+    timeout: float | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    subset: float = 1.0
+    sampler: str = "tpe"
+    study: str | None = None
+    storage: str = DEFAULT_STORAGE
+    seed: int = 0
+    device: str = "auto"
+    objectives: tuple[str, ...] = ("accuracy", "params", "macs")
+    latency_batch: int = 32
+    reference_designs: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or "accuracy" not in self.objectives or len(set(self.objectives)) != len(
+            self.objectives
+        ):
+            raise StudyError(
+                f"--objectives must be distinct names from {', '.join(OBJECTIVES)} including "
+                f"accuracy, but got {','.join(self.objectives)}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise StudyError(f"--sampler must be one of {', '.join(SAMPLERS)}, "
+                             f"but got {self.sampler!r}")
+        if self.trials is not None and self.trials < 1:
+            raise StudyError(f"--trials must be >= 1, but got {self.trials}")
+        if self.trials is None and self.timeout is None:
+            raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
+
+
+def default_study_name(config: SearchConfig, space: SearchSpace) -> str:
+    """``<dataset>-<space>-<budget>``, so the same command resumes the same study."""
+    parts = [config.dataset, space.name]
+    if config.budget.params is not None:
+        parts.append(format_count(config.budget.params))
+    if config.budget.macs is not None:
+        parts.append(f"{format_count(config.budget.macs)}macs")
+    return "-".join(parts)
+
+
+# -- study ------------------------------------------------------------------------------------
+
+
+def make_sampler(name: str, seed: int, trials: int | None = None) -> optuna.samplers.BaseSampler:
+    """Optuna's samplers; each trial's budget constraints reach them via ``set_constraint``.
+
+    ``tpe`` (default) starts modelling after 10 trials, which suits short searches; ``nsga2``
+    uses generations of ``min(50, max(8, trials // 3))``.
+    """
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
+    if name == "nsga2":
+        population = min(50, max(8, (trials or 60) // 3))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise StudyError(f"--sampler must be one of {', '.join(SAMPLERS)}, but got {name!r}")
+
+
+def make_storage(url: str) -> RDBStorage:
+    """An RDB storage with heartbeats, so a trial whose worker dies is failed, not left RUNNING."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StudyError(f"--storage {url}: folder {parent} does not exist")
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    try:
+        return RDBStorage(url, heartbeat_interval=30, grace_period=120, **kwargs)
+    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {url}: {reason}") from None
+
+
+def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
+               attrs: dict[str, Any]) -> optuna.Study:
+    """Create the study, or load it after checking it was made for the same search."""
+    storage = make_storage(config.storage)
+    directions = ["maximize" if o == "accuracy" else "minimize" for o in config.objectives]
+    sampler = make_sampler(config.sampler, config.seed, config.trials)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if study_name in existing:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        mismatched = [k for k in COMPATIBLE_KEYS if study.user_attrs.get(k) != attrs[k]]
+        if mismatched:
+            were = "; ".join(f"{k}: {study.user_attrs.get(k)!r}" for k in mismatched)
+            raise StudyError(
+                f"study {study_name!r} in {config.storage} was created for another search "
+                f"({were}); pass --study NEW_NAME to start a new one"
+            )
+        return study
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
+                                sampler=sampler)
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+# -- reference designs ------------------------------------------------------------------------
+
+
+def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, ParamGroup], dict]:
+    return lambda i, _group: first if i % 2 == 0 else second
+
+
+def reference_designs(bound: BoundSpace) -> dict[str, Any]:
+    """The classic special cases, as knob values for every layer (or a per-layer rule)."""
+    first = bound.groups[0].choices["groups"] if bound.groups else (1,)
+    groups = [g for g in first if isinstance(g, int)] or [1]
+    dense = {"groups": 1, "pattern": "full", "spatial_fraction": 1.0, "pointwise_fraction": 0.0,
+             "phases": "cover"}
+    return {
+        "standard": dense,
+        "groupwise": {**dense, "groups": max(groups)},
+        "depthwise-separable": _alternate({**dense, "groups": "depthwise"},
+                                          {**dense, "pattern": "center"}),
+        "hetconv-p4": {**dense, "spatial_fraction": 0.25, "pointwise_fraction": 1.0},
+        "uniform-ssc": {**dense, "groups": 2, "pattern": "plus", "spatial_fraction": 0.5,
+                        "pointwise_fraction": 0.5},
+    }
+
+
+def enqueue_reference_designs(study: optuna.Study, bound: BoundSpace,
+                              budget: Budget) -> list[tuple[str, float]]:
+    """Enqueue each classic design at the widest width that fits; returns (name, width)."""
+    done = []
+    for name, knobs in reference_designs(bound).items():
+        for width in sorted(bound.space.width, reverse=True):
+            params = bound.params_for(width, knobs)
+            if params is None:
+                break
+            if budget.fits(bound.cost(bound.from_params(params))):
+                study.enqueue_trial(params, user_attrs={"reference": name},
+                                    skip_if_exists=True)
+                done.append((name, width))
+                break
+    return done
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+class _Interrupt:
+    """First Ctrl-C asks the run to stop at the next safe point; a second one is immediate."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Interrupt]:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class SearchRun:
+    """The outcome of :func:`run_search`."""
+
+    study: optuna.Study
+    study_name: str
+    storage: str
+    completed: int
+    new_trials: int
+    rejected: int
+    references: list[tuple[str, float]]
+
+
+def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]) -> dict:
+    return {
+        "ssc_nas_version": __version__,
+        "space": space.to_dict(),
+        "budget": config.budget.to_dict(),
+        "dataset": config.dataset,
+        "input": shape,
+        "objectives": list(config.objectives),
+        "subset": config.subset,
+        "train": config.train.to_dict(),
+        "sampler": config.sampler,
+        "seed": config.seed,
+    }
+
+
+def count_complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    reporter: Any | None = None,
+    splits: Splits | None = None,
+) -> SearchRun:
+    """Run (or resume) the search described by ``config``.
+
+    ``reporter`` receives progress events (see ``ssc_nas.progress.SearchProgress``); ``splits``
+    lets tests and workers reuse data that are already loaded.
+    """
+    space = load_space(config.space)
+    info = dataset_info(config.dataset)
+    bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
+    check_budget(bound, config.budget)
+    device = resolve_device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SSCNasError("--device cuda was asked for, but this machine has no CUDA device; "
+                          "use --device cpu")
+    study_name = config.study or default_study_name(config, space)
+    shape = {"channels": info.in_channels, "size": list(info.input_size),
+             "classes": info.num_classes}
+    attrs = _study_attrs(config, space, shape)
+    if splits is None:  # before the study exists, so missing data leave no empty study behind
+        splits = load_splits(config.dataset, config.data_dir, subset=config.subset,
+                             split_seed=config.seed, download=config.download)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(config, space, study_name, attrs)
+    train_config = config.train
+    if info.augment and not train_config.augment:
+        train_config = replace(train_config, augment=True)
+    references: list[tuple[str, float]] = []
+    if config.reference_designs:
+        references = enqueue_reference_designs(study, bound, config.budget)
+    interrupt = _Interrupt()
+    rejected = 0
+    started = count_complete(study)
+    if reporter is not None:
+        reporter.start(study, study_name, config, started)
+
+    def objective(trial: optuna.Trial) -> Sequence[float]:
+        nonlocal rejected
+        arch = bound.suggest(trial)
+        cost = bound.cost(arch)
+        trial.set_user_attr("architecture", arch.to_dict())
+        trial.set_user_attr("summary", arch.summary())
+        trial.set_user_attr("params", cost.params)
+        trial.set_user_attr("macs", cost.macs)
+        for key, value in config.budget.violations(cost).items():
+            trial.set_constraint(key, value)
+        if not config.budget.fits(cost):
+            rejected += 1
+            reason = (f"over budget ({format_count(cost.params)} params, "
+                      f"{format_count(cost.macs)} MACs; not trained)")
+            trial.set_user_attr("rejected", reason)
+            raise optuna.TrialPruned(reason)
+        if reporter is not None:
+            reporter.trial_started(trial.number, arch, cost)
+        result = _train_candidate(trial, arch, splits, train_config, config, device,
+                                  info.num_classes, reporter, interrupt)
+        values: dict[str, float] = {"accuracy": result.final_accuracy,
+                                    "params": float(cost.params), "macs": float(cost.macs)}
+        if "latency" in config.objectives:
+            model = build(arch, info.in_channels, info.num_classes, info.input_size)
+            values["latency"] = measure_latency(model, (info.in_channels, *info.input_size), 1,
+                                                device)
+            batch = measure_latency(model, (info.in_channels, *info.input_size),
+                                    config.latency_batch, device, repeats=5)
+            trial.set_user_attr("latency_batch1_s", values["latency"])
+            trial.set_user_attr(f"latency_batch{config.latency_batch}_s", batch)
+        if reporter is not None:
+            reporter.trial_finished(trial.number, result, cost)
+        return [values[o] for o in config.objectives]
+
+    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        done = count_complete(study)
+        if reporter is not None:
+            reporter.study_progress(study, done)
+        if config.trials is not None and done >= config.trials:
+            study.stop()
+        if interrupt.requested:
+            study.stop()
+        if rejected > 1000 * max(1, done - started + 1):
+            raise StudyError("the sampler keeps proposing over-budget candidates "
+                             f"({rejected} rejected); raise the budget or use --sampler random")
+
+    remaining = None if config.trials is None else config.trials - started
+    if remaining is None or remaining > 0:
+        with interrupt.installed():
+            try:
+                study.optimize(objective, timeout=config.timeout, callbacks=[after_trial],
+                               gc_after_trial=True)
+            except KeyboardInterrupt:
+                _fail_running(study)
+                raise SearchInterrupted(
+                    f"interrupted: {count_complete(study)} trials complete in study "
+                    f"{study_name!r} ({config.storage}); run the same command to resume"
+                ) from None
+        if interrupt.requested:
+            raise SearchInterrupted(
+                f"interrupted: {count_complete(study)} trials complete in study {study_name!r} "
+                f"({config.storage}); run the same command to resume"
+            )
+    done = count_complete(study)
+    return SearchRun(study, study_name, config.storage, done, done - started, rejected,
+                     references)
+
+
+def _fail_running(study: optuna.Study) -> None:
+    """Safety net: no trial of this process stays RUNNING after an interrupt."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("pid") == _pid():
+            with contextlib.suppress(Exception):
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _train_candidate(trial: optuna.Trial, arch: Architecture, splits: Splits,
+                     train_config: TrainConfig, config: SearchConfig, device: Any,
+                     num_classes: int, reporter: Any, interrupt: _Interrupt) -> TrainResult:
+    info = splits.info
+    trial.set_user_attr("pid", _pid())
+    seed = config.seed * 100_003 + trial.number
+    model = build(arch, info.in_channels, info.num_classes, info.input_size)
+    start = time.perf_counter()
+    result = train_model(
+        model, splits.train, splits.val, train_config, num_classes=num_classes, seed=seed,
+        device=device,
+        on_batch=(lambda d, t: reporter.batch(d, t)) if reporter is not None else None,
+        should_stop=lambda: interrupt.requested,
+    )
+    trial.set_user_attr("val_accuracy_curve", [round(a, 5) for a in result.val_accuracy])
+    trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss])
+    trial.set_user_attr("epochs", result.epochs_run)
+    trial.set_user_attr("wall_time_s", round(time.perf_counter() - start, 3))
+    if result.stopped_early:
+        trial.set_user_attr("stopped_early", result.stopped_early)
+    return result
+
+
+def front(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto front (Optuna's ``best_trials``: feasible, non-dominated), best accuracy first."""
+    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+    acc = objectives.index("accuracy")
+    return sorted(study.best_trials, key=lambda t: (-t.values[acc], t.number))
+
+
+def best_accuracy(study: optuna.Study) -> float | None:
+    objectives = study.user_attrs.get("objectives", ["accuracy"])
+    acc = objectives.index("accuracy")
+    values = [t.values[acc] for t in study.get_trials(deepcopy=False,
+                                                      states=(TrialState.COMPLETE,))]
+    return max(values) if values else None
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``90``, ``90s``, ``30m``, ``2h`` -> seconds."""
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        return float(text)
+    units = {"s": 1, "m": 60, "h": 3600}
+    t = str(text).strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise StudyError(f"--timeout must be a duration like 90s, 30m or 2h, but got {text!r}")
+    return value
+
+
+# -- study configs (studies/*.yaml) -----------------------------------------------------------
+
+CONFIG_KEYS = ("budget", "flops", "space", "dataset", "data_dir", "download", "trials",
+               "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
+               "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
+               "description")
+
+
+def shipped_study_configs() -> dict[str, Path]:
+    """Ready study configs that ship with ssc-nas, by name (``default``, ``cifar10-vgg16``...)."""
+    from importlib import resources
+
+    root = resources.files("ssc_nas") / "studies"
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
+    """Read a study config: keys are the ``ssc-nas search`` flags with ``_`` for ``-``."""
+    import yaml
+
+    path = Path(path_or_name)
+    if not path.exists():
+        shipped = shipped_study_configs()
+        key = path.stem if path.suffix == ".yaml" else str(path_or_name)
+        key = Path(key).name
+        if key not in shipped:
+            raise StudyError(f"study config {str(path_or_name)!r} not found: give a YAML file or "
+                             f"one of: {', '.join(sorted(shipped))}")
+        path = shipped[key]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, OSError) as exc:
+        raise StudyError(f"{path}: cannot read study config: {exc}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: a study config must be a YAML mapping of flag -> value")
+    unknown = [k for k in data if k not in CONFIG_KEYS]
+    if unknown:
+        raise StudyError(f"{path}: unknown key {unknown[0]!r}; valid keys: "
+                         f"{', '.join(CONFIG_KEYS)}")
+    return data
