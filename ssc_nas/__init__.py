@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .convert import convert
 from .cost import Cost, count, layer_cost, measure_latency
 from .errors import SSCNasError
 from .layers import PATTERNS, SSCConv2d, SSCSpec
@@ -23,6 +24,7 @@ __all__ = [
     "SSCNasError",
     "SSCSpec",
     "__version__",
+    "convert",
     "count",
     "layer_cost",
     "measure_latency",

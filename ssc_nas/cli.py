@@ -249,8 +249,13 @@ def _print_front(study: Any) -> None:
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
+    from .search import SearchInterrupted
+
     try:
         cli.main(standalone_mode=False)
+    except SearchInterrupted as exc:
+        err_console.print(str(exc), highlight=False, soft_wrap=True)
+        sys.exit(130)
     except SSCNasError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

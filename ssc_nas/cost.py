@@ -106,11 +106,12 @@ def _traced_macs(model: nn.Module, input_size: Sequence[int], executed: bool) ->
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _COSTED)]
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_size, device=device))
+            model(torch.zeros(1, *input_size, device=device, dtype=dtype))
     finally:
         model.train(was_training)
         for h in handles:

@@ -303,7 +303,8 @@ def run_search(
     if splits is None:  # before the study exists, so missing data leave no empty study behind
         splits = load_splits(config.dataset, config.data_dir, subset=config.subset,
                              split_seed=config.seed, download=config.download)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Our own lines report trials; a failing trial re-raises its error with its traceback anyway.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space, study_name, attrs)
     train_config = config.train
     if info.augment and not train_config.augment:

@@ -113,7 +113,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
               {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum,
-                               nesterov=True)
+                               nesterov=config.momentum > 0)
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 

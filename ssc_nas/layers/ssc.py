@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -188,8 +189,9 @@ class FastPathPlan:
         return self.slot_filters == tuple(range(len(self.slot_filters)))
 
 
+@lru_cache(maxsize=4096)
 def fast_path_plan(spec: SSCSpec) -> FastPathPlan:
-    """Decide the pieces, slots and gather of the fast path for ``spec``."""
+    """Decide the pieces, slots and gather of the fast path for ``spec`` (cached per spec)."""
     n_k, n_1, k = spec.spatial_channels, spec.pointwise_channels, spec.kernel_size
     fold_center = n_k > 0 and n_1 > 0 and (spec.pattern != "full" or k == 1)
     pieces = pattern_pieces(spec.pattern, k, include_center=not fold_center) if n_k else ()

@@ -1,0 +1,183 @@
+"""End-to-end search on digits through the CLI, checked through Optuna's own API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ssc_nas.budget import Budget
+from ssc_nas.search import SearchConfig, parse_duration
+from ssc_nas.train import TrainConfig
+
+BUDGET = 80_000
+BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "80k",
+        "--epochs", "1", "--sampler", "random", "--quiet"]
+
+
+def run_cli(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, **kw)
+
+
+def load(tmp_path: Path) -> optuna.Study:
+    url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
+    (summary,) = optuna.get_all_study_summaries(url)
+    return optuna.load_study(study_name=summary.study_name, storage=url)
+
+
+def dominates(a: list[float], b: list[float], directions: list[str]) -> bool:
+    signs = [1 if d == "maximize" else -1 for d in directions]
+    ge = all(s * x >= s * y for s, x, y in zip(signs, a, b, strict=True))
+    return ge and any(s * x > s * y for s, x, y in zip(signs, a, b, strict=True))
+
+
+@pytest.mark.slow
+def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
+    first = run_cli([*BASE, "--trials", "4"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Pareto front" in first.stdout
+    assert "optuna-dashboard sqlite:///ssc-nas.db" in first.stdout
+    study = load(tmp_path)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 4
+    directions = [d.name.lower() for d in study.directions]
+    assert directions == ["maximize", "minimize", "minimize"]
+    for t in complete:
+        assert t.values[1] <= BUDGET and t.user_attrs["params"] <= BUDGET
+        for key in ("architecture", "params", "macs", "wall_time_s", "epochs",
+                    "val_accuracy_curve", "summary"):
+            assert key in t.user_attrs, key
+        assert t.user_attrs["architecture"]["family"] == "resnet20"
+        assert 0.0 <= t.values[0] <= 1.0
+    for t in study.get_trials(states=(TrialState.PRUNED,)):
+        assert "over budget" in t.user_attrs["rejected"]
+        assert t.user_attrs["params"] > BUDGET
+    front = study.best_trials
+    assert front
+    for a in front:
+        assert not any(dominates(b.values, a.values, directions) for b in front)
+    assert study.user_attrs["dataset"] == "digits"
+    assert study.user_attrs["budget"] == {"params": BUDGET, "macs": None}
+    assert study.user_attrs["space"]["name"] == "digits-tiny"
+    assert "ssc_nas_version" in study.user_attrs
+    references = {t.user_attrs.get("reference") for t in study.trials} - {None}
+    assert "standard" in references
+
+    again = run_cli([*BASE, "--trials", "6"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    study = load(tmp_path)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+
+    # Same command once the target is reached: nothing new is trained.
+    done = run_cli([*BASE, "--trials", "6"], tmp_path)
+    assert done.returncode == 0 and "0 new" in done.stdout
+
+
+@pytest.mark.slow
+def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) -> None:
+    args = [*BASE, "--trials", "3", "--epochs", "500"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "ssc-nas.db"
+    deadline = time.time() + 120
+    running = False
+    while time.time() < deadline and not running:
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                study = load(tmp_path)
+                running = any(t.user_attrs.get("pid") for t in
+                              study.get_trials(states=(TrialState.RUNNING,)))
+            except ValueError:  # the study does not exist yet
+                running = False
+    if not running:
+        proc.kill()
+        pytest.fail(f"no trial started training in time: {proc.communicate()}")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command to resume" in err
+    assert "Traceback" not in err
+    study = load(tmp_path)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.get_trials(states=(TrialState.FAIL,))
+    before = len(study.get_trials(states=(TrialState.COMPLETE,)))
+    resumed = run_cli([*BASE, "--trials", str(before + 1)], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(load(tmp_path).get_trials(states=(TrialState.COMPLETE,))) == before + 1
+
+
+def test_study_refuses_a_different_search(tmp_path: Path) -> None:
+    from ssc_nas.search import open_study
+    from ssc_nas.spaces import load_space
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    space = load_space("digits-tiny")
+    config = SearchConfig(budget=Budget(80_000), space="digits-tiny", storage=url,
+                          dataset="digits")
+    attrs = {"space": space.to_dict(), "budget": {"params": 80_000, "macs": None},
+             "dataset": "digits", "objectives": ["accuracy", "params", "macs"], "subset": 1.0}
+    open_study(config, space, "s", attrs)
+    from ssc_nas.errors import StudyError
+
+    with pytest.raises(StudyError, match="created for another search"):
+        open_study(config, space, "s", {**attrs, "budget": {"params": 1, "macs": None}})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("30m", 1800.0),
+                                               ("2h", 7200.0), (15, 15.0)])
+def test_parse_duration(text, seconds) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["-1m", "soon", "0", ""])
+def test_parse_duration_rejects(bad) -> None:
+    from ssc_nas.errors import StudyError
+
+    with pytest.raises(StudyError):
+        parse_duration(bad)
+
+
+def test_search_config_validation() -> None:
+    from ssc_nas.errors import StudyError
+
+    with pytest.raises(StudyError, match="objectives"):
+        SearchConfig(budget=Budget(1000), objectives=("params",))
+    with pytest.raises(StudyError, match="sampler"):
+        SearchConfig(budget=Budget(1000), sampler="grid")
+    with pytest.raises(StudyError, match="limit"):
+        SearchConfig(budget=Budget(1000), trials=None, timeout=None)
+    assert SearchConfig(budget=Budget(1000), train=TrainConfig(epochs=1)).train.epochs == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "abc"], "budget must be a positive count"),
+        (["--budget", "-5"], "budget must be a positive count"),
+        (["--budget", "10"], "smallest reachable is"),
+        (["--budget", "0.5M", "--space", "nope"], "not found"),
+        (["--budget", "0.5M", "--dataset", "cifar10", "--data-dir", "nowhere"],
+         "cifar-10-batches-py"),
+        (["--budget", "0.5M", "--timeout", "soon"], "--timeout"),
+        ([], "give a budget"),
+        (["--budget", "0.5M", "--config", "nope"], "study config"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, args, message) -> None:
+    result = run_cli(["search", "--dataset", "digits", "--quiet", *args], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "ssc-nas.db").exists()  # nothing written for a bad command

@@ -1,0 +1,368 @@
+"""Search spaces: every sample builds and costs what the analytic count says; budgets; errors."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from ssc_nas.budget import Budget, format_count
+from ssc_nas.cost import count
+from ssc_nas.errors import BudgetError, SpaceError
+from ssc_nas.models import Architecture, architecture_cost, build
+from ssc_nas.spaces import (
+    KNOBS,
+    BoundSpace,
+    ParamGroup,
+    check_budget,
+    feasible_share,
+    load_space,
+    parse_space,
+    shipped_spaces,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = sorted(shipped_spaces())
+DIGITS = (1, 10, (8, 8))  # digits: 1 x 8 x 8 images, 10 classes
+CIFAR = (3, 10, (32, 32))
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny convolutions run faster on one thread, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _bound(name: str, shape: tuple = DIGITS) -> BoundSpace:
+    return BoundSpace(load_space(name), *shape)
+
+
+def test_shipped_spaces_load() -> None:
+    assert set(SPACES) >= {"vgg16-ssc", "resnet20-ssc", "resnet56-ssc", "resnet18-ssc",
+                           "mobilenetv2-ssc", "digits-tiny"}
+    for name, path in shipped_spaces().items():
+        space = load_space(path)
+        assert space == load_space(name)  # by name or by file
+        assert space.name == name and space.source == str(path)
+        assert set(space.knobs) == set(KNOBS)
+        bound = _bound(name)
+        assert bound.size() > 1 and bound.groups
+
+
+def _check_samples(name: str, n: int, seed: int) -> None:
+    """``n`` random samples build, run a real forward pass and cost what ``bound.cost`` says."""
+    bound = _bound(name)
+    c, classes, size = DIGITS
+    rng = random.Random(seed)
+    shapes: list[tuple[int, ...]] = []
+    for i in range(n):
+        arch = bound.sample(rng)
+        model = build(arch, c, classes, size)
+        hook = model.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+        cost = count(model, (c, *size))  # one real eval forward pass of a (1, C, H, W) input
+        hook.remove()
+        assert shapes.pop() == (1, classes), (i, arch.to_json())
+        assert cost == bound.cost(arch), (i, arch.to_json())
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_random_samples_build_and_cost_what_the_space_says(name: str) -> None:
+    _check_samples(name, 50, seed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SPACES)
+def test_1000_random_samples_build_and_cost_what_the_space_says(name: str) -> None:
+    _check_samples(name, 1000, seed=0)
+
+
+def test_a_sample_trains() -> None:
+    bound = _bound("resnet20-ssc")
+    model = build(bound.sample(random.Random(3)), 1, 10, (8, 8)).train()
+    loss = model(torch.randn(4, 1, 8, 8)).logsumexp(1).mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# -- per-layer choices and Optuna parameters ---------------------------------------------------
+
+
+def _space(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_groups_that_do_not_divide_a_layer_are_excluded_for_that_layer() -> None:
+    space = parse_space({"family": "resnet20", "width": [0.5, 1.0],
+                         "knobs": {"groups": [1, 3, 16], "pattern": ["full", "x"]}})
+    bound = BoundSpace(space, *CIFAR)
+    choices = {g.key: g.choices["groups"] for g in bound.groups}
+    # 3 divides no channel count; 16 not the 8 channels of stage 1 at width 0.5.
+    assert choices["stage1.block0.conv1"] == (1,)
+    assert choices["stage2.block0.conv1"] == (1,)  # 16 -> 32 at width 1, 8 -> 16 at 0.5
+    assert choices["stage2.block0.conv2"] == (1, 16)
+    assert choices["stage3.block2.conv2"] == (1, 16)
+    for g in bound.groups:
+        slots = [s for p in bound.plans.values() for s in p.searchable if s.name in g.slots]
+        want = tuple(v for v in (1, 3, 16)
+                     if all(s.in_channels % v == 0 == s.out_channels % v for s in slots))
+        assert g.choices["groups"] == want, g.key
+    rng = random.Random(0)
+    archs = [bound.sample(rng) for _ in range(300)]
+    assert all(bound.cost(a).params > 0 for a in archs)  # every layer is a valid SSCSpec
+    assert {s.groups for a in archs for s in a.layers.values()} == {1, 16}
+    for arch in archs[:10]:
+        model = build(arch, *CIFAR)
+        assert count(model, (3, 32, 32)) == bound.cost(arch)
+
+
+def test_groups_with_no_valid_choice_is_a_clear_error() -> None:
+    space = parse_space({"family": "resnet20", "knobs": {"groups": [3, 5]}}, "bad.yaml")
+    with pytest.raises(SpaceError, match=r"bad.yaml: layer stage1.block0.conv1 .* add 1"):
+        BoundSpace(space, *CIFAR)
+
+
+def test_depthwise_layers_stay_depthwise() -> None:
+    bound = _bound("mobilenetv2-ssc", CIFAR)
+    for g in bound.groups:
+        if g.key.endswith(".depthwise"):
+            assert g.choices["groups"] == ("depthwise",)
+            assert g.choices["pattern"] == ("full", "plus", "x", "checker")
+        else:
+            assert g.choices["pattern"] == ("full",)  # 1 x 1 layers: no spatial pattern
+    arch = bound.sample(random.Random(0))
+    for name, setting in arch.layers.items():
+        assert (setting.groups == 0) == name.endswith(".depthwise")
+
+
+def _expected_params(bound: BoundSpace) -> set[str]:
+    names = {"width"} if len(bound.space.width) > 1 else set()
+    return names | {g.param(k) for g in bound.groups for k, c in g.choices.items() if len(c) > 1}
+
+
+def test_optuna_parameter_names_per_layer() -> None:
+    bound = _bound("resnet20-ssc")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    arch = bound.suggest(trial)
+    names = set(trial.params)
+    assert names == _expected_params(bound)
+    layers = [s.name for s in bound.plans[1.0].searchable]
+    assert len(layers) == 18
+    assert names == {"width"} | {f"{layer}.{knob}" for layer in layers
+                                 for knob in ("groups", "pattern", "spatial_fraction",
+                                              "pointwise_fraction")}
+    # phases has one choice ("cover"), so Optuna never sees it.
+    assert "stage1.block0.conv1.phases" not in names
+    assert bound.from_params(trial.params) == arch
+
+
+def test_optuna_parameter_names_per_stage() -> None:
+    bound = _bound("digits-tiny")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    arch = bound.suggest(trial)
+    assert set(trial.params) == {"width"} | {f"stage{i}.{k}" for i in (1, 2, 3)
+                                             for k in ("groups", "pattern", "spatial_fraction",
+                                                       "pointwise_fraction")}
+    # Layers of one stage share their knobs.
+    by_stage: dict[str, set] = {}
+    for name, setting in arch.layers.items():
+        by_stage.setdefault(name.split(".")[0], set()).add((setting.groups, setting.pattern))
+    assert all(len(v) == 1 for v in by_stage.values())
+    assert bound.from_params(trial.params) == arch
+
+
+DENSE = {"groups": 1, "pattern": "full", "spatial_fraction": 1.0, "pointwise_fraction": 0.0}
+
+
+def test_params_for_enqueues_a_reference_design() -> None:
+    bound = _bound("resnet20-ssc", CIFAR)
+    params = bound.params_for(1.0, DENSE)
+    assert params is not None and params["width"] == 1.0
+    standard = architecture_cost(Architecture("resnet20"), *CIFAR)
+    assert bound.cost(bound.from_params(params)) == standard
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(params)
+    assert bound.cost(bound.suggest(study.ask())) == standard
+    assert bound.params_for(1.0, {**DENSE, "groups": 3}) is None  # not a choice
+    assert bound.params_for(0.7, DENSE) is None  # not a width of the space
+
+
+# -- budgets -----------------------------------------------------------------------------------
+
+BUDGETS = [  # (space, shape, params budget, MACs budget)
+    ("vgg16-ssc", CIFAR, "0.5M", None),
+    ("resnet20-ssc", CIFAR, "0.1M", None),
+    ("resnet56-ssc", CIFAR, "0.3M", None),
+    ("resnet18-ssc", CIFAR, "1M", "40M"),
+    ("mobilenetv2-ssc", CIFAR, "0.5M", None),
+    ("digits-tiny", DIGITS, "50k", None),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "params", "macs"), BUDGETS)
+def test_budget_feasible_sampling_with_optuna(name: str, shape: tuple, params: str,
+                                              macs: str | None) -> None:
+    bound, budget = _bound(name, shape), Budget.parse(params, macs)
+    check_budget(bound, budget)
+    evaluated = []
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        cost = bound.cost(bound.suggest(trial))
+        if not budget.fits(cost):
+            raise optuna.TrialPruned()  # rejected before any training
+        evaluated.append(trial.number)
+        return cost.params, cost.macs
+
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=200)
+    complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    pruned = study.get_trials(states=[optuna.trial.TrialState.PRUNED])
+    assert len(complete) + len(pruned) == 200
+    assert [t.number for t in complete] == evaluated
+    assert complete and pruned, "pick a budget that some samples miss"
+    assert all(budget.fits(bound.cost(bound.from_params(t.params))) for t in complete)
+    assert all(t.values[0] <= budget.params for t in complete)
+    assert all(macs is None or t.values[1] <= budget.macs for t in complete)
+    assert not any(budget.fits(bound.cost(bound.from_params(t.params))) for t in pruned)
+    share = len(complete) / 200
+    expected = feasible_share(bound, budget, samples=1000, seed=0)
+    print(f"{name} @ {budget.describe()}: {share:.1%} of 200 Optuna trials fit; "
+          f"feasible_share {expected:.1%}")
+    assert share == pytest.approx(expected, abs=0.1)  # ~3 sigma of 200 draws
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_check_budget_states_the_smallest_reachable_params(name: str) -> None:
+    bound = _bound(name)
+    low, high = bound.cost_bounds()
+    assert check_budget(bound, Budget(low.params)) == (low, high)
+    with pytest.raises(BudgetError) as info:
+        check_budget(bound, Budget(low.params - 1))
+    message = str(info.value)
+    assert f"smallest reachable is {format_count(low.params)} params ({low.params})" in message
+    assert name in message and "\n" not in message
+    with pytest.raises(BudgetError, match=f"smallest reachable is {format_count(low.macs)} MACs"):
+        check_budget(bound, Budget(macs=low.macs - 1))
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_cost_bounds_hold_for_every_sample(name: str) -> None:
+    bound = _bound(name)
+    low, high = bound.cost_bounds()
+    assert low.params < high.params and low.macs < high.macs
+    rng = random.Random(7)
+    costs = [bound.cost(bound.sample(rng)) for _ in range(1000)]
+    assert all(low.params <= c.params <= high.params for c in costs)
+    assert all(low.macs <= c.macs <= high.macs for c in costs)
+    # The densest design at the largest width (depthwise layers stay depthwise) is the largest.
+    def densest(_i: int, g: ParamGroup) -> dict[str, object]:
+        c = g.choices
+        return {"groups": 1 if 1 in c["groups"] else c["groups"][0], "pattern": "full",
+                "spatial_fraction": 1.0, "pointwise_fraction": c["pointwise_fraction"][0]}
+
+    params = bound.params_for(max(bound.space.width), densest)
+    assert params is not None
+    assert bound.cost(bound.from_params(params)) == high
+
+
+# -- schema errors -----------------------------------------------------------------------------
+
+GOOD = "family: resnet20\nwidth: [1.0]\nknobs:\n  groups: [1, 2]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "choices"),
+    [
+        (GOOD + "knob: 3\n", "knob", "valid keys: family, description, share, width, knobs"),
+        (GOOD.replace("groups", "group"), "knobs.group", "valid knobs: groups, pattern, "
+         "spatial_fraction, pointwise_fraction, phases"),
+        (GOOD + "  pattern: [full, star]\n", "knobs.pattern",
+         "'star' is not a valid choice; a choice is one of full, plus, x, checker, center"),
+        (GOOD.replace("resnet20", "resnet99"), "family",
+         "'resnet99' is not a family; valid: vgg16, vgg11, resnet20"),
+        (GOOD.replace("[1.0]", "[0, 1.0]"), "width", "multipliers in (0, 8]"),
+        (GOOD.replace("[1.0]", "wide"), "width", "multipliers in (0, 8]"),
+        (GOOD + "share: block\n", "share", "valid: layer, stage"),
+        (GOOD + "  phases: [0]\n", "knobs.phases", "an integer >= 1 or 'cover'"),
+        (GOOD + "  spatial_fraction: [1.5]\n", "knobs.spatial_fraction", "a number in [0, 1]"),
+        (GOOD + "overrides:\n  - match: '*'\n    grups: [1]\n", "overrides[0].grups",
+         "valid knobs: groups"),
+    ],
+)
+def test_schema_errors_name_file_key_and_choices(tmp_path: Path, text: str, key: str,
+                                                 choices: str) -> None:
+    path = _space(tmp_path, text)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert choices in message
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    path = _space(tmp_path, "family: resnet20\nknobs:\n  groups: [1, 2\n")
+    with pytest.raises(SpaceError, match=rf"^{path}: not valid YAML \(line \d+\)"):
+        load_space(path)
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(SpaceError) as info:
+        load_space(missing)
+    message = str(info.value)
+    assert str(missing) in message and "not found" in message
+    assert all(name in message for name in SPACES)
+    with pytest.raises(SpaceError, match="a search space must be a YAML mapping"):
+        load_space(_space(tmp_path, "- 1\n- 2\n", "list.yaml"))
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_space_show() -> None:
+    result = _cli("space", "show", "search_spaces/vgg16-ssc.yaml", "--budget", "0.5M")
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    bound = _bound("vgg16-ssc", (1, 10, (28, 28)))  # costed for the default dataset, mnist-5k
+    low, high = bound.cost_bounds()
+    assert "smallest reachable" in out and "largest reachable" in out
+    assert format_count(low.params) in out and format_count(high.params) in out
+    share = feasible_share(bound, Budget.parse("0.5M"), samples=1000, seed=0)
+    assert f"{share:.1%} of 1000 random samples fit" in out
+    assert 0 < share < 1
+
+
+def test_cli_unreachable_budget_is_one_line_without_traceback() -> None:
+    result = _cli("space", "show", "vgg16-ssc", "--budget", "1k")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    low, _ = _bound("vgg16-ssc", (1, 10, (28, 28))).cost_bounds()
+    assert f"smallest reachable is {format_count(low.params)} params ({low.params})" in lines[0]
+
+
+def test_cli_broken_space_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = _space(tmp_path, GOOD + "  pattern: [star]\n", "broken.yaml")
+    result = _cli("space", "show", str(path), "--budget", "0.5M")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert str(path) in result.stderr.replace("\n", "") and "knobs.pattern" in result.stderr
+

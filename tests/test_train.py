@@ -1,0 +1,91 @@
+"""Proxy training: learns, is reproducible, and stops hopeless candidates by our rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from ssc_nas.data import load_splits
+from ssc_nas.models import Architecture, build
+from ssc_nas.train import TrainConfig, evaluate, hopeless, train_model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_splits("digits")
+
+
+def _model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build(Architecture("resnet20", 0.5), 1, 10, (8, 8))
+
+
+def test_short_training_learns_digits(digits) -> None:
+    result = train_model(_model(), digits.train, digits.val, TrainConfig(epochs=2),
+                         num_classes=10, seed=0)
+    assert result.epochs_run == 2 and len(result.val_accuracy) == 2
+    assert result.final_accuracy > 0.5  # chance is 0.1
+    assert result.stopped_early is None
+
+
+def test_training_is_reproducible(digits) -> None:
+    config = TrainConfig(epochs=1)
+    a = train_model(_model(1), digits.train, digits.val, config, num_classes=10, seed=3)
+    b = train_model(_model(1), digits.train, digits.val, config, num_classes=10, seed=3)
+    assert a.val_accuracy == b.val_accuracy and a.train_loss == b.train_loss
+
+
+@pytest.mark.parametrize(
+    ("loss", "acc", "expected"),
+    [(0.5, 0.9, None), (float("nan"), 0.9, "not finite"), (float("inf"), 0.9, "not finite"),
+     (2.3, 0.12, "chance"), (2.3, 0.149, "chance"), (2.3, 0.151, None)],
+)
+def test_hopeless_rule(loss: float, acc: float, expected: str | None) -> None:
+    reason = hopeless(loss, acc, num_classes=10, factor=1.5)
+    assert (reason is None) if expected is None else (expected in reason)
+
+
+def test_a_candidate_that_cannot_learn_stops_after_one_epoch(digits) -> None:
+    # A constant model: its validation accuracy is one class's share, below 1.5 x chance.
+    class Constant(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bias.expand(x.shape[0], 10) * 0
+
+    result = train_model(Constant(), digits.train, digits.val,
+                         TrainConfig(epochs=5, channels_last=False), num_classes=10)
+    assert result.epochs_run == 1
+    assert "chance" in result.stopped_early
+
+
+def test_diverging_candidate_stops(digits) -> None:
+    config = TrainConfig(epochs=4, lr=1e6, momentum=0.0, label_smoothing=0.0)
+    result = train_model(_model(), digits.train, digits.val, config, num_classes=10)
+    assert result.epochs_run < 4
+    assert result.stopped_early is not None
+    assert not math.isfinite(result.train_loss[0]) or "chance" in result.stopped_early
+
+
+def test_evaluate_counts_correct_predictions() -> None:
+    x = torch.randn(10, 4)
+    y = torch.tensor([0, 1] * 5)
+
+    class Oracle(nn.Module):
+        def forward(self, inp: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(y[: len(inp)], 2).float()
+
+    assert evaluate(Oracle(), TensorDataset(x, y), batch_size=64) == 1.0
+
+
+def test_bad_train_config_raises() -> None:
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
