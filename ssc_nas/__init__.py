@@ -11,6 +11,7 @@ from .convert import convert
 from .cost import Cost, count, layer_cost, measure_latency
 from .errors import SSCNasError
 from .layers import PATTERNS, SSCConv2d, SSCSpec
+from .models import Architecture, LayerSetting, architecture_cost, build, load
 
 try:
     __version__ = version("ssc-nas")
@@ -19,13 +20,18 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "PATTERNS",
+    "Architecture",
     "Cost",
+    "LayerSetting",
     "SSCConv2d",
     "SSCNasError",
     "SSCSpec",
     "__version__",
+    "architecture_cost",
+    "build",
     "convert",
     "count",
     "layer_cost",
+    "load",
     "measure_latency",
 ]

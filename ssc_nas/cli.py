@@ -247,6 +247,156 @@ def _print_front(study: Any) -> None:
     console.print(table)
 
 
+# -- using studies ----------------------------------------------------------------------------
+
+STORAGE_OPTION = click.option("--storage", default="sqlite:///ssc-nas.db", show_default=True,
+                              help="Optuna storage URL of the study.")
+STUDY_OPTION = click.option("--study", default=None,
+                            help="Study name [default: the only study in the storage].")
+
+
+@cli.command()
+@STORAGE_OPTION
+def studies(storage: str) -> None:
+    """List the studies in a storage with trial counts, budgets and best accuracy."""
+    from .search import study_rows
+
+    table = Table("trials", "dataset", "space", "budget", "best acc")
+    table.add_column("study", overflow="fold")
+    table.columns.insert(0, table.columns.pop())
+    for r in study_rows(storage):
+        budget = " / ".join(filter(None, [
+            r["budget_params"] and f"{format_count(r['budget_params'])} params",
+            r["budget_macs"] and f"{format_count(r['budget_macs'])} MACs"]))
+        best = "-" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
+        counts = f"{r['complete']} done"
+        for key, label in (("rejected", "over budget"), ("failed", "failed"),
+                           ("running", "running")):
+            if r[key]:
+                counts += f", {r[key]} {label}"
+        table.add_row(r["study"], counts, str(r["dataset"]), str(r["space"]), budget, best)
+    console.print(table)
+
+
+@cli.command("front")
+@STUDY_OPTION
+@STORAGE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the front as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the front as CSV.")
+def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> None:
+    """Print a study's Pareto front (feasible, non-dominated trials), best accuracy first."""
+    import csv
+    import json
+
+    from .search import front_rows, load_existing_study
+
+    s = load_existing_study(study, storage)
+    rows = front_rows(s)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif as_csv:
+        fields = [k for k in rows[0] if k != "architecture"] if rows else ["trial"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _print_front(s)
+
+
+@cli.command()
+@STUDY_OPTION
+@STORAGE_OPTION
+@click.option("--trial", "number", type=int, required=True, help="Trial number to export.")
+@click.option("-o", "--output", default="arch.json", show_default=True,
+              help="Architecture JSON file to write.")
+def export(study: str | None, storage: str, number: int, output: str) -> None:
+    """Write one trial's architecture (and its input shape) to a JSON file."""
+    from .search import export_trial, load_existing_study
+
+    path = export_trial(load_existing_study(study, storage), number, output, storage)
+    console.print(f"wrote {path}; train it: ssc-nas train {path} --dataset DATASET --epochs 200")
+
+
+@cli.command()
+@click.argument("arch_file", type=click.Path(dir_okay=False))
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True)
+@click.option("--data-dir", default="data", show_default=True)
+@click.option("--download", is_flag=True, help="Let torchvision download CIFAR (needs internet).")
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
+              show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Peak learning rate.")
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@click.option("--out", "out_dir", default=None,
+              help="Run folder for checkpoint.pt and model.pt [default: runs/<arch>-<dataset>].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: int,
+          batch_size: int, optimizer: str, lr: float, weight_decay: float,
+          out_dir: str | None, seed: int, device: str, quiet: bool) -> None:
+    """Fully train an exported architecture: cosine schedule, augmentation for CIFAR-style data,
+    a checkpoint every epoch (rerun the same command to resume after a kill), test accuracy,
+    and model.pt with weights + architecture (load it with ssc_nas.load)."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from .train import TrainConfig, train_architecture
+
+    try:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                             weight_decay=weight_decay)
+    except ValueError as exc:
+        raise SSCNasError(str(exc)) from None
+    if not Path(arch_file).exists():
+        raise SSCNasError(f"architecture file {arch_file} does not exist "
+                          "(make one with: ssc-nas export --trial N -o arch.json)")
+    out = Path(out_dir or f"runs/{Path(arch_file).stem}-{dataset}")
+    with Progress(console=err_console, disable=quiet) as progress:
+        task = progress.add_task("training", total=None)
+
+        def on_epoch(epoch: int, loss: float, acc: float) -> None:
+            progress.console.print(f"epoch {epoch:>3}  loss {loss:.4f}  val acc {acc:.4f}",
+                                   highlight=False)
+
+        try:
+            result = train_architecture(
+                arch_file, dataset, out, config, data_dir=data_dir, seed=seed,
+                device=None if device == "auto" else device, download=download,
+                on_batch=lambda d, t: progress.update(task, completed=d, total=t),
+                on_epoch=on_epoch)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SSCNasError(str(exc)) from None
+    console.print(f"test accuracy {result.test_accuracy:.4f}; saved {result.model_path} "
+                  f"(checkpoint {result.checkpoint})")
+
+
+@cli.command()
+@STUDY_OPTION
+@STORAGE_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
+    """Open the study storage in optuna-dashboard (Ctrl-C to stop)."""
+    import optuna_dashboard
+
+    from .search import load_existing_study, make_storage
+
+    store = make_storage(storage)
+    url = f"http://{host}:{port}/dashboard/"
+    if study is not None:
+        s = load_existing_study(study, storage)
+        url += f"studies/{s._study_id}"
+    console.print(f"optuna-dashboard on {url} (storage {storage}); Ctrl-C to stop")
+    try:
+        optuna_dashboard.run_server(store, host=host, port=port)
+    except OSError as exc:
+        raise SSCNasError(f"cannot serve on {host}:{port}: {exc.strerror}; try --port") from None
+
+
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
     from .search import SearchInterrupted

@@ -172,6 +172,7 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
         return study
     study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
                                 sampler=sampler)
+    study.set_metric_names(list(config.objectives))  # names in optuna-dashboard
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study
@@ -493,3 +494,78 @@ def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
         raise StudyError(f"{path}: unknown key {unknown[0]!r}; valid keys: "
                          f"{', '.join(CONFIG_KEYS)}")
     return data
+
+
+# -- using a study ----------------------------------------------------------------------------
+
+
+def load_existing_study(name: str | None, storage: str) -> optuna.Study:
+    """Load a study by name; with no name, the only study in the storage."""
+    store = make_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    if name is None:
+        if len(names) != 1:
+            listing = ", ".join(names) if names else "none"
+            raise StudyError(f"{storage} holds {len(names)} studies ({listing}); pass --study NAME")
+        name = names[0]
+    if name not in names:
+        raise StudyError(f"no study {name!r} in {storage}; studies there: "
+                         f"{', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=store)
+
+
+def study_rows(storage: str) -> list[dict[str, Any]]:
+    """One summary row per study in ``storage`` (for ``ssc-nas studies``)."""
+    store = make_storage(storage)
+    rows = []
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=store)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        budget = study.user_attrs.get("budget", {})
+        rows.append({
+            "study": summary.study_name,
+            "complete": states.count(TrialState.COMPLETE),
+            "rejected": states.count(TrialState.PRUNED),
+            "failed": states.count(TrialState.FAIL),
+            "running": states.count(TrialState.RUNNING),
+            "dataset": study.user_attrs.get("dataset"),
+            "space": study.user_attrs.get("space", {}).get("name"),
+            "budget_params": budget.get("params"),
+            "budget_macs": budget.get("macs"),
+            "best_accuracy": best_accuracy(study),
+        })
+    return rows
+
+
+def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """The Pareto front as plain rows: trial, each objective, design, architecture."""
+    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+    rows = []
+    for t in front(study):
+        row: dict[str, Any] = {"trial": t.number}
+        row.update(dict(zip(objectives, t.values, strict=True)))
+        row["design"] = t.user_attrs.get("reference") or t.user_attrs.get("summary", "")
+        row["architecture"] = t.user_attrs.get("architecture")
+        rows.append(row)
+    return rows
+
+
+def export_trial(study: optuna.Study, number: int, path: str | Path, storage: str) -> Path:
+    """Write trial ``number``'s architecture file (see ``ssc_nas.models.io``)."""
+    from .models import write_architecture_file
+
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    if not trials or "architecture" not in trials[0].user_attrs:
+        numbers = [t.number for t in front(study)]
+        raise StudyError(f"study {study.study_name!r} has no trial {number} with an "
+                         f"architecture; its front is trials {numbers}")
+    t = trials[0]
+    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+    values = dict(zip(objectives, t.values, strict=True)) if t.values else {}
+    return write_architecture_file(
+        path, Architecture.from_dict(t.user_attrs["architecture"]), study.user_attrs["input"],
+        source={"study": study.study_name, "trial": number, "storage": storage,
+                "dataset": study.user_attrs.get("dataset"), "state": t.state.name},
+        cost={"params": t.user_attrs.get("params"), "macs": t.user_attrs.get("macs")},
+        proxy_accuracy=values.get("accuracy"),
+    )

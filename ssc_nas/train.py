@@ -12,9 +12,12 @@ training loss is not finite. Such a candidate has not started to learn; its curv
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +26,15 @@ from torch.utils.data import TensorDataset
 
 from .data import augment_batch
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "resolve_device", "train_model"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "evaluate",
+    "resolve_device",
+    "train_model",
+    "train_with_checkpoints",
+]
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -117,6 +128,94 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
+class Trainer:
+    """One model, its optimizer, one-cycle cosine schedule and data order: epoch by epoch.
+
+    Everything needed to continue exactly where it stopped is in :meth:`state_dict`, which is
+    what a checkpoint holds.
+    """
+
+    def __init__(self, model: nn.Module, train: TensorDataset, config: TrainConfig, *,
+                 seed: int = 0, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.config = config
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, config)
+        self.train = train
+        self.steps_per_epoch = math.ceil(len(train.tensors[1]) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=config.learning_rate, total_steps=self.total_steps,
+            pct_start=0.15, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
+        ) if self.total_steps > 1 else None
+        self.epoch = 0
+        self.step = 0
+        self.result = TrainResult()
+
+    def run_epoch(
+        self,
+        on_batch: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> float:
+        """Train one epoch; returns its mean training loss."""
+        config, device = self.config, self.device
+        x_all, y_all = self.train.tensors
+        self.model.train()
+        loss_sum, seen = 0.0, 0
+        for idx in _batches(len(y_all), config.batch_size, self.generator):
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
+            x = x_all[idx]
+            if config.augment:
+                x = augment_batch(x, self.generator)
+            x = x.to(device, non_blocking=True)
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y_all[idx].to(device, non_blocking=True)
+            loss = F.cross_entropy(self.model(x), y, label_smoothing=config.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            self.step += 1
+            if on_batch is not None:
+                on_batch(self.step, self.total_steps)
+        self.epoch += 1
+        return loss_sum / max(1, seen)
+
+    def evaluate(self, data: TensorDataset) -> float:
+        return evaluate(self.model, data, 256, self.device, self.config.channels_last)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "result": asdict(self.result),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.result = TrainResult(**state["result"])
+
+
 def train_model(
     model: nn.Module,
     train: TensorDataset,
@@ -130,67 +229,68 @@ def train_model(
     on_epoch: Callable[[int, float, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train with a per-step cosine schedule; evaluate on ``val`` after each epoch.
+    """The proxy run: train, evaluate on ``val`` after each epoch, stop hopeless runs early.
 
     ``on_batch(done, total)`` and ``on_epoch(epoch, loss, val_acc)`` feed progress bars;
     ``should_stop()`` is checked between batches and raises ``KeyboardInterrupt`` when true,
     so an interrupt never lands inside a storage write.
     """
-    device = torch.device(device)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = model.to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, config)
-    x_all, y_all = train.tensors
-    steps_per_epoch = math.ceil(len(y_all) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=total, pct_start=0.15,
-        anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
-    ) if total > 1 else None
-    result = TrainResult()
+    trainer = Trainer(model, train, config, seed=seed, device=device)
+    result = trainer.result
     start = time.perf_counter()
-    step = 0
-    for epoch in range(config.epochs):
-        model.train()
-        loss_sum, seen = 0.0, 0
-        for idx in _batches(len(y_all), config.batch_size, generator):
-            if should_stop is not None and should_stop():
-                raise KeyboardInterrupt
-            x = x_all[idx]
-            if config.augment:
-                x = augment_batch(x, generator)
-            x = x.to(device, non_blocking=True)
-            if config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = y_all[idx].to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            step += 1
-            if on_batch is not None:
-                on_batch(step, total)
-        train_loss = loss_sum / max(1, seen)
-        acc = evaluate(model, val, 256, device, config.channels_last)
+    while trainer.epoch < config.epochs:
+        train_loss = trainer.run_epoch(on_batch, should_stop)
+        acc = trainer.evaluate(val)
         result.train_loss.append(train_loss)
         result.val_accuracy.append(acc)
-        result.epochs_run = epoch + 1
+        result.epochs_run = trainer.epoch
         if on_epoch is not None:
-            on_epoch(epoch + 1, train_loss, acc)
-        if epoch + 1 < config.epochs:
+            on_epoch(trainer.epoch, train_loss, acc)
+        if trainer.epoch < config.epochs:
             reason = hopeless(train_loss, acc, num_classes, config.hopeless_factor)
             if reason:
                 result.stopped_early = reason
                 break
     result.seconds = time.perf_counter() - start
     return result
+
+
+def train_with_checkpoints(
+    model: nn.Module,
+    train: TensorDataset,
+    val: TensorDataset,
+    config: TrainConfig,
+    checkpoint: Path,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> Trainer:
+    """Full training that saves ``checkpoint`` after every epoch and resumes from it.
+
+    A killed run started again with the same arguments continues after its last finished
+    epoch (the file is replaced atomically, so a kill never leaves half a checkpoint).
+    """
+    trainer = Trainer(model, train, config, seed=seed, device=device)
+    checkpoint = Path(checkpoint)
+    if checkpoint.exists():
+        trainer.load_state_dict(torch.load(checkpoint, map_location=trainer.device,
+                                           weights_only=False))
+    start = time.perf_counter() - trainer.result.seconds
+    while trainer.epoch < config.epochs:
+        train_loss = trainer.run_epoch(on_batch)
+        acc = trainer.evaluate(val)
+        trainer.result.train_loss.append(train_loss)
+        trainer.result.val_accuracy.append(acc)
+        trainer.result.epochs_run = trainer.epoch
+        trainer.result.seconds = time.perf_counter() - start
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save(trainer.state_dict(), tmp)
+        os.replace(tmp, checkpoint)
+        if on_epoch is not None:
+            on_epoch(trainer.epoch, train_loss, acc)
+    return trainer
 
 
 def hopeless(train_loss: float, val_accuracy: float, num_classes: int, factor: float) -> str | None:
@@ -201,3 +301,56 @@ def hopeless(train_loss: float, val_accuracy: float, num_classes: int, factor: f
         return (f"validation accuracy {val_accuracy:.3f} < {factor:g} x chance "
                 f"({factor / num_classes:.3f})")
     return None
+
+
+@dataclass
+class FullTrainingResult:
+    model_path: Path
+    checkpoint: Path
+    test_accuracy: float
+    result: TrainResult
+
+
+def train_architecture(
+    arch_file: str | Path,
+    dataset: str,
+    out_dir: str | Path,
+    config: TrainConfig,
+    *,
+    data_dir: str | Path = "data",
+    seed: int = 0,
+    device: str | None = None,
+    download: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> FullTrainingResult:
+    """Train an exported architecture on ``dataset``: checkpoint every epoch in ``out_dir``,
+    resume after a kill, report test accuracy, save ``out_dir/model.pt`` (weights + arch).
+
+    The architecture is built for the dataset's channels and classes, so a design searched on
+    one dataset can be trained on another.
+    """
+    from .data import dataset_info, load_splits
+    from .models import build, read_architecture_file, save_model
+
+    arch, _, source = read_architecture_file(arch_file)
+    info = dataset_info(dataset)
+    if info.augment and not config.augment:
+        config = replace(config, augment=True)
+    splits = load_splits(dataset, data_dir, split_seed=seed, download=download)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shape = {"channels": info.in_channels, "size": list(info.input_size),
+             "classes": splits.info.num_classes}
+    model = build(arch, shape["channels"], shape["classes"], info.input_size)
+    checkpoint = out_dir / "checkpoint.pt"
+    trainer = train_with_checkpoints(model, splits.train, splits.val, config, checkpoint,
+                                     seed=seed, device=resolve_device(device),
+                                     on_batch=on_batch, on_epoch=on_epoch)
+    test_accuracy = trainer.evaluate(splits.test)
+    model_path = save_model(
+        out_dir / "model.pt", trainer.model, arch, shape, dataset=dataset,
+        test_accuracy=test_accuracy, val_accuracy_curve=trainer.result.val_accuracy,
+        train=config.to_dict(), source=source.get("source"),
+    )
+    return FullTrainingResult(model_path, checkpoint, test_accuracy, trainer.result)

@@ -1,0 +1,35 @@
+"""Baselines the SSC paper compares against: pruning at initialization and zero-cost proxies.
+
+:mod:`.pruning` prunes a dense network at initialization to an exact parameter count (SNIP,
+GraSP, SynFlow, random, ERK, magnitude); :mod:`.proxies` scores any network without training
+(SynFlow, SNIP, gradient norm, NASWOT). Nothing else in ``ssc_nas`` imports this package.
+"""
+
+from __future__ import annotations
+
+from .proxies import PROXIES, score
+from .pruning import (
+    METHODS,
+    apply_masks,
+    is_pruned,
+    mask_scores,
+    masks_for,
+    prunable,
+    prune_at_init,
+    pruned_param_count,
+    unprunable_param_count,
+)
+
+__all__ = [
+    "METHODS",
+    "PROXIES",
+    "apply_masks",
+    "is_pruned",
+    "mask_scores",
+    "masks_for",
+    "prunable",
+    "prune_at_init",
+    "pruned_param_count",
+    "score",
+    "unprunable_param_count",
+]

@@ -1,0 +1,591 @@
+"""Pruning at initialization to an exact parameter count: the baselines of the SSC paper.
+
+Verma et al. (WACV 2023) compare SSC networks with dense networks pruned at initialization to
+the *same parameter count*: SNIP, GraSP, SynFlow, random and ERK sparsity. This module builds
+those masks for any network of ``ssc_nas.models`` (or any ``nn.Module``).
+
+What is pruned (:func:`prunable`): every convolution and linear weight: ``weight`` of
+``nn.Conv*d`` / ``nn.Linear`` and the compact ``spatial_weight`` / ``pointwise_weight`` of
+:class:`~ssc_nas.layers.SSCConv2d` (in the dense setting only ``spatial_weight``, shape
+(C_out, C_in / groups, K * K), is non-empty). Biases and BatchNorm affine parameters stay dense
+and count toward the total, as in the papers' parameter counts.
+
+The count is exact: a mask set for ``target_params`` keeps exactly
+``target_params - unprunable_param_count(model)`` weights, so nonzero prunable weights plus all
+unprunable parameters equal ``target_params``. How each method meets it:
+
+* score methods (``snip``, ``grasp``, ``synflow``, ``magnitude``): one *global* top-k over all
+  layers' scores; ties at the threshold go to the lower flat index (earlier layer in
+  :func:`prunable` order, then row-major position), so the result is deterministic;
+* ``random``: exactly k positions drawn uniformly without replacement (seeded);
+* ``erk``: per-layer counts from the ERK densities, rounded by largest remainder so they sum to
+  exactly k with no layer over density 1 (see :func:`_erk_counts`), random within each layer.
+
+:func:`apply_masks` makes masks permanent with ``torch.nn.utils.prune.custom_from_mask`` (a
+forward pre-hook multiplies ``<name>_orig`` by the buffer ``<name>_mask``); count the result
+with :func:`pruned_param_count`, not :func:`ssc_nas.cost.count`, which sees the dense
+``<name>_orig`` tensors. Note that ``copy.deepcopy`` fails on such a pruned model (a PyTorch
+limitation: the pruned weight is a non-leaf tensor attribute).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+from torch.utils.data import TensorDataset
+
+from ..data import Splits
+from ..layers import SSCConv2d
+from ..models import Architecture, build
+
+__all__ = [
+    "DATA_METHODS",
+    "METHODS",
+    "apply_masks",
+    "is_pruned",
+    "loss_gradients",
+    "mask_scores",
+    "masks_for",
+    "prunable",
+    "prune_at_init",
+    "pruned_param_count",
+    "unprunable_param_count",
+]
+
+#: Every pruning method of :func:`masks_for`.
+METHODS: tuple[str, ...] = ("snip", "grasp", "synflow", "random", "erk", "magnitude")
+#: Methods whose masks depend on a data batch (the others use at most the input shape).
+DATA_METHODS: tuple[str, ...] = ("snip", "grasp")
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Data = Splits | TensorDataset | Sequence[torch.Tensor]
+
+
+# -- what is prunable -------------------------------------------------------------------------
+
+
+def prunable(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
+    """Every prunable weight as ``(name, module, attribute)``; ``name`` keys the masks.
+
+    ``name`` is ``"<module path>.<attribute>"`` (e.g. ``"blocks.0.conv1.spatial_weight"``),
+    the parameter's own name in an unpruned model. Empty tensors (an SSC layer's
+    ``pointwise_weight`` of shape (C_out, 0)) are left out.
+    """
+    out: list[tuple[str, nn.Module, str]] = []
+    for path, module in model.named_modules():
+        if isinstance(module, SSCConv2d):
+            attrs: tuple[str, ...] = ("spatial_weight", "pointwise_weight")
+        elif isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            attrs = ("weight",)
+        else:
+            continue
+        for attr in attrs:
+            param = _param(module, attr)
+            if param is not None and param.numel() > 0:
+                out.append((f"{path}.{attr}" if path else attr, module, attr))
+    return out
+
+
+def is_pruned(module: nn.Module, attr: str) -> bool:
+    """Whether ``torch.nn.utils.prune`` reparametrized ``module.<attr>`` (``_orig`` + ``_mask``)."""
+    return f"{attr}_orig" in module._parameters and f"{attr}_mask" in module._buffers
+
+
+def _param(module: nn.Module, attr: str) -> nn.Parameter | None:
+    """The parameter holding ``attr``'s values: ``<attr>_orig`` once pruned, else ``<attr>``."""
+    if is_pruned(module, attr):
+        return module._parameters[f"{attr}_orig"]
+    return module._parameters.get(attr)
+
+
+def _effective(module: nn.Module, attr: str) -> torch.Tensor:
+    """The weight the forward pass uses, recomputed (the pruned attribute can be stale)."""
+    param = _param(module, attr)
+    assert param is not None
+    if is_pruned(module, attr):
+        mask = module._buffers[f"{attr}_mask"]
+        return param.detach() * mask.to(param.dtype)
+    return param.detach()
+
+
+def _weights(model: nn.Module) -> list[tuple[str, str, torch.Tensor]]:
+    """``(mask name, parameter name, parameter)`` of every prunable weight."""
+    out = []
+    for name, module, attr in prunable(model):
+        suffix = "_orig" if is_pruned(module, attr) else ""
+        out.append((name, name + suffix, _param(module, attr)))
+    return out
+
+
+def unprunable_param_count(model: nn.Module) -> int:
+    """Parameters that are never pruned: biases, BatchNorm affine weights, anything else."""
+    ids = {id(p) for _, _, p in _weights(model)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in ids)
+
+
+def pruned_param_count(model: nn.Module) -> int:
+    """Nonzero effective prunable weights plus every unprunable parameter.
+
+    For a model pruned by :func:`apply_masks` this is the parameter count of the sparse network;
+    it stays exact during training because masked weights are multiplied by zero in every
+    forward pass (their gradients are zero too).
+    """
+    kept = sum(int(torch.count_nonzero(_effective(m, a))) for _, m, a in prunable(model))
+    return kept + unprunable_param_count(model)
+
+
+def _keep_count(model: nn.Module, target_params: int) -> int:
+    """Prunable weights to keep so the pruned model has exactly ``target_params`` parameters."""
+    if isinstance(target_params, bool) or not isinstance(target_params, int):
+        raise ValueError(f"target_params must be an integer, but got {target_params!r}")
+    fixed = unprunable_param_count(model)
+    total = fixed + sum(p.numel() for _, _, p in _weights(model))
+    if not fixed <= target_params <= total:
+        raise ValueError(
+            f"target_params must be in [{fixed}, {total}] for this model (unprunable params: "
+            f"{fixed}; all params: {total}), but got {target_params}"
+        )
+    return target_params - fixed
+
+
+# -- scoring helpers --------------------------------------------------------------------------
+
+
+@contextmanager
+def _scoring(model: nn.Module, training: bool) -> Iterator[None]:
+    """Set train/eval mode for a scoring pass, then restore every module's mode and the
+    tensors that pruning hooks write onto modules during a forward pass."""
+    modes = [(m, m.training) for m in model.modules()]
+    stale = [(m, a, m.__dict__.get(a)) for _, m, a in prunable(model) if is_pruned(m, a)]
+    model.train(training)
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+        for module, attr, value in stale:
+            setattr(module, attr, value)
+
+
+def _call(model: nn.Module, overrides: Mapping[str, torch.Tensor], x: torch.Tensor,
+          buffers: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """``model(x)`` with parameters replaced by ``overrides`` and buffers by copies.
+
+    Uses ``torch.func.functional_call``, so the model's own parameters, gradients and
+    BatchNorm running statistics are never touched.
+    """
+    state: dict[str, torch.Tensor] = (
+        dict(buffers) if buffers is not None
+        else {n: b.clone() for n, b in model.named_buffers()}
+    )
+    state.update(overrides)
+    return torch.func.functional_call(model, state, (x,), strict=False)
+
+
+def _grads(output: torch.Tensor, inputs: Sequence[torch.Tensor],
+           create_graph: bool = False) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(output, list(inputs), create_graph=create_graph,
+                                allow_unused=True)
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, inputs, strict=True)]
+
+
+def _device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _batch(data: Data | None, batch_size: int, seed: int) -> Batch:
+    """One (inputs, targets) batch: a given pair as is, else ``batch_size`` seeded samples."""
+    if isinstance(data, Splits):
+        data = data.train
+    if isinstance(data, TensorDataset):
+        x, y = data.tensors[0], data.tensors[1]
+        if len(x) > batch_size:
+            g = torch.Generator().manual_seed(seed)
+            idx = torch.randperm(len(x), generator=g)[:batch_size]
+            x, y = x[idx], y[idx]
+        return x, y
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return data[0], data[1]
+    raise ValueError(
+        "data must be an (inputs, targets) pair, a TensorDataset or Splits, but got "
+        f"{type(data).__name__}"
+    )
+
+
+def _input_shape(data: Data | None, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """Per-sample (C, H, W) for data-free scoring: from ``data`` if given, else ``input_shape``."""
+    if data is not None:
+        if isinstance(data, Splits):
+            data = data.train
+        x = data.tensors[0] if isinstance(data, TensorDataset) else data[0]
+        return tuple(x.shape[1:])
+    if input_shape is None:
+        raise ValueError("synflow needs the input shape: pass data or input_shape=(C, H, W)")
+    return tuple(int(s) for s in input_shape)
+
+
+# -- scores -----------------------------------------------------------------------------------
+
+
+def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor]]:
+    """(names, weights, gradients) of the cross-entropy on one batch w.r.t. every prunable
+    weight, BatchNorm in train mode (batch statistics), as at the start of training.
+
+    The model's parameters, ``.grad`` and running statistics are left untouched.
+    """
+    weights = _weights(model)
+    ws = [p.detach().requires_grad_(True) for _, _, p in weights]
+    with _scoring(model, training=True):
+        device = _device(model)
+        out = _call(model, {pn: w for (_, pn, _), w in zip(weights, ws, strict=True)},
+                    x.to(device))
+        grads = _grads(F.cross_entropy(out, y.to(device)), ws)
+    return [n for n, _, _ in weights], [w.detach() for w in ws], grads
+
+
+def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """SNIP connection sensitivity |g ⊙ w| (Lee et al., ICLR 2019, Eq. 6).
+
+    ``g_j = dL/dc_j`` at mask ``c = 1`` equals ``w_j dL/dw_j``; the paper's normalization by
+    ``sum_k |g_k|`` does not change a top-k, so it is left out. Cross-entropy on one batch
+    (see :func:`loss_gradients`).
+    """
+    names, ws, grads = loss_gradients(model, x, y)
+    return {n: (g * w).abs() for n, g, w in zip(names, grads, ws, strict=True)}
+
+
+def grasp_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 temperature: float = 200.0) -> dict[str, torch.Tensor]:
+    """GraSP scores ``S(-θ) = -θ ⊙ Hg`` (Wang et al., ICLR 2020, Eq. 8); *low* is important.
+
+    ``g`` is the loss gradient and ``H`` the Hessian, both on one batch; ``Hg`` comes from
+    differentiating ``g.detach() · g`` (double backpropagation). Logits are divided by
+    ``temperature`` (200, as in the authors' code for CIFAR) before the cross-entropy.
+    Algorithm 1 removes the weights with the *highest* scores, i.e. keeps the lowest.
+    """
+    weights = _weights(model)
+    ws = [p.detach().requires_grad_(True) for _, _, p in weights]
+    with _scoring(model, training=True):
+        device = _device(model)
+        out = _call(model, {pn: w for (_, pn, _), w in zip(weights, ws, strict=True)},
+                    x.to(device))
+        grads = _grads(F.cross_entropy(out / temperature, y.to(device)), ws, create_graph=True)
+        z = sum((g.detach() * g).sum() for g in grads if g.requires_grad)
+        hg = _grads(z, ws) if isinstance(z, torch.Tensor) else [torch.zeros_like(w) for w in ws]
+    return {n: (-w * h).detach() for (n, _, _), w, h in zip(weights, ws, hg, strict=True)}
+
+
+def synflow_scores(model: nn.Module, input_shape: Sequence[int],
+                   masks: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """SynFlow saliency ``|dR/dθ ⊙ θ|`` (Tanaka et al., NeurIPS 2020, Eq. 2 and Sec. 6).
+
+    Data-free: ``R = 1ᵀ (Π_l |θ^[l]|) 1`` is the summed output of the network with every
+    parameter and floating buffer replaced by its absolute value, on one all-ones input of
+    ``input_shape``, in float64 (to avoid overflow), BatchNorm in eval mode (at initialization
+    a positive per-channel scale). ``masks`` zero pruned weights (their scores are 0).
+    """
+    device = _device(model)
+    weights = _weights(model)
+    names = {pn for _, pn, _ in weights}
+    ws = []
+    for name, _, p in weights:
+        w = p.detach().abs().double()
+        if masks is not None:
+            w = w * masks[name].to(device=w.device, dtype=w.dtype)
+        ws.append(w.requires_grad_(True))
+    state = {n: p.detach().abs().double() for n, p in model.named_parameters() if n not in names}
+    state.update({pn: w for (_, pn, _), w in zip(weights, ws, strict=True)})
+    buffers = {n: b.detach().abs().double() if b.is_floating_point() else b.clone()
+               for n, b in model.named_buffers()}
+    with _scoring(model, training=False):
+        x = torch.ones(1, *input_shape, dtype=torch.float64, device=device)
+        r = _call(model, state, x, buffers).sum()
+        grads = _grads(r, ws)
+    return {n: (g * w).detach().abs() for (n, _, _), g, w in zip(weights, grads, ws, strict=True)}
+
+
+def magnitude_scores(model: nn.Module) -> dict[str, torch.Tensor]:
+    """|w|: one-shot global magnitude pruning at initialization (Han et al., NeurIPS 2015),
+    the data-free baseline that SynFlow's layer-collapse analysis starts from."""
+    return {name: p.detach().abs() for name, _, p in _weights(model)}
+
+
+def mask_scores(model: nn.Module, method: str, data: Data | None = None, *, seed: int = 0,
+                input_shape: Sequence[int] | None = None, batch_size: int = 128,
+                temperature: float = 200.0) -> dict[str, torch.Tensor]:
+    """One-shot per-weight scores of a score method (``synflow``: its first round, no mask).
+
+    For ``grasp`` low scores are kept; for the others high ones.
+    """
+    if method in DATA_METHODS:
+        if data is None:
+            raise ValueError(f"{method} needs data: an (inputs, targets) batch or a dataset")
+        x, y = _batch(data, batch_size, seed)
+        if method == "snip":
+            return snip_scores(model, x, y)
+        return grasp_scores(model, x, y, temperature)
+    if method == "synflow":
+        return synflow_scores(model, _input_shape(data, input_shape))
+    if method == "magnitude":
+        return magnitude_scores(model)
+    raise ValueError(f"{method!r} has no scores; score methods: snip, grasp, synflow, magnitude")
+
+
+# -- masks ------------------------------------------------------------------------------------
+
+
+def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the k highest of flat ``scores``; ties at the threshold go to lower
+    indices, so the choice is deterministic. NaN counts as lowest."""
+    n = scores.numel()
+    if k <= 0:
+        return torch.zeros(n, dtype=torch.bool, device=scores.device)
+    if k >= n:
+        return torch.ones(n, dtype=torch.bool, device=scores.device)
+    s = torch.nan_to_num(scores.double(), nan=-math.inf)
+    threshold = torch.kthvalue(s.cpu(), n - k + 1).values.to(s.device)
+    keep = s > threshold
+    need = k - int(keep.sum())
+    ties = torch.nonzero(s == threshold).flatten()[:need]
+    keep[ties] = True
+    return keep
+
+
+def _unflatten(flat: torch.Tensor, weights: list[tuple[str, str, torch.Tensor]]
+               ) -> dict[str, torch.Tensor]:
+    masks, start = {}, 0
+    for name, _, p in weights:
+        chunk = flat[start : start + p.numel()]
+        masks[name] = chunk.view(p.shape).to(device=p.device, dtype=p.dtype)
+        start += p.numel()
+    return masks
+
+
+def _flat(scores: Mapping[str, torch.Tensor], weights: list[tuple[str, str, torch.Tensor]]
+          ) -> torch.Tensor:
+    return torch.cat([scores[name].flatten().double().cpu() for name, _, _ in weights])
+
+
+def _erk_shape(module: nn.Module, attr: str, weight: torch.Tensor) -> tuple[int, ...]:
+    """The shape whose dims enter the ERK formula: (C_out, C_in, K_h, K_w) for convolutions.
+
+    An SSC layer's compact (C_out, n_k, K * K) spatial weight counts as the dense
+    (C_out, n_k, K, K) convolution it equals; a 1 x 1 (pointwise) weight as (C_out, n_1, 1, 1).
+    """
+    if isinstance(module, SSCConv2d):
+        k, taps = module.spec.kernel_size, module.spec.taps
+        c_out, c_in = weight.shape[0], weight.shape[1]
+        if attr == "pointwise_weight" or taps == 1:
+            return (c_out, c_in, 1, 1)
+        return (c_out, c_in, k, k) if taps == k * k else (c_out, c_in, taps)
+    return tuple(weight.shape)
+
+
+def erk_densities(shapes: Sequence[Sequence[int]], keep: int) -> list[float]:
+    """ERK layer densities for ``keep`` kept weights (Evci et al., ICML 2020, Sec. 3).
+
+    Density of layer l is ``ε (n^{l-1} + n^l + w^l + h^l) / (n^{l-1} n^l w^l h^l)`` (the sum of
+    the weight's dims over their product), with ε solved so the expected kept count is
+    ``keep``. A layer whose density would exceed 1 is made fully dense and ε is solved again
+    over the other layers, until none exceeds 1 (as in the RigL code).
+    """
+    sizes = [math.prod(s) for s in shapes]
+    raw = [sum(s) / math.prod(s) for s in shapes]
+    dense: set[int] = set()
+    eps = 0.0
+    while True:
+        budget = keep - sum(sizes[i] for i in dense)
+        weight = sum(raw[i] * sizes[i] for i in range(len(sizes)) if i not in dense)
+        if weight <= 0:
+            break
+        eps = budget / weight
+        over = {i for i in range(len(sizes)) if i not in dense and eps * raw[i] > 1.0}
+        if not over:
+            break
+        dense |= over
+    return [1.0 if i in dense else min(1.0, eps * raw[i]) for i in range(len(sizes))]
+
+
+def _erk_counts(sizes: Sequence[int], densities: Sequence[float], keep: int) -> list[int]:
+    """Integer kept counts with sum exactly ``keep`` and none above its layer's size.
+
+    Floors of ``density * size``, then the remainder one by one to the layers with the largest
+    fractional parts (lower index first on ties) that are not yet full; float rounding that
+    overshoots is taken back from the smallest fractional parts.
+    """
+    expected = [min(float(n), d * n) for n, d in zip(sizes, densities, strict=True)]
+    counts = [min(n, max(0, math.floor(e))) for n, e in zip(sizes, expected, strict=True)]
+    frac = [e - c for e, c in zip(expected, counts, strict=True)]
+    rest = keep - sum(counts)
+    order = sorted(range(len(sizes)), key=lambda i: (-frac[i], i))
+    if not 0 <= keep <= sum(sizes):
+        raise ValueError(f"cannot keep {keep} of {sum(sizes)} weights")
+    while rest > 0:
+        for i in order:
+            if rest and counts[i] < sizes[i]:
+                counts[i] += 1
+                rest -= 1
+    while rest < 0:
+        for i in reversed(order):
+            if rest and counts[i] > 0:
+                counts[i] -= 1
+                rest += 1
+    return counts
+
+
+def masks_for(
+    model: nn.Module,
+    method: str,
+    target_params: int,
+    data: Data | None = None,
+    *,
+    seed: int = 0,
+    iterations: int = 100,
+    input_shape: Sequence[int] | None = None,
+    batch_size: int = 128,
+    temperature: float = 200.0,
+) -> dict[str, torch.Tensor]:
+    """0/1 masks (keyed by :func:`prunable` names) leaving exactly ``target_params`` params.
+
+    Args:
+        model: an unpruned network at initialization; it is not modified.
+        method: one of :data:`METHODS`.
+        target_params: total parameters after pruning (kept weights + unprunable params).
+        data: ``snip``/``grasp``: an (inputs, targets) batch, a ``TensorDataset`` or ``Splits``
+            (then ``batch_size`` training samples drawn with ``seed``). ``synflow`` uses only
+            its per-sample shape; the other methods ignore it.
+        seed: random and ERK masks; the batch drawn from a dataset.
+        iterations: ``synflow`` rounds (Tanaka et al. use 100); the kept count after round r
+            of n is ``round(N * d^(r/n))`` (exponential schedule, Algorithm 1), exactly the
+            target after the last round.
+        input_shape: (C, H, W) for ``synflow`` when ``data`` is None.
+
+    Raises:
+        ValueError: unknown method, target outside [unprunable, all] params, missing data.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown pruning method {method!r}; valid methods: {', '.join(METHODS)}")
+    if any(is_pruned(m, a) for _, m, a in prunable(model)):
+        raise ValueError("masks_for needs an unpruned model; this one already has pruning masks")
+    keep = _keep_count(model, target_params)
+    weights = _weights(model)
+    sizes = [p.numel() for _, _, p in weights]
+    n = sum(sizes)
+    if method == "random":
+        g = torch.Generator().manual_seed(seed)
+        flat = torch.zeros(n, dtype=torch.bool)
+        flat[torch.randperm(n, generator=g)[:keep]] = True
+        return _unflatten(flat, weights)
+    if method == "erk":
+        modules = {name: (m, a) for name, m, a in prunable(model)}
+        shapes = [_erk_shape(*modules[name], p) for name, _, p in weights]
+        counts = _erk_counts(sizes, erk_densities(shapes, keep), keep)
+        g = torch.Generator().manual_seed(seed)
+        parts = []
+        for size, count in zip(sizes, counts, strict=True):
+            part = torch.zeros(size, dtype=torch.bool)
+            part[torch.randperm(size, generator=g)[:count]] = True
+            parts.append(part)
+        return _unflatten(torch.cat(parts), weights)
+    if method == "synflow":
+        return _synflow_masks(model, weights, keep, _input_shape(data, input_shape), iterations)
+    scores = _flat(mask_scores(model, method, data, seed=seed, batch_size=batch_size,
+                               temperature=temperature), weights)
+    if method == "grasp":
+        scores = -scores  # GraSP removes the highest scores: keep the k lowest
+    return _unflatten(_top_k(scores, keep), weights)
+
+
+def _synflow_masks(model: nn.Module, weights: list[tuple[str, str, torch.Tensor]], keep: int,
+                   input_shape: tuple[int, ...], iterations: int) -> dict[str, torch.Tensor]:
+    """Iterative SynFlow (Tanaka et al. 2020, Algorithm 1): re-score the masked network and
+    prune globally ``iterations`` times on an exponential schedule; pruned weights never return."""
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, but got {iterations}")
+    n = sum(p.numel() for _, _, p in weights)
+    flat = torch.ones(n, dtype=torch.bool)
+    if keep == n:
+        return _unflatten(flat, weights)
+    density = keep / n
+    for r in range(1, iterations + 1):
+        k = keep if r == iterations else min(n, max(keep, round(n * density ** (r / iterations))))
+        if keep == 0:
+            flat = torch.zeros(n, dtype=torch.bool)
+            break
+        scores = _flat(synflow_scores(model, input_shape, _unflatten(flat, weights)), weights)
+        scores[~flat] = -math.inf
+        flat = _top_k(scores, k)
+    return _unflatten(flat, weights)
+
+
+def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Prune ``model`` in place with ``torch.nn.utils.prune.custom_from_mask``; return it.
+
+    Every prunable weight must have a mask of its shape with values 0/1. Afterwards
+    ``<attr>_orig`` is the trained parameter and a forward pre-hook multiplies it by the
+    ``<attr>_mask`` buffer, so masked weights stay exactly zero through training.
+    """
+    entries = {name: (m, a) for name, m, a in prunable(model)}
+    missing, unknown = set(entries) - set(masks), set(masks) - set(entries)
+    if missing or unknown:
+        raise ValueError(
+            f"masks must name every prunable weight; missing {sorted(missing)[:3]}, "
+            f"unknown {sorted(unknown)[:3]}"
+        )
+    for name, (module, attr) in entries.items():
+        param = _param(module, attr)
+        mask = masks[name]
+        if tuple(mask.shape) != tuple(param.shape):
+            raise ValueError(f"mask {name!r} has shape {tuple(mask.shape)}, "
+                             f"the weight has {tuple(param.shape)}")
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask {name!r} must contain only 0 and 1")
+    for name, (module, attr) in entries.items():
+        param = _param(module, attr)
+        torch_prune.custom_from_mask(module, attr, masks[name].to(param.device, param.dtype))
+    return model
+
+
+def prune_at_init(
+    family: str,
+    width: float,
+    method: str,
+    target_params: int,
+    data: Data,
+    *,
+    num_classes: int | None = None,
+    seed: int = 0,
+    iterations: int = 100,
+    batch_size: int = 128,
+) -> nn.Module:
+    """Build the dense ``family`` x ``width`` network (initialized under ``seed``), prune it
+    with ``method`` to exactly ``target_params`` and return it (see :func:`masks_for`).
+
+    ``data`` is ``Splits`` (shapes and classes come from its info) or an (inputs, targets)
+    batch / ``TensorDataset`` (then ``num_classes`` is required).
+    """
+    if isinstance(data, Splits):
+        info = data.info
+        in_channels, size, classes = info.in_channels, info.input_size, info.num_classes
+    else:
+        x = data.tensors[0] if isinstance(data, TensorDataset) else data[0]
+        in_channels, size = int(x.shape[1]), (int(x.shape[2]), int(x.shape[3]))
+        if num_classes is None:
+            raise ValueError("num_classes is required when data is not Splits")
+        classes = num_classes
+    if num_classes is not None:
+        classes = num_classes
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build(Architecture(family, width), in_channels, classes, size)
+    masks = masks_for(model, method, target_params, data, seed=seed, iterations=iterations,
+                      batch_size=batch_size)
+    return apply_masks(model, masks)

@@ -1,0 +1,79 @@
+"""Saving and loading architectures and trained models.
+
+An *architecture file* (``ssc-nas export``) is JSON: the :class:`Architecture`, the input shape
+it was searched for, and where it came from. A *model file* (``ssc-nas train``) is a torch
+file with the same fields plus the ``state_dict``. :func:`load` reads either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .architecture import Architecture
+from .registry import build
+
+__all__ = ["FORMAT", "load", "read_architecture_file", "save_model", "write_architecture_file"]
+
+FORMAT = "ssc-nas/architecture-v1"
+
+
+def write_architecture_file(path: str | Path, arch: Architecture, input_shape: dict[str, Any],
+                            **extra: Any) -> Path:
+    """Write an architecture file; ``input_shape`` is {"channels", "size", "classes"}."""
+    path = Path(path)
+    data = {"format": FORMAT, "architecture": arch.to_dict(), "input": input_shape, **extra}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def read_architecture_file(path: str | Path) -> tuple[Architecture, dict[str, Any], dict]:
+    """(architecture, input shape or {}, the whole file) from an architecture JSON file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"architecture file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not an architecture file (invalid JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not an architecture file")
+    arch = Architecture.from_dict(data.get("architecture", data))
+    return arch, data.get("input", {}), data
+
+
+def save_model(path: str | Path, model: nn.Module, arch: Architecture,
+               input_shape: dict[str, Any], **extra: Any) -> Path:
+    """Save weights with the architecture and input shape, so :func:`load` needs nothing else."""
+    path = Path(path)
+    torch.save({"format": FORMAT, "architecture": arch.to_dict(), "input": input_shape,
+                "state_dict": model.state_dict(), **extra}, path)
+    return path
+
+
+def load(path: str | Path, weights: str | Path | None = None,
+         map_location: str | torch.device = "cpu") -> nn.Module:
+    """The ready ``nn.Module`` from an architecture JSON (optionally with ``weights``, a model
+    file saved by ``ssc-nas train``) or directly from a model file. Eval mode."""
+    path = Path(path)
+    if path.suffix == ".json":
+        arch, shape, _ = read_architecture_file(path)
+        state = None
+    else:
+        saved = torch.load(path, map_location=map_location, weights_only=False)
+        arch, shape, state = (Architecture.from_dict(saved["architecture"]), saved["input"],
+                              saved["state_dict"])
+    if weights is not None:
+        saved = torch.load(weights, map_location=map_location, weights_only=False)
+        shape = saved.get("input", shape)
+        state = saved.get("state_dict", saved)
+    if not shape:
+        raise ValueError(f"{path} has no input shape; export it with ssc-nas export")
+    model = build(arch, shape["channels"], shape["classes"], tuple(shape["size"]))
+    if state is not None:
+        model.load_state_dict(state)
+    return model.to(map_location).eval()

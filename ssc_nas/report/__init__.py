@@ -1,0 +1,39 @@
+"""The study report: pure info functions -> plotly figures -> one offline HTML file."""
+
+from __future__ import annotations
+
+from .html import write_report
+from .info import (
+    BaselinePoint,
+    FrontRow,
+    HypervolumeHistory,
+    Importances,
+    KnobMap,
+    StudyOverview,
+    TrialPoint,
+    baseline_points,
+    front_rows,
+    hypervolume_history,
+    knob_map,
+    param_importances,
+    study_overview,
+    trial_points,
+)
+
+__all__ = [
+    "BaselinePoint",
+    "FrontRow",
+    "HypervolumeHistory",
+    "Importances",
+    "KnobMap",
+    "StudyOverview",
+    "TrialPoint",
+    "baseline_points",
+    "front_rows",
+    "hypervolume_history",
+    "knob_map",
+    "param_importances",
+    "study_overview",
+    "trial_points",
+    "write_report",
+]

@@ -1,0 +1,233 @@
+"""The study report: info data on a real digits study, the HTML file, and a headless render."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+from plotly.offline import get_plotlyjs
+
+from ssc_nas.budget import Budget
+from ssc_nas.report import (
+    baseline_points,
+    front_rows,
+    hypervolume_history,
+    knob_map,
+    param_importances,
+    trial_points,
+    write_report,
+)
+from ssc_nas.report.html import ERROR_COLLECTOR_JS, SECTIONS
+from ssc_nas.report.info import KNOBS
+from ssc_nas.search import SearchConfig, run_search
+from ssc_nas.train import TrainConfig
+
+BUDGET = 80_000
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('report') / 'x.db'}"
+
+
+@pytest.fixture(scope="module")
+def study(storage: str) -> optuna.Study:
+    """A real 4-trial digits study, plus a ``-baselines`` study with one point beside it."""
+    config = SearchConfig(budget=Budget(BUDGET), space="digits-tiny", dataset="digits", trials=4,
+                          train=TrainConfig(epochs=1), sampler="random", storage=storage)
+    run = run_search(config)
+    baselines = optuna.create_study(storage=storage, study_name=f"{run.study_name}-baselines",
+                                    directions=DIRECTIONS)
+    baselines.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    baselines.add_trial(create_trial(values=[0.5, 30_000, 200_000],
+                                     user_attrs={"method": "snip"}))
+    return run.study
+
+
+@pytest.fixture(scope="module")
+def report(study: optuna.Study, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(study, tmp_path_factory.mktemp("html") / "report.html")
+
+
+def synthetic_study() -> optuna.Study:
+    """Every trial state the report distinguishes, without training anything."""
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    study.set_user_attr("budget", {"params": BUDGET, "macs": None})
+    study.add_trial(create_trial(values=[0.6, 50_000, 4e5], constraints={"params": -0.375},
+                                 user_attrs={"params": 50_000, "macs": 400_000,
+                                             "reference": "standard"}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, constraints={"params": 0.5},
+                                 user_attrs={"params": 120_000, "macs": 900_000,
+                                             "rejected": "over budget"}))
+    study.add_trial(create_trial(state=TrialState.FAIL, constraints={"params": -0.5},
+                                 user_attrs={"params": 40_000, "macs": 300_000}))
+    study.add_trial(create_trial(values=[0.7, 70_000, 5e5], constraints={"params": -0.125},
+                                 user_attrs={"params": 70_000, "macs": 500_000}))
+    return study
+
+
+# -- info -------------------------------------------------------------------------------------
+
+
+def test_front_rows_are_best_trials(study: optuna.Study) -> None:
+    rows = front_rows(study)
+    best = {t.number: t for t in study.best_trials}
+    assert rows and {r.number for r in rows} == set(best)
+    assert [r.accuracy for r in rows] == sorted((r.accuracy for r in rows), reverse=True)
+    for r in rows:
+        assert r.accuracy == best[r.number].values[0]
+        assert (r.params, r.macs) == tuple(int(v) for v in best[r.number].values[1:])
+        assert r.design
+
+
+def test_every_trial_in_scatter_data_with_its_state(study: optuna.Study) -> None:
+    points = {p.number: p for p in trial_points(study)}
+    trials = study.get_trials()
+    assert sorted(points) == [t.number for t in trials]
+    front = {t.number for t in study.best_trials}
+    for t in trials:
+        p = points[t.number]
+        assert p.on_front == (t.number in front)
+        assert p.params == t.user_attrs["params"] and p.macs == t.user_attrs["macs"]
+        if t.state == TrialState.COMPLETE:
+            assert p.state == "feasible" and p.accuracy == t.values[0]
+        else:
+            assert p.state == "over-budget" and p.accuracy is None and p.params > BUDGET
+    assert any(p.reference == "standard" for p in points.values())
+
+
+def test_states_of_a_synthetic_study() -> None:
+    points = trial_points(synthetic_study())
+    assert [p.state for p in points] == ["feasible", "over-budget", "failed", "feasible"]
+    assert [p.on_front for p in points] == [True, False, False, True]
+    assert points[1].accuracy is None and points[1].note == "over budget"
+    assert points[0].reference == "standard"
+
+
+def test_hypervolume_never_decreases(study: optuna.Study) -> None:
+    history = hypervolume_history(study)
+    finished = [t.number for t in study.get_trials() if t.state.is_finished()]
+    assert history.trial_numbers == finished
+    assert all(b >= a for a, b in zip(history.values, history.values[1:], strict=False))
+    assert 0 < history.values[-1] <= 1
+    assert history.reference["params"] == BUDGET and history.reference["accuracy"] == 0
+
+
+def test_hypervolume_ignores_infeasible_and_failed() -> None:
+    history = hypervolume_history(synthetic_study())
+    assert history.trial_numbers == [0, 1, 2, 3]
+    v = history.values
+    assert v[0] > 0 and v[1] == v[0] == v[2] and v[3] >= v[2]
+
+
+def test_knob_map_has_one_column_per_front_trial(study: optuna.Study) -> None:
+    data = knob_map(study)
+    assert data.trials == [r.number for r in front_rows(study)]
+    assert len(data.labels) == len(data.trials) and data.layers
+    for knob in KNOBS:
+        grid = data.values[knob]
+        assert len(grid) == len(data.layers)
+        assert all(len(row) == len(data.trials) for row in grid)
+    densities = [v for row in data.values["density"] for v in row]
+    assert all(0 < v <= 1 for v in densities)
+    assert {v for row in data.values["pattern"] for v in row} <= {"full", "plus", "x"}
+
+
+def test_importances_or_a_reason(study: optuna.Study) -> None:
+    imp = param_importances(study)
+    if imp.values:
+        assert imp.reason is None and abs(sum(imp.values.values()) - 1) < 1e-6
+    else:
+        assert imp.reason
+    few = optuna.create_study(directions=DIRECTIONS)
+    few.add_trial(create_trial(values=[0.5, 1.0, 1.0], params={}, distributions={}))
+    assert param_importances(few).values == {}
+    assert "at least 2" in param_importances(few).reason
+
+
+def test_baseline_points(study: optuna.Study, storage: str, tmp_path: Path) -> None:
+    (point,) = baseline_points(storage, study.study_name)
+    assert (point.method, point.params, point.macs, point.accuracy) == ("snip", 3e4, 2e5, 0.5)
+    assert baseline_points(storage, "no-such-study") == []
+    missing = tmp_path / "missing.db"
+    assert baseline_points(f"sqlite:///{missing}", "x") == [] and not missing.exists()
+
+
+# -- the HTML file ----------------------------------------------------------------------------
+
+
+def test_report_is_one_offline_file(report: Path) -> None:
+    text = report.read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in text
+    assert text.count(get_plotlyjs()[:400]) == 1
+    assert not re.search(r"<script[^>]+src=", text)
+    assert not re.search(r"<link[^>]+href=\"?https?:", text)
+    assert '<pre id="js-errors"></pre>' in text
+
+
+def test_report_of_an_empty_study(tmp_path: Path) -> None:
+    empty = optuna.create_study(directions=DIRECTIONS)
+    path = write_report(empty, tmp_path / "sub" / "empty.html", baselines=[])
+    text = path.read_text()
+    assert all(f'id="{s}"' in text for s in SECTIONS)
+
+
+# -- headless Chromium ------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    found = next((c for c in ("/usr/bin/chromium", shutil.which("chromium"),
+                              shutil.which("chromium-browser")) if c and Path(c).exists()), None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but chromium is missing: apt-get install -y chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return found
+
+
+def dump_dom(page: Path, tmp_path: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (offline, no sandbox)."""
+    result = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def js_errors(dom: str) -> str:
+    match = re.search(r'<pre id="js-errors">(.*?)</pre>', dom, re.DOTALL)
+    assert match, "the error collector's <pre> is missing from the DOM"
+    return match.group(1)
+
+
+def test_error_collector_sees_errors(tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text(f'<html><head><script>{ERROR_COLLECTOR_JS}</script></head><body>'
+                    '<pre id="js-errors"></pre><script>notDefinedAnywhere();</script>'
+                    '<script>console.error("boom")</script></body></html>')
+    errors = js_errors(dump_dom(page, tmp_path))
+    assert "notDefinedAnywhere" in errors and "boom" in errors
+
+
+def test_report_renders_in_chromium_without_errors(report: Path, tmp_path: Path) -> None:
+    dom = dump_dom(report, tmp_path)
+    assert js_errors(dom) == ""
+    for section in SECTIONS:
+        start = dom.index(f'<section id="{section}">')
+        body = dom[start:dom.index("</section>", start)]
+        assert 'class="main-svg"' in body, f"{section} did not render"
+    assert dom.count('class="main-svg"') >= len(SECTIONS)
+    assert "snip" in dom  # the baseline point is drawn on the front plots

@@ -1,0 +1,171 @@
+"""After a search: front, studies, export -> train -> load, resume a killed train, dashboard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import ssc_nas
+from ssc_nas.data import load_splits
+from ssc_nas.train import evaluate
+
+pytestmark = pytest.mark.slow
+
+
+def cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real study made by `ssc-nas search`, shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("workflow")
+    result = cli(["search", "--budget", "80k", "--dataset", "digits", "--space", "digits-tiny",
+                  "--epochs", "1", "--trials", "3", "--sampler", "random", "--quiet"], root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def _study(root: Path) -> optuna.Study:
+    url = f"sqlite:///{root / 'ssc-nas.db'}"
+    (summary,) = optuna.get_all_study_summaries(url)
+    return optuna.load_study(study_name=summary.study_name, storage=url)
+
+
+def test_front_output_matches_best_trials(searched: Path) -> None:
+    study = _study(searched)
+    expected = sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))
+    as_json = json.loads(cli(["front", "--json"], searched).stdout)
+    assert [r["trial"] for r in as_json] == [t.number for t in expected]
+    for row, t in zip(as_json, expected, strict=True):
+        assert [row["accuracy"], row["params"], row["macs"]] == t.values
+        assert row["architecture"] == t.user_attrs["architecture"]
+    rows = list(csv.DictReader(io.StringIO(cli(["front", "--csv"], searched).stdout)))
+    assert [int(r["trial"]) for r in rows] == [t.number for t in expected]
+    table = cli(["front"], searched)
+    assert table.returncode == 0 and "Pareto front" in table.stdout
+
+
+def test_studies_lists_the_study(searched: Path) -> None:
+    result = cli(["studies"], searched)
+    assert result.returncode == 0
+    assert _study(searched).study_name[:8] in result.stdout
+
+
+def test_export_train_load_round_trip(searched: Path) -> None:
+    study = _study(searched)
+    best = max(study.best_trials, key=lambda t: t.values[0])
+    arch = searched / "arch.json"
+    exported = cli(["export", "--trial", str(best.number), "-o", str(arch)], searched)
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(arch.read_text())
+    assert data["architecture"] == best.user_attrs["architecture"]
+    assert data["input"] == {"channels": 1, "size": [8, 8], "classes": 10}
+    run = searched / "run"
+    trained = cli(["train", str(arch), "--dataset", "digits", "--epochs", "2", "--out",
+                   str(run), "--lr", "0.05", "--quiet"], searched)
+    assert trained.returncode == 0, trained.stderr
+    reported = float(trained.stdout.split("test accuracy ")[1].split(";")[0])
+    model = ssc_nas.load(run / "model.pt")
+    assert not model.training
+    test = load_splits("digits").test
+    measured = evaluate(model, test)
+    saved = torch.load(run / "model.pt", weights_only=False)
+    assert measured == pytest.approx(saved["test_accuracy"], abs=1e-12)
+    assert measured == pytest.approx(reported, abs=5e-5)
+    assert measured > 0.3
+    again = ssc_nas.load(arch, weights=run / "model.pt")
+    x = test.tensors[0][:4]
+    torch.testing.assert_close(again(x), model(x))
+    assert saved["architecture"] == best.user_attrs["architecture"]
+
+
+def test_killed_train_resumes_from_checkpoint(searched: Path) -> None:
+    arch = searched / "arch-resume.json"
+    assert cli(["export", "--trial", "0", "-o", str(arch)], searched).returncode == 0
+    run = searched / "run-resume"
+    args = [sys.executable, "-m", "ssc_nas", "train", str(arch), "--dataset", "digits",
+            "--epochs", "40", "--out", str(run), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=searched, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    checkpoint = run / "checkpoint.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not checkpoint.exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    state = torch.load(checkpoint, weights_only=False)
+    done = state["epoch"]
+    assert 1 <= done < 40
+    resumed = cli(["train", str(arch), "--dataset", "digits", "--epochs", "40", "--out",
+                   str(run)], searched)
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [int(line.split()[1]) for line in resumed.stderr.splitlines()
+              if line.startswith("epoch")]
+    assert epochs and epochs[0] == done + 1 and epochs[-1] == 40
+    final = torch.load(checkpoint, weights_only=False)
+    assert final["epoch"] == 40 and len(final["result"]["val_accuracy"]) == 40
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study(searched: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", "dashboard", "--port", str(port)],
+                            cwd=searched, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        body = None
+        deadline = time.time() + 60
+        while time.time() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None, "optuna-dashboard did not answer"
+        study = _study(searched)
+        (summary,) = [s for s in body["study_summaries"]
+                      if s["study_name"] == study.study_name]
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}?after=0", timeout=10
+        ) as r:
+            detail = json.loads(r.read())
+        assert len(detail["trials"]) == len(study.trials)
+        attrs = {a["key"] for t in detail["trials"] for a in t["user_attrs"]}
+        assert {"architecture", "params", "macs"} <= attrs
+        params = {p["name"] for t in detail["trials"] for p in t["params"]}
+        assert "stage1.groups" in params
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_export_unknown_trial_is_a_clear_error(searched: Path) -> None:
+    result = cli(["export", "--trial", "999"], searched)
+    assert result.returncode == 2 and "no trial 999" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = cli(["front", "--storage", f"sqlite:///{searched / 'nope.db'}"], searched)
+    assert missing.returncode == 2 and "pass --study" in missing.stderr
