@@ -175,6 +175,11 @@ def _storage_where(storage: str) -> str:
 @click.option("--reference-designs/--no-reference-designs", default=True, show_default=True,
               help="Start with standard, groupwise, depthwise-separable, HetConv-P4 and uniform "
                    "SSC designs sized to the budget.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes on this machine, sharing the study storage.")
+@click.option("--heartbeat", type=float, default=30.0, show_default=True,
+              help="Seconds between worker heartbeats; a trial whose worker is silent for two "
+                   "heartbeats is failed and retried.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def search(ctx: click.Context, **values: Any) -> None:
@@ -209,6 +214,7 @@ def search(ctx: click.Context, **values: Any) -> None:
         sampler=v["sampler"], study=v["study"], storage=v["storage"], seed=int(v["seed"]),
         device=v["device"], objectives=tuple(objectives),
         latency_batch=int(v["latency_batch"]), reference_designs=bool(v["reference_designs"]),
+        workers=int(v["workers"]), heartbeat=float(v["heartbeat"]),
     )
     where = _storage_where(config.storage)
     console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
@@ -245,6 +251,39 @@ def _print_front(study: Any) -> None:
         design = t.user_attrs.get("reference") or t.user_attrs.get("summary", "")
         table.add_row(str(t.number), *cells, design)
     console.print(table)
+
+
+@cli.command()
+@click.option("--study", required=True, help="Name of the study to join.")
+@click.option("--storage", required=True,
+              help="Its storage URL, e.g. postgresql://user:pass@host/db (any Optuna RDB URL).")
+@click.option("--data-dir", default="data", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--timeout", default=None, help="Stop starting new trials after this long.")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads [default: torch's].")
+@click.option("--heartbeat", type=float, default=30.0, show_default=True)
+@click.option("--worker-index", type=int, default=0, hidden=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | None,
+           threads: int | None, heartbeat: float, worker_index: int, quiet: bool) -> None:
+    """Join an existing study (made by ssc-nas search) and run its trials until it has as many
+    as it asked for. Start one per machine or GPU; all read the search settings from the study."""
+    import os
+
+    import torch
+
+    from .progress import SearchProgress
+    from .search import parse_duration, run_worker
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    index = worker_index or os.getpid() % 10_000
+    with SearchProgress(err_console, enabled=not quiet) as progress:
+        done = run_worker(study, storage, data_dir=data_dir, device=device,
+                          timeout=parse_duration(timeout), worker_index=index,
+                          heartbeat=heartbeat, reporter=progress)
+    console.print(f"worker done: {done} trials completed here")
 
 
 # -- using studies ----------------------------------------------------------------------------
@@ -372,6 +411,22 @@ def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: i
             raise SSCNasError(str(exc)) from None
     console.print(f"test accuracy {result.test_accuracy:.4f}; saved {result.model_path} "
                   f"(checkpoint {result.checkpoint})")
+
+
+@cli.command()
+@STUDY_OPTION
+@STORAGE_OPTION
+@click.option("-o", "--output", default="report.html", show_default=True,
+              help="HTML file to write (self-contained, opens offline).")
+def report(study: str | None, storage: str, output: str) -> None:
+    """Write one self-contained HTML report of a study: fronts, hypervolume, per-layer knobs,
+    parameter importances and the front table (baselines from ssc-nas compare overlaid)."""
+    from .report import baseline_points, write_report
+    from .search import load_existing_study
+
+    s = load_existing_study(study, storage)
+    path = write_report(s, output, baselines=baseline_points(storage, s.study_name))
+    console.print(f"wrote {path.resolve()}")
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .budget import format_count
 from .cost import Cost
 from .models import Architecture
-from .search import SearchConfig, best_accuracy
+from .search import best_accuracy
 from .train import TrainResult
 
 __all__ = ["SearchProgress"]
@@ -38,8 +38,8 @@ class SearchProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def start(self, study: optuna.Study, name: str, config: SearchConfig, done: int) -> None:
-        total = config.trials
+    def start(self, study: optuna.Study, total: int | None, done: int) -> None:
+        """A study with ``done`` of ``total`` complete trials (None: no trial target)."""
         self._study_task = self.progress.add_task(self._study_text(study, done), total=total,
                                                   completed=done)
         self._trial_task = self.progress.add_task("trial", total=1, visible=False)

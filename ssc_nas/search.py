@@ -17,6 +17,9 @@ import contextlib
 import math
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +30,7 @@ from typing import Any
 import optuna
 import torch
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from . import __version__
@@ -36,7 +39,14 @@ from .cost import measure_latency
 from .data import Splits, dataset_info, load_splits
 from .errors import SSCNasError, StudyError
 from .models import Architecture, build
-from .spaces import BoundSpace, ParamGroup, SearchSpace, check_budget, load_space
+from .spaces import (
+    BoundSpace,
+    ParamGroup,
+    SearchSpace,
+    check_budget,
+    load_space,
+    parse_space,
+)
 from .train import TrainConfig, TrainResult, resolve_device, train_model
 
 __all__ = [
@@ -53,13 +63,15 @@ __all__ = [
     "run_search",
 ]
 
-# Heartbeats and multivariate TPE are marked experimental in Optuna; we rely on both on purpose.
-warnings.filterwarnings("ignore", category=ExperimentalWarning, module="optuna")
+# Heartbeats, multivariate TPE and metric names are experimental in Optuna; we use them on purpose.
+warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 OBJECTIVES = ("accuracy", "params", "macs", "latency")
 SAMPLERS = ("tpe", "nsga2", "random")
 DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
 # Study attributes that must match for a run to join an existing study.
+# ssc-nas compare stores its pruning-at-init baselines in "<study>-baselines".
+BASELINES_SUFFIX = "-baselines"
 COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset")
 
 
@@ -88,6 +100,8 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("accuracy", "params", "macs")
     latency_batch: int = 32
     reference_designs: bool = True
+    workers: int = 1
+    heartbeat: float = 30.0
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -103,6 +117,8 @@ class SearchConfig:
                              f"but got {self.sampler!r}")
         if self.trials is not None and self.trials < 1:
             raise StudyError(f"--trials must be >= 1, but got {self.trials}")
+        if self.workers < 1:
+            raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.trials is None and self.timeout is None:
             raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
 
@@ -136,7 +152,7 @@ def make_sampler(name: str, seed: int, trials: int | None = None) -> optuna.samp
     raise StudyError(f"--sampler must be one of {', '.join(SAMPLERS)}, but got {name!r}")
 
 
-def make_storage(url: str) -> RDBStorage:
+def make_storage(url: str, heartbeat: float = 30.0) -> RDBStorage:
     """An RDB storage with heartbeats, so a trial whose worker dies is failed, not left RUNNING."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -147,7 +163,9 @@ def make_storage(url: str) -> RDBStorage:
                 raise StudyError(f"--storage {url}: folder {parent} does not exist")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     try:
-        return RDBStorage(url, heartbeat_interval=30, grace_period=120, **kwargs)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
+        return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat)),
+                          heartbeat_stale_trial_callback=retry, **kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {url}: {reason}") from None
@@ -156,7 +174,7 @@ def make_storage(url: str) -> RDBStorage:
 def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                attrs: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
-    storage = make_storage(config.storage)
+    storage = make_storage(config.storage, config.heartbeat)
     directions = ["maximize" if o == "accuracy" else "minimize" for o in config.objectives]
     sampler = make_sampler(config.sampler, config.seed, config.trials)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -271,11 +289,160 @@ def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]
         "train": config.train.to_dict(),
         "sampler": config.sampler,
         "seed": config.seed,
+        "latency_batch": config.latency_batch,
     }
 
 
+def _count(study: optuna.Study, *states: TrialState) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
 def count_complete(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return _count(study, TrialState.COMPLETE)
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _Job:
+    """What one process needs to run trials of one study: the study's own description."""
+
+    study: optuna.Study
+    bound: BoundSpace
+    budget: Budget
+    objectives: tuple[str, ...]
+    train: TrainConfig
+    splits: Splits
+    seed: int
+    device: torch.device
+    latency_batch: int
+    target: int | None
+    timeout: float | None
+    reporter: Any
+    interrupt: _Interrupt = field(default_factory=_Interrupt)
+    rejected: int = 0
+    poll: float = 1.0
+
+    def objective(self, trial: optuna.Trial) -> Sequence[float]:
+        self._refuse_surplus(trial)
+        bound, budget = self.bound, self.budget
+        arch = bound.suggest(trial)
+        cost = bound.cost(arch)
+        trial.set_user_attr("architecture", arch.to_dict())
+        trial.set_user_attr("summary", arch.summary())
+        trial.set_user_attr("params", cost.params)
+        trial.set_user_attr("macs", cost.macs)
+        for key, value in budget.violations(cost).items():
+            trial.set_constraint(key, value)
+        if not budget.fits(cost):
+            self.rejected += 1
+            reason = (f"over budget ({format_count(cost.params)} params, "
+                      f"{format_count(cost.macs)} MACs; not trained)")
+            trial.set_user_attr("rejected", reason)
+            raise optuna.TrialPruned(reason)
+        if self.reporter is not None:
+            self.reporter.trial_started(trial.number, arch, cost)
+        result = self._train(trial, arch)
+        values: dict[str, float] = {"accuracy": result.final_accuracy,
+                                    "params": float(cost.params), "macs": float(cost.macs)}
+        if "latency" in self.objectives:
+            info = self.splits.info
+            shape = (info.in_channels, *info.input_size)
+            model = build(arch, info.in_channels, info.num_classes, info.input_size)
+            values["latency"] = measure_latency(model, shape, 1, self.device)
+            batch = measure_latency(model, shape, self.latency_batch, self.device, repeats=5)
+            trial.set_user_attr("latency_batch1_s", values["latency"])
+            trial.set_user_attr(f"latency_batch{self.latency_batch}_s", batch)
+        if self.reporter is not None:
+            self.reporter.trial_finished(trial.number, result, cost)
+        return [values[o] for o in self.objectives]
+
+    def _refuse_surplus(self, trial: optuna.Trial) -> None:
+        """With many workers, a trial started once the target is taken is not run."""
+        if self.target is None:
+            return
+        others = self.study.get_trials(deepcopy=False,
+                                       states=(TrialState.COMPLETE, TrialState.RUNNING))
+        ahead = sum(t.state == TrialState.COMPLETE or t.number < trial.number for t in others)
+        if ahead >= self.target:
+            trial.set_user_attr("surplus", f"the study already has {self.target} trials")
+            raise optuna.TrialPruned("surplus")
+
+    def _train(self, trial: optuna.Trial, arch: Architecture) -> TrainResult:
+        info = self.splits.info
+        trial.set_user_attr("worker", _worker_id())
+        model = build(arch, info.in_channels, info.num_classes, info.input_size)
+        reporter = self.reporter
+        result = train_model(
+            model, self.splits.train, self.splits.val, self.train,
+            num_classes=info.num_classes, seed=self.seed * 100_003 + trial.number,
+            device=self.device,
+            on_batch=(lambda d, t: reporter.batch(d, t)) if reporter is not None else None,
+            should_stop=lambda: self.interrupt.requested,
+        )
+        trial.set_user_attr("val_accuracy_curve", [round(a, 5) for a in result.val_accuracy])
+        trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss])
+        trial.set_user_attr("epochs", result.epochs_run)
+        trial.set_user_attr("wall_time_s", round(result.seconds, 3))
+        if result.stopped_early:
+            trial.set_user_attr("stopped_early", result.stopped_early)
+        return result
+
+    def run(self) -> int:
+        """Run trials until the study has ``target`` complete ones (or time runs out)."""
+        study = self.study
+        started = count_complete(study)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        with self.interrupt.installed():
+            while not self.interrupt.requested:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                complete = count_complete(study)
+                if self.target is not None and complete >= self.target:
+                    break
+                running = _count(study, TrialState.RUNNING)
+                if self.target is not None and complete + running >= self.target:
+                    # Another worker holds the last trials; wait in case one of them dies.
+                    optuna.storages.fail_stale_trials(study)
+                    time.sleep(self.poll)
+                    continue
+                try:
+                    study.optimize(self.objective, n_trials=1, gc_after_trial=True)
+                except KeyboardInterrupt:
+                    self.interrupt.requested = True
+                    _fail_running(study)
+                done = count_complete(study)
+                if self.reporter is not None:
+                    self.reporter.study_progress(study, done)
+                if self.rejected > 1000 * max(1, done - started + 1):
+                    raise StudyError(
+                        "the sampler keeps proposing over-budget candidates "
+                        f"({self.rejected} rejected); raise the budget or use --sampler random"
+                    )
+        if self.interrupt.requested:
+            raise SearchInterrupted(
+                f"interrupted: {count_complete(study)} trials complete in study "
+                f"{study.study_name!r}; run the same command to resume"
+            )
+        return count_complete(study) - started
+
+
+def _fail_running(study: optuna.Study) -> None:
+    """Safety net: no trial of this process stays RUNNING after an interrupt."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") == _worker_id():
+            with contextlib.suppress(Exception):
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _check_device(device: str) -> torch.device:
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise SSCNasError("--device cuda was asked for, but this machine has no CUDA device; "
+                          "use --device cpu")
+    return resolved
 
 
 def run_search(
@@ -286,17 +453,15 @@ def run_search(
 ) -> SearchRun:
     """Run (or resume) the search described by ``config``.
 
-    ``reporter`` receives progress events (see ``ssc_nas.progress.SearchProgress``); ``splits``
-    lets tests and workers reuse data that are already loaded.
+    With ``config.workers > 1`` the trials run in that many ``ssc-nas worker`` processes
+    against the same storage. ``reporter`` receives progress events (see
+    ``ssc_nas.progress.SearchProgress``); ``splits`` lets tests reuse loaded data.
     """
     space = load_space(config.space)
     info = dataset_info(config.dataset)
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
     check_budget(bound, config.budget)
-    device = resolve_device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSCNasError("--device cuda was asked for, but this machine has no CUDA device; "
-                          "use --device cpu")
+    device = _check_device(config.device)
     study_name = config.study or default_study_name(config, space)
     shape = {"channels": info.in_channels, "size": list(info.input_size),
              "classes": info.num_classes}
@@ -307,119 +472,107 @@ def run_search(
     # Our own lines report trials; a failing trial re-raises its error with its traceback anyway.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space, study_name, attrs)
-    train_config = config.train
-    if info.augment and not train_config.augment:
-        train_config = replace(train_config, augment=True)
+    if config.trials is not None:
+        study.set_user_attr("trials", config.trials)
     references: list[tuple[str, float]] = []
     if config.reference_designs:
         references = enqueue_reference_designs(study, bound, config.budget)
-    interrupt = _Interrupt()
-    rejected = 0
     started = count_complete(study)
     if reporter is not None:
-        reporter.start(study, study_name, config, started)
-
-    def objective(trial: optuna.Trial) -> Sequence[float]:
-        nonlocal rejected
-        arch = bound.suggest(trial)
-        cost = bound.cost(arch)
-        trial.set_user_attr("architecture", arch.to_dict())
-        trial.set_user_attr("summary", arch.summary())
-        trial.set_user_attr("params", cost.params)
-        trial.set_user_attr("macs", cost.macs)
-        for key, value in config.budget.violations(cost).items():
-            trial.set_constraint(key, value)
-        if not config.budget.fits(cost):
-            rejected += 1
-            reason = (f"over budget ({format_count(cost.params)} params, "
-                      f"{format_count(cost.macs)} MACs; not trained)")
-            trial.set_user_attr("rejected", reason)
-            raise optuna.TrialPruned(reason)
-        if reporter is not None:
-            reporter.trial_started(trial.number, arch, cost)
-        result = _train_candidate(trial, arch, splits, train_config, config, device,
-                                  info.num_classes, reporter, interrupt)
-        values: dict[str, float] = {"accuracy": result.final_accuracy,
-                                    "params": float(cost.params), "macs": float(cost.macs)}
-        if "latency" in config.objectives:
-            model = build(arch, info.in_channels, info.num_classes, info.input_size)
-            values["latency"] = measure_latency(model, (info.in_channels, *info.input_size), 1,
-                                                device)
-            batch = measure_latency(model, (info.in_channels, *info.input_size),
-                                    config.latency_batch, device, repeats=5)
-            trial.set_user_attr("latency_batch1_s", values["latency"])
-            trial.set_user_attr(f"latency_batch{config.latency_batch}_s", batch)
-        if reporter is not None:
-            reporter.trial_finished(trial.number, result, cost)
-        return [values[o] for o in config.objectives]
-
-    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        done = count_complete(study)
-        if reporter is not None:
-            reporter.study_progress(study, done)
-        if config.trials is not None and done >= config.trials:
-            study.stop()
-        if interrupt.requested:
-            study.stop()
-        if rejected > 1000 * max(1, done - started + 1):
-            raise StudyError("the sampler keeps proposing over-budget candidates "
-                             f"({rejected} rejected); raise the budget or use --sampler random")
-
-    remaining = None if config.trials is None else config.trials - started
-    if remaining is None or remaining > 0:
-        with interrupt.installed():
-            try:
-                study.optimize(objective, timeout=config.timeout, callbacks=[after_trial],
-                               gc_after_trial=True)
-            except KeyboardInterrupt:
-                _fail_running(study)
-                raise SearchInterrupted(
-                    f"interrupted: {count_complete(study)} trials complete in study "
-                    f"{study_name!r} ({config.storage}); run the same command to resume"
-                ) from None
-        if interrupt.requested:
-            raise SearchInterrupted(
-                f"interrupted: {count_complete(study)} trials complete in study {study_name!r} "
-                f"({config.storage}); run the same command to resume"
-            )
+        reporter.start(study, config.trials, started)
+    if config.workers > 1:
+        rejected = _run_workers(study, config, reporter)
+    else:
+        train_config = config.train
+        if info.augment and not train_config.augment:
+            train_config = replace(train_config, augment=True)
+        job = _Job(study, bound, config.budget, config.objectives, train_config, splits,
+                   config.seed, device, config.latency_batch, config.trials, config.timeout,
+                   reporter)
+        job.run()
+        rejected = job.rejected
     done = count_complete(study)
     return SearchRun(study, study_name, config.storage, done, done - started, rejected,
                      references)
 
 
-def _fail_running(study: optuna.Study) -> None:
-    """Safety net: no trial of this process stays RUNNING after an interrupt."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("pid") == _pid():
-            with contextlib.suppress(Exception):
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+def run_worker(
+    study_name: str,
+    storage: str,
+    *,
+    data_dir: str = "data",
+    device: str = "auto",
+    timeout: float | None = None,
+    worker_index: int = 0,
+    heartbeat: float = 30.0,
+    reporter: Any | None = None,
+) -> int:
+    """Join an existing study from any machine and run its trials until its target is met.
+
+    Everything else (space, budget, dataset, objectives, proxy schedule) is read from the
+    study itself. Returns the number of trials this worker completed.
+    """
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    store = make_storage(storage, heartbeat)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    if study_name not in names:
+        raise StudyError(f"no study {study_name!r} in {storage}; studies there: "
+                         f"{', '.join(names) or 'none'}")
+    probe = optuna.load_study(study_name=study_name, storage=store)
+    attrs = probe.user_attrs
+    if "space" not in attrs:
+        raise StudyError(f"study {study_name!r} was not made by ssc-nas search")
+    space_data = dict(attrs["space"])
+    space = parse_space({k: v for k, v in space_data.items() if k != "name"},
+                        source=f"study {study_name}", name=space_data["name"])
+    seed = int(attrs["seed"])
+    sampler = make_sampler(attrs["sampler"], seed * 1000 + worker_index + 1,
+                           attrs.get("trials"))
+    study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler)
+    info = dataset_info(attrs["dataset"])
+    bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
+    splits = load_splits(attrs["dataset"], data_dir, subset=attrs["subset"], split_seed=seed)
+    train_config = TrainConfig(**attrs["train"])
+    if info.augment and not train_config.augment:
+        train_config = replace(train_config, augment=True)
+    job = _Job(study, bound, Budget(**attrs["budget"]), tuple(attrs["objectives"]),
+               train_config, splits, seed, _check_device(device),
+               int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter)
+    if reporter is not None:
+        reporter.start(study, attrs.get("trials"), count_complete(study))
+    return job.run()
 
 
-def _pid() -> int:
-    return os.getpid()
-
-
-def _train_candidate(trial: optuna.Trial, arch: Architecture, splits: Splits,
-                     train_config: TrainConfig, config: SearchConfig, device: Any,
-                     num_classes: int, reporter: Any, interrupt: _Interrupt) -> TrainResult:
-    info = splits.info
-    trial.set_user_attr("pid", _pid())
-    seed = config.seed * 100_003 + trial.number
-    model = build(arch, info.in_channels, info.num_classes, info.input_size)
-    start = time.perf_counter()
-    result = train_model(
-        model, splits.train, splits.val, train_config, num_classes=num_classes, seed=seed,
-        device=device,
-        on_batch=(lambda d, t: reporter.batch(d, t)) if reporter is not None else None,
-        should_stop=lambda: interrupt.requested,
-    )
-    trial.set_user_attr("val_accuracy_curve", [round(a, 5) for a in result.val_accuracy])
-    trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss])
-    trial.set_user_attr("epochs", result.epochs_run)
-    trial.set_user_attr("wall_time_s", round(time.perf_counter() - start, 3))
-    if result.stopped_early:
-        trial.set_user_attr("stopped_early", result.stopped_early)
-    return result
+def _run_workers(study: optuna.Study, config: SearchConfig, reporter: Any) -> int:
+    """Start ``config.workers`` worker processes on this machine and wait for them."""
+    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    procs = []
+    for i in range(config.workers):
+        cmd = [sys.executable, "-m", "ssc_nas", "worker", "--study", study.study_name,
+               "--storage", config.storage, "--data-dir", config.data_dir,
+               "--device", config.device, "--worker-index", str(i), "--quiet",
+               "--heartbeat", str(config.heartbeat)]
+        if config.timeout is not None:
+            cmd += ["--timeout", str(config.timeout)]
+        procs.append(subprocess.Popen(cmd, env=env))
+    interrupt = _Interrupt()
+    with interrupt.installed():
+        while any(p.poll() is None for p in procs):
+            time.sleep(1.0)
+            if reporter is not None:
+                reporter.study_progress(study, count_complete(study))
+    codes = [p.returncode for p in procs]
+    if interrupt.requested or any(c == 130 for c in codes):
+        raise SearchInterrupted(
+            f"interrupted: {count_complete(study)} trials complete in study "
+            f"{study.study_name!r}; run the same command to resume"
+        )
+    failed = [i for i, c in enumerate(codes) if c != 0]
+    if failed:
+        raise StudyError(f"worker(s) {failed} exited with codes {[codes[i] for i in failed]}; "
+                         "see their messages above")
+    return _count(study, TrialState.PRUNED)
 
 
 def front(study: optuna.Study) -> list[FrozenTrial]:
@@ -456,7 +609,7 @@ def parse_duration(text: str | float | int | None) -> float | None:
 
 # -- study configs (studies/*.yaml) -----------------------------------------------------------
 
-CONFIG_KEYS = ("budget", "flops", "space", "dataset", "data_dir", "download", "trials",
+CONFIG_KEYS = ("workers", "budget", "flops", "space", "dataset", "data_dir", "download", "trials",
                "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
                "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
                "description")
@@ -501,14 +654,18 @@ def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
 
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:
     """Load a study by name; with no name, the only study in the storage."""
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+        raise StudyError(f"{storage}: no such database file (run ssc-nas search first, or pass "
+                         "--storage)")
     store = make_storage(storage)
-    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)
+             if not s.study_name.endswith(BASELINES_SUFFIX)]
     if name is None:
         if len(names) != 1:
             listing = ", ".join(names) if names else "none"
             raise StudyError(f"{storage} holds {len(names)} studies ({listing}); pass --study NAME")
         name = names[0]
-    if name not in names:
+    if name not in names and not name.endswith(BASELINES_SUFFIX):
         raise StudyError(f"no study {name!r} in {storage}; studies there: "
                          f"{', '.join(names) or 'none'}")
     return optuna.load_study(study_name=name, storage=store)

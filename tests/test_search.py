@@ -97,7 +97,7 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
         if db.exists():
             try:
                 study = load(tmp_path)
-                running = any(t.user_attrs.get("pid") for t in
+                running = any(t.user_attrs.get("worker") for t in
                               study.get_trials(states=(TrialState.RUNNING,)))
             except ValueError:  # the study does not exist yet
                 running = False

@@ -168,4 +168,4 @@ def test_export_unknown_trial_is_a_clear_error(searched: Path) -> None:
     assert result.returncode == 2 and "no trial 999" in result.stderr
     assert "Traceback" not in result.stderr
     missing = cli(["front", "--storage", f"sqlite:///{searched / 'nope.db'}"], searched)
-    assert missing.returncode == 2 and "pass --study" in missing.stderr
+    assert missing.returncode == 2 and "no such database file" in missing.stderr

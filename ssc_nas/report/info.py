@@ -256,15 +256,15 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
                 for name, v in zip(objectives, t.values, strict=True)]
 
     ref = np.ones(len(objectives))
-    points: list[list[float]] = []
+    kept = np.empty((0, len(objectives)))  # the non-dominated points so far
     numbers, values = [], []
     hv = 0.0
     for t in finished:
-        if t.number in good_numbers:
-            p = normalized(t)
-            if all(math.isfinite(x) and x <= 1.0 for x in p):
-                points.append(p)
-                hv = float(compute_hypervolume(np.asarray(points), ref))
+        p = np.asarray(normalized(t)) if t.number in good_numbers else None
+        if (p is not None and np.isfinite(p).all() and (p <= 1.0).all()
+                and not (kept <= p).all(axis=1).any()):
+            kept = np.vstack([kept[~(p <= kept).all(axis=1)], p])
+            hv = float(compute_hypervolume(kept, ref, assume_pareto=True))
         numbers.append(t.number)
         values.append(hv)
     return HypervolumeHistory(numbers, values, objectives, reference)
