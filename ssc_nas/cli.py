@@ -175,6 +175,10 @@ def _storage_where(storage: str) -> str:
 @click.option("--reference-designs/--no-reference-designs", default=True, show_default=True,
               help="Start with standard, groupwise, depthwise-separable, HetConv-P4 and uniform "
                    "SSC designs sized to the budget.")
+@click.option("--prescreen", type=click.Choice(["synflow", "snip", "grad_norm", "naswot"]),
+              default=None, help="Zero-cost proxy that picks, per trial, the best of "
+                                 "--prescreen-k sampled candidates; only that one is trained.")
+@click.option("--prescreen-k", type=int, default=10, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Worker processes on this machine, sharing the study storage.")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True,
@@ -215,6 +219,7 @@ def search(ctx: click.Context, **values: Any) -> None:
         device=v["device"], objectives=tuple(objectives),
         latency_batch=int(v["latency_batch"]), reference_designs=bool(v["reference_designs"]),
         workers=int(v["workers"]), heartbeat=float(v["heartbeat"]),
+        prescreen=v["prescreen"], prescreen_k=int(v["prescreen_k"]),
     )
     where = _storage_where(config.storage)
     console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")

@@ -34,6 +34,8 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from . import __version__
+from .baselines.proxies import PROXIES
+from .baselines.proxies import score as proxy_score
 from .budget import Budget, format_count
 from .cost import measure_latency
 from .data import Splits, dataset_info, load_splits
@@ -102,6 +104,8 @@ class SearchConfig:
     reference_designs: bool = True
     workers: int = 1
     heartbeat: float = 30.0
+    prescreen: str | None = None
+    prescreen_k: int = 10
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -117,6 +121,11 @@ class SearchConfig:
                              f"but got {self.sampler!r}")
         if self.trials is not None and self.trials < 1:
             raise StudyError(f"--trials must be >= 1, but got {self.trials}")
+        if self.prescreen is not None and self.prescreen not in PROXIES:
+            raise StudyError(f"--prescreen must be one of {', '.join(PROXIES)}, "
+                             f"but got {self.prescreen!r}")
+        if self.prescreen_k < 1:
+            raise StudyError(f"--prescreen-k must be >= 1, but got {self.prescreen_k}")
         if self.workers < 1:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.trials is None and self.timeout is None:
@@ -290,6 +299,8 @@ def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]
         "sampler": config.sampler,
         "seed": config.seed,
         "latency_batch": config.latency_batch,
+        "prescreen": config.prescreen,
+        "prescreen_k": config.prescreen_k,
     }
 
 
@@ -322,26 +333,79 @@ class _Job:
     timeout: float | None
     reporter: Any
     interrupt: _Interrupt = field(default_factory=_Interrupt)
+    prescreen: str | None = None
+    prescreen_k: int = 10
     rejected: int = 0
     poll: float = 1.0
 
-    def objective(self, trial: optuna.Trial) -> Sequence[float]:
-        self._refuse_surplus(trial)
-        bound, budget = self.bound, self.budget
-        arch = bound.suggest(trial)
-        cost = bound.cost(arch)
+    def _propose(self, trial: optuna.Trial) -> tuple[Architecture, Any] | None:
+        """Sample, cost and record a candidate; None (trial PRUNED) when over budget."""
+        arch = self.bound.suggest(trial)
+        cost = self.bound.cost(arch)
         trial.set_user_attr("architecture", arch.to_dict())
         trial.set_user_attr("summary", arch.summary())
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("macs", cost.macs)
-        for key, value in budget.violations(cost).items():
+        for key, value in self.budget.violations(cost).items():
             trial.set_constraint(key, value)
-        if not budget.fits(cost):
-            self.rejected += 1
-            reason = (f"over budget ({format_count(cost.params)} params, "
-                      f"{format_count(cost.macs)} MACs; not trained)")
-            trial.set_user_attr("rejected", reason)
-            raise optuna.TrialPruned(reason)
+        if self.budget.fits(cost):
+            return arch, cost
+        self.rejected += 1
+        trial.set_user_attr("rejected", f"over budget ({format_count(cost.params)} params, "
+                                        f"{format_count(cost.macs)} MACs; not trained)")
+        return None
+
+    def _prescreened(self, trial: optuna.Trial, arch: Architecture,
+                     cost: Any) -> tuple[optuna.Trial, Architecture, Any]:
+        """Ask the sampler for ``prescreen_k - 1`` more candidates, score all with the
+        zero-cost proxy and keep the best; the others end PRUNED, never trained."""
+        info = self.splits.info
+        x, y = (t[:64] for t in self.splits.train.tensors)
+        candidates = [(trial, arch, cost)]
+        for _ in range(self.prescreen_k - 1):
+            extra = self.study.ask()
+            proposed = self._propose(extra)
+            if proposed is None:
+                self.study.tell(extra, state=TrialState.PRUNED)
+                continue
+            candidates.append((extra, *proposed))
+        scored = []
+        for cand, a, _ in candidates:
+            torch.manual_seed(self.seed * 100_003 + cand.number)
+            model = build(a, info.in_channels, info.num_classes, info.input_size)
+            value = proxy_score(model, self.prescreen, x, y)
+            cand.set_user_attr(f"proxy_{self.prescreen}", value)
+            scored.append(value)
+        best = max(range(len(candidates)), key=lambda i: (scored[i], -candidates[i][0].number))
+        for i, (cand, _, _) in enumerate(candidates):
+            if i != best and cand is not trial:
+                cand.set_user_attr("prescreened_out", f"{self.prescreen} below trial "
+                                                      f"{candidates[best][0].number}")
+                self.study.tell(cand, state=TrialState.PRUNED)
+        return candidates[best]
+
+    def objective(self, trial: optuna.Trial) -> Sequence[float]:
+        self._refuse_surplus(trial)
+        proposed = self._propose(trial)
+        if proposed is None:
+            raise optuna.TrialPruned(trial.user_attrs["rejected"])
+        arch, cost = proposed
+        if self.prescreen is not None and self.prescreen_k > 1:
+            winner, arch, cost = self._prescreened(trial, arch, cost)
+            if winner is not trial:
+                try:
+                    values = self._evaluate(winner, arch, cost)
+                except BaseException:  # an interrupt or error never leaves it RUNNING
+                    self.study.tell(winner, state=TrialState.FAIL)
+                    raise
+                self.study.tell(winner, values)
+                trial.set_user_attr("prescreened_out", f"{self.prescreen} below trial "
+                                                       f"{winner.number}")
+                raise optuna.TrialPruned("prescreened out")
+        return self._evaluate(trial, arch, cost)
+
+    def _evaluate(self, trial: optuna.Trial, arch: Architecture, cost: Any) -> list[float]:
+        """Train ``arch`` as ``trial`` and return its objective values."""
         if self.reporter is not None:
             self.reporter.trial_started(trial.number, arch, cost)
         result = self._train(trial, arch)
@@ -488,7 +552,7 @@ def run_search(
             train_config = replace(train_config, augment=True)
         job = _Job(study, bound, config.budget, config.objectives, train_config, splits,
                    config.seed, device, config.latency_batch, config.trials, config.timeout,
-                   reporter)
+                   reporter, prescreen=config.prescreen, prescreen_k=config.prescreen_k)
         job.run()
         rejected = job.rejected
     done = count_complete(study)
@@ -537,7 +601,8 @@ def run_worker(
         train_config = replace(train_config, augment=True)
     job = _Job(study, bound, Budget(**attrs["budget"]), tuple(attrs["objectives"]),
                train_config, splits, seed, _check_device(device),
-               int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter)
+               int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter,
+               prescreen=attrs.get("prescreen"), prescreen_k=int(attrs.get("prescreen_k", 10)))
     if reporter is not None:
         reporter.start(study, attrs.get("trials"), count_complete(study))
     return job.run()
@@ -609,10 +674,10 @@ def parse_duration(text: str | float | int | None) -> float | None:
 
 # -- study configs (studies/*.yaml) -----------------------------------------------------------
 
-CONFIG_KEYS = ("workers", "budget", "flops", "space", "dataset", "data_dir", "download", "trials",
+CONFIG_KEYS = ("budget", "flops", "space", "dataset", "data_dir", "download", "trials",
                "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
                "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
-               "description")
+               "workers", "heartbeat", "prescreen", "prescreen_k", "description")
 
 
 def shipped_study_configs() -> dict[str, Path]:

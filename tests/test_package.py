@@ -17,7 +17,7 @@ PACKAGE = ROOT / "ssc_nas"
 
 # Lower layers never import higher ones (shared/design/architecture.md).
 ORDER = ["errors", "layers", "cost", "budget", "models", "spaces", "convert", "data", "train",
-         "search", "progress", "baselines", "proxies", "report", "cli"]
+         "baselines", "search", "progress", "compare", "report", "cli"]
 
 
 def _layer_of(module: str) -> str | None:
