@@ -225,6 +225,7 @@ class Timing:
 
     @property
     def rounds(self) -> int:
+        """Number of timed rounds."""
         return len(next(iter(self.times.values())))
 
 
@@ -485,6 +486,7 @@ def summary(rows: list[Row], tol: float, max_others: float) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--quick", action="store_true", help="a fast subset: 64 channels, fewer settings, 5 repeats"
@@ -545,6 +547,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time every setting, print rows as they finish, then the table, summary and machine."""
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -58,7 +58,8 @@ def _free_port() -> int:
 class PostgresCluster:
     """initdb + pg_ctl start on a free port; :meth:`stop` stops it and deletes every file."""
 
-    def __init__(self, database: str = "ssc_nas", port: int | None = None) -> None:
+    def __init__(self, database: str = "ssc_nas", port: int | None = None,
+                 durable: bool = False) -> None:
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise PostgresUnavailable(
@@ -66,6 +67,7 @@ class PostgresCluster:
         self.bin = bin_dir
         self.database = database
         self.port = port or _free_port()
+        self.durable = durable  # False: fsync off, for tests; True: the server's defaults
         self.root: Path | None = None
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
@@ -94,11 +96,11 @@ class PostgresCluster:
         data, log = self.root / "data", self.root / "server.log"
         try:
             self._run(self.bin / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--locale=C", "--no-sync")
+                      "--encoding=UTF8", "--locale=C", *([] if self.durable else ["--no-sync"]))
             options = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
-                       f"-c unix_socket_directories={self.root} -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_connections=200")
+                       f"-c unix_socket_directories={self.root} -c max_connections=200")
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             self._run(self.bin / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w",
                       "-t", "60", "start")
             self._run(self.bin / "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U",

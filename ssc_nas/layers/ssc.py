@@ -469,6 +469,21 @@ class SSCConv2d(nn.Module):
             w = torch.cat([w, w.new_zeros(1, s.block)]).index_select(0, self._slot_rows)
         return w.view(rows, s.block, 1, 1)
 
+    def _to_filter_order(self, out: torch.Tensor) -> torch.Tensor:
+        """Slot order -> filter order. When every phase holds the same number of filters the
+        permutation is a transpose of (phase, index) within each group: one strided copy that
+        keeps the memory format (much faster than a gather in channels_last)."""
+        s, plan = self.spec, self.plan
+        per_phase = s.filters_per_group // s.phases
+        if plan.rows != s.out_channels or per_phase * s.phases != s.filters_per_group:
+            return out.index_select(1, self._out_index)
+        n, c, h, w = out.shape
+        if out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous():
+            nhwc = out.permute(0, 2, 3, 1).view(n, h, w, s.groups, s.phases, per_phase)
+            return nhwc.transpose(4, 5).reshape(n, h, w, c).permute(0, 3, 1, 2)
+        grouped = out.reshape(n, s.groups, s.phases, per_phase, h, w)
+        return grouped.transpose(2, 3).reshape(n, c, h, w)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, plan = self.spec, self.plan
         c = s.kernel_size // 2
@@ -493,7 +508,7 @@ class SSCConv2d(nn.Module):
                       s.groups)
             out = y if out is None else out.add_(y)
         if plan.pieces and not self._slot_identity:
-            out = out.index_select(1, self._out_index)
+            out = self._to_filter_order(out)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         return out

