@@ -545,7 +545,7 @@ def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str,
     prunes VGG-16 x0.375 (2.07M params, 4x the budget, 29M MACs per image as masked dense;
     full width would run ~205M) and trains each method 4 epochs on all 3,600 training images,
     1 seed. It took 5.0 minutes (298 s, 1 torch thread, shared 2-core AMD EPYC), the 8-trial
-    search included (about 45 s per pruned run).
+    search included (about 40 s per pruned run).
     """
     from .compare import CompareConfig, run_compare, study_name, table_note
     from .progress import SearchProgress

@@ -752,7 +752,8 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
             "failed": states.count(TrialState.FAIL),
             "running": states.count(TrialState.RUNNING),
             "dataset": study.user_attrs.get("dataset"),
-            "space": study.user_attrs.get("space", {}).get("name"),
+            "space": "(compare baselines)" if summary.study_name.endswith(BASELINES_SUFFIX)
+            else study.user_attrs.get("space", {}).get("name"),
             "budget_params": budget.get("params"),
             "budget_macs": budget.get("macs"),
             "best_accuracy": best_accuracy(study),

@@ -2,7 +2,7 @@
 
 :mod:`.pruning` prunes a dense network at initialization to an exact parameter count (SNIP,
 GraSP, SynFlow, random, ERK, magnitude); :mod:`.proxies` scores any network without training
-(SynFlow, SNIP, gradient norm, NASWOT). Nothing else in ``ssc_nas`` imports this package.
+(SynFlow, SNIP, gradient norm, NASWOT). ``search`` (prescreening) and ``compare`` use them.
 """
 
 from __future__ import annotations
