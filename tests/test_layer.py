@@ -259,3 +259,18 @@ def test_from_conv2d_with_knobs_keeps_dense_weights_where_structure_keeps_them(
         g = f // spec.filters_per_group
         expanded[f] = conv.weight[f, g * spec.block:(g + 1) * spec.block]
     torch.testing.assert_close(dense, expanded * mask)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [dict(spatial_channels=2, pointwise_channels=6, phases=4),
+     dict(spatial_channels=2, pointwise_channels=2, phases=4, pattern="plus", groups=2),
+     dict(spatial_channels=4, phases=2, pattern="x")],
+)
+def test_channels_last_in_channels_last_out(knobs: dict) -> None:
+    """Phases regroup filters; putting them back must not drop the memory format."""
+    layer = SSCConv2d(8, 8, 3, **knobs).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    y = layer(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, layer.reference_forward(x), rtol=1e-5, atol=1e-5)

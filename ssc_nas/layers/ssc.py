@@ -487,9 +487,15 @@ class SSCConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, plan = self.spec, self.plan
         c = s.kernel_size // 2
+        channels_last = x.dim() == 4 and x.is_contiguous(
+            memory_format=torch.channels_last) and not x.is_contiguous()
         out = None
         if plan.pieces:
-            xs = x if plan.in_index is None else x.index_select(1, self._in_index)
+            xs = x
+            if plan.in_index is not None:
+                xs = x.index_select(1, self._in_index)
+                if channels_last:  # index_select returns NCHW; the convolutions want x's format
+                    xs = xs.contiguous(memory_format=torch.channels_last)
             w = self.spatial_weight
             if not self._slot_identity:
                 w = torch.cat([w, w.new_zeros(1, *w.shape[1:])]).index_select(0, self._slot_rows)
@@ -511,6 +517,8 @@ class SSCConv2d(nn.Module):
             out = self._to_filter_order(out)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
+        if channels_last and out.is_contiguous() and out.shape[1] > 1:
+            out = out.contiguous(memory_format=torch.channels_last)
         return out
 
     def extra_repr(self) -> str:
