@@ -6,8 +6,10 @@ import sys
 from typing import Any
 
 import click
+from optuna.exceptions import StorageInternalError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__
 from .budget import Budget, format_count
@@ -360,7 +362,10 @@ def export(study: str | None, storage: str, number: int, output: str) -> None:
     """Write one trial's architecture (and its input shape) to a JSON file."""
     from .search import export_trial, load_existing_study
 
-    path = export_trial(load_existing_study(study, storage), number, output, storage)
+    try:
+        path = export_trial(load_existing_study(study, storage), number, output, storage)
+    except OSError as exc:
+        raise SSCNasError(f"cannot write {output}: {exc.strerror}") from None
     console.print(f"wrote {path}; train it: ssc-nas train {path} --dataset DATASET --epochs 200")
 
 
@@ -585,6 +590,14 @@ def main() -> None:
         sys.exit(130)
     except SSCNasError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (StorageInternalError, SQLAlchemyError) as exc:
+        # A storage that cannot be written (read-only file, full disk): nothing was committed.
+        cause = exc.__cause__ if isinstance(exc, StorageInternalError) else exc
+        reason = str(getattr(cause, "orig", None) or cause or exc).strip().splitlines()[0]
+        err_console.print(f"[red]error:[/] cannot write to the study storage: {reason}; check "
+                          "that the database file and its folder are writable and the disk has "
+                          "space", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
         err_console.print("aborted")

@@ -32,6 +32,7 @@ import torch
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from . import __version__
 from .baselines.proxies import PROXIES
@@ -126,6 +127,7 @@ class SearchConfig:
                              f"but got {self.prescreen!r}")
         if self.prescreen_k < 1:
             raise StudyError(f"--prescreen-k must be >= 1, but got {self.prescreen_k}")
+        check_heartbeat(self.heartbeat)
         if self.workers < 1:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.trials is None and self.timeout is None:
@@ -161,19 +163,43 @@ def make_sampler(name: str, seed: int, trials: int | None = None) -> optuna.samp
     raise StudyError(f"--sampler must be one of {', '.join(SAMPLERS)}, but got {name!r}")
 
 
-def make_storage(url: str, heartbeat: float = 30.0) -> RDBStorage:
-    """An RDB storage with heartbeats, so a trial whose worker dies is failed, not left RUNNING."""
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (plain or ``file:...?uri=true``); None otherwise."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all: RDBStorage will say so
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    database = parsed.database
+    if parsed.query.get("uri") == "true" and database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database).expanduser()
+
+
+def check_heartbeat(heartbeat: float) -> None:
+    if not (isinstance(heartbeat, int | float) and math.isfinite(heartbeat) and heartbeat >= 1):
+        raise StudyError(f"--heartbeat must be a number of seconds >= 1, but got {heartbeat!r}")
+
+
+def make_storage(url: str, heartbeat: float = 30.0, must_exist: bool = False) -> RDBStorage:
+    """An RDB storage with heartbeats, so a trial whose worker dies is failed, not left RUNNING.
+
+    ``must_exist``: a SQLite file that is not there is an error (never create an empty one).
+    """
+    check_heartbeat(heartbeat)
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            parent = Path(path).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise StudyError(f"--storage {url}: folder {parent} does not exist")
+    path = sqlite_path(url)
+    if path is not None:
+        if must_exist and not path.exists():
+            raise StudyError(f"{url}: no such database file (run ssc-nas search first, or "
+                             "pass --storage)")
+        if not path.resolve().parent.is_dir():
+            raise StudyError(f"--storage {url}: folder {path.resolve().parent} does not exist")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     try:
         retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
-        return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat)),
+        return RDBStorage(url, heartbeat_interval=round(heartbeat),
                           heartbeat_stale_trial_callback=retry, **kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -336,6 +362,7 @@ class _Job:
     prescreen: str | None = None
     prescreen_k: int = 10
     rejected: int = 0
+    completed_here: int = 0
     poll: float = 1.0
 
     def _propose(self, trial: optuna.Trial) -> tuple[Architecture, Any] | None:
@@ -421,6 +448,7 @@ class _Job:
             trial.set_user_attr(f"latency_batch{self.latency_batch}_s", batch)
         if self.reporter is not None:
             self.reporter.trial_finished(trial.number, result, cost)
+        self.completed_here += 1
         return [values[o] for o in self.objectives]
 
     def _refuse_surplus(self, trial: optuna.Trial) -> None:
@@ -457,6 +485,7 @@ class _Job:
     def run(self) -> int:
         """Run trials until the study has ``target`` complete ones (or time runs out)."""
         study = self.study
+        optuna.storages.fail_stale_trials(study)  # trials of workers that died before we came
         started = count_complete(study)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         with self.interrupt.installed():
@@ -490,7 +519,7 @@ class _Job:
                 f"interrupted: {count_complete(study)} trials complete in study "
                 f"{study.study_name!r}; run the same command to resume"
             )
-        return count_complete(study) - started
+        return self.completed_here
 
 
 def _fail_running(study: optuna.Study) -> None:
@@ -577,7 +606,7 @@ def run_worker(
     study itself. Returns the number of trials this worker completed.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    store = make_storage(storage, heartbeat)
+    store = make_storage(storage, heartbeat, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if study_name not in names:
         raise StudyError(f"no study {study_name!r} in {storage}; studies there: "
@@ -634,9 +663,11 @@ def _run_workers(study: optuna.Study, config: SearchConfig, reporter: Any) -> in
             f"{study.study_name!r}; run the same command to resume"
         )
     failed = [i for i, c in enumerate(codes) if c != 0]
-    if failed:
-        raise StudyError(f"worker(s) {failed} exited with codes {[codes[i] for i in failed]}; "
-                         "see their messages above")
+    reached = config.trials is not None and count_complete(study) >= config.trials
+    if failed and not reached:
+        raise StudyError(f"worker(s) {failed} exited with codes {[codes[i] for i in failed]} "
+                         "(negative: killed by that signal) before the study reached its "
+                         "trials; run the same command to resume")
     return _count(study, TrialState.PRUNED)
 
 
@@ -720,10 +751,7 @@ def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
 
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:
     """Load a study by name; with no name, the only study in the storage."""
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
-        raise StudyError(f"{storage}: no such database file (run ssc-nas search first, or pass "
-                         "--storage)")
-    store = make_storage(storage)
+    store = make_storage(storage, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)
              if not s.study_name.endswith(BASELINES_SUFFIX)]
     if name is None:

@@ -8,9 +8,6 @@ study through Optuna's API. Storage failures are real: a read-only database is a
 opened by a process without CAP_DAC_OVERRIDE (root ignores file modes otherwise), a full disk is a
 filled tmpfs (where this process may mount one) or a file-size limit (``ulimit -f``, EFBIG:
 Python ignores SIGXFSZ).
-
-Cases listed in ``KNOWN_BUGS`` fail today because of ssc_nas itself; they are strict xfails, so
-fixing the bug turns them into failures until the entry is removed here.
 """
 
 from __future__ import annotations
@@ -49,38 +46,7 @@ class Case:
 
 
 def case(id: str, args: list[str], message: str, **kw) -> pytest.param:
-    marks = []
-    if id in KNOWN_BUGS:
-        marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[id]))
-    return pytest.param(Case(tuple(args), message, **kw), id=id, marks=marks)
-
-
-# id -> why it fails today (see the report that came with these tests for the suggested fixes)
-KNOWN_BUGS = {
-    "search-readonly-db": "optuna StorageInternalError (sqlite3 'attempt to write a readonly "
-                          "database') from study.set_user_attr in run_search escapes as a "
-                          "traceback, exit 1",
-    "worker-readonly-db": "StorageInternalError from study.optimize in run_worker escapes as a "
-                          "traceback, exit 1",
-    "search-readonly-uri": "make_storage takes 'file:PATH?mode=ro&uri=true' for a path and says "
-                           "its folder does not exist",
-    "front-readonly-uri": "load_existing_study takes 'file:PATH?mode=ro&uri=true' for a path and "
-                          "says there is no such database file",
-    "search-disk-full": "StorageInternalError (sqlite3 'database or disk is full') escapes as a "
-                        "traceback, exit 1",
-    "search-file-size-limit": "StorageInternalError (sqlite3 'disk I/O error', EFBIG) escapes as "
-                              "a traceback, exit 1",
-    "worker-file-size-limit": "StorageInternalError escapes as a traceback, exit 1",
-    "worker-missing-db-file": "run_worker creates the missing SQLite file (an empty Optuna "
-                              "database) before saying there is no such study",
-    "search-heartbeat-negative": "--heartbeat -5 is accepted (rounded up to 1 s) and the search "
-                                 "runs",
-    "search-heartbeat-nan": "--heartbeat nan says 'cannot open storage ...: cannot convert float "
-                            "NaN to integer'",
-    "worker-heartbeat-zero": "worker --heartbeat 0 is accepted (rounded up to 1 s)",
-    "export-output-folder-missing": "FileNotFoundError from write_architecture_file escapes as a "
-                                    "traceback, exit 1",
-}
+    return pytest.param(Case(tuple(args), message, **kw), id=id)
 
 CASES = [
     # budgets

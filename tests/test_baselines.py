@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -28,14 +27,6 @@ from ssc_nas.models import Architecture, build
 from ssc_nas.train import TrainConfig, train_model
 
 CASES = [("resnet20", 0.5), ("vgg16", 0.25)]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

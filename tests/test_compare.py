@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -38,14 +37,6 @@ STUDY = "digits-resnet20-ssc-20k"  # what ssc-nas search --space resnet20-ssc na
 COMMON = ["--budget", "20k", "--dataset", "digits", "--epochs", "1", "--quiet"]
 METHODS_RUN = ("ssc-search", "ssc-uniform", "snip", "random", "erk")
 SEEDS = 2
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -17,15 +17,6 @@ from ssc_nas.errors import SpaceError
 from ssc_nas.layers import SSCConv2d, num_positions
 
 SETTING = {"groups": 2, "spatial_fraction": 0.25, "pointwise_fraction": 1.0, "pattern": "plus"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small convolutions run faster on one thread, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

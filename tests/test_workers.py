@@ -191,9 +191,7 @@ def test_postgres_three_workers_reach_exactly_n(postgres_url: str, tmp_path: Pat
                 for p, (_c, out, _e) in zip(procs, results, strict=True)}
     actual = {pid: sum(t.user_attrs["worker"].endswith(f":{pid}") for t in complete)
               for pid in pids}
-    if reported != actual:  # known bug in ssc_nas.search._Job.run; see the message
-        pytest.xfail(f"run_worker returns the study's new COMPLETE trials, not this worker's: "
-                     f"reported {reported}, ran {actual}")
+    assert reported == actual
 
 
 def test_postgres_sigkill_mid_trial_is_failed_and_retried(postgres_url: str,
