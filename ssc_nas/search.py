@@ -506,6 +506,11 @@ class _Job:
                 except KeyboardInterrupt:
                     self.interrupt.requested = True
                     _fail_running(study)
+                except ValueError as exc:
+                    # SQLite has no row locks, so two workers can pop the same enqueued trial;
+                    # the first result stands and the second worker just goes on.
+                    if "Cannot tell a COMPLETE trial" not in str(exc):
+                        raise
                 done = count_complete(study)
                 if self.reporter is not None:
                     self.reporter.study_progress(study, done)

@@ -124,7 +124,6 @@ CASES = [
     case("worker-readonly-db", ["worker", "--study", STUDY, "--storage", "sqlite:///ssc-nas.db",
                                 "--quiet"], r"read-?only", env="readonly"),
     case("search-readonly-uri", [*GOOD, "--storage", "READONLY_URI"], r"read-?only"),
-    case("front-readonly-uri", ["front", "--storage", "READONLY_URI"], r"read-?only"),
     case("search-disk-full", GOOD, r"(?i)full|no space", env="tmpfs"),
     case("search-file-size-limit", GOOD, r"(?i)full|no space|disk|too large|size",
          env="ulimit"),

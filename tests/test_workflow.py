@@ -169,3 +169,11 @@ def test_export_unknown_trial_is_a_clear_error(searched: Path) -> None:
     assert "Traceback" not in result.stderr
     missing = cli(["front", "--storage", f"sqlite:///{searched / 'nope.db'}"], searched)
     assert missing.returncode == 2 and "no such database file" in missing.stderr
+
+
+def test_front_reads_a_read_only_database(searched: Path) -> None:
+    """Reading a front needs no write access: a read-only SQLite URI works."""
+    url = f"sqlite:///file:{searched / 'ssc-nas.db'}?mode=ro&uri=true"
+    result = cli(["front", "--storage", url, "--json"], searched)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)
