@@ -461,14 +461,6 @@ def _train(model: nn.Module, splits: Splits, config: CompareConfig, seed: int,
     return model, acc, result.final_accuracy, result.seconds, result.epochs_run
 
 
-def _device(name: str) -> torch.device:
-    device = resolve_device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSCNasError("--device cuda was asked for, but this machine has no CUDA device; "
-                          "use --device cpu")
-    return device
-
-
 def study_name(config: CompareConfig) -> str:
     """The SSC study compared against: ``config.study`` or what ``ssc-nas search`` names it."""
     if config.study:
@@ -486,7 +478,7 @@ def run_compare(config: CompareConfig, reporter: Any | None = None,
     to :func:`ssc_nas.search.run_search`. ``splits`` lets tests reuse loaded data.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    device = _device(config.device)
+    device = resolve_device(config.device)
     bound = bound_space(config)
     info = dataset_info(config.dataset)
     shape = (info.in_channels, *info.input_size)

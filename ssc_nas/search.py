@@ -535,14 +535,6 @@ def _fail_running(study: optuna.Study) -> None:
                 study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
-def _check_device(device: str) -> torch.device:
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise SSCNasError("--device cuda was asked for, but this machine has no CUDA device; "
-                          "use --device cpu")
-    return resolved
-
-
 def run_search(
     config: SearchConfig,
     *,
@@ -559,7 +551,7 @@ def run_search(
     info = dataset_info(config.dataset)
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
     check_budget(bound, config.budget)
-    device = _check_device(config.device)
+    device = resolve_device(config.device)
     study_name = config.study or default_study_name(config, space)
     shape = {"channels": info.in_channels, "size": list(info.input_size),
              "classes": info.num_classes}
@@ -634,7 +626,7 @@ def run_worker(
     if info.augment and not train_config.augment:
         train_config = replace(train_config, augment=True)
     job = _Job(study, bound, Budget(**attrs["budget"]), tuple(attrs["objectives"]),
-               train_config, splits, seed, _check_device(device),
+               train_config, splits, seed, resolve_device(device),
                int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter,
                prescreen=attrs.get("prescreen"), prescreen_k=int(attrs.get("prescreen_k", 10)))
     if reporter is not None:

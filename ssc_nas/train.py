@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .data import augment_batch
+from .errors import SSCNasError
 
 __all__ = [
     "TrainConfig",
@@ -92,10 +93,15 @@ class TrainResult:
 
 
 def resolve_device(device: str | None = None) -> torch.device:
-    """``None``/``"auto"``: CUDA when present, else CPU; otherwise the named device."""
+    """``None``/``"auto"``: CUDA when present, else CPU; otherwise the named device, which
+    must exist here (a user mistake otherwise)."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise SSCNasError("--device cuda was asked for, but this machine has no CUDA device; "
+                          "use --device cpu")
+    return resolved
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):
