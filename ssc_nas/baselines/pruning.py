@@ -234,10 +234,13 @@ def _input_shape(data: Data | None, input_shape: Sequence[int] | None) -> tuple[
 # -- scores -----------------------------------------------------------------------------------
 
 
-def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor
+def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                   temperature: float = 1.0, create_graph: bool = False
                    ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor]]:
-    """(names, weights, gradients) of the cross-entropy on one batch w.r.t. every prunable
-    weight, BatchNorm in train mode (batch statistics), as at the start of training.
+    """(names, weights, gradients) of the cross-entropy of ``logits / temperature`` on one
+    batch w.r.t. every prunable weight, BatchNorm in train mode (batch statistics), as at the
+    start of training. With ``create_graph`` the gradients can be differentiated again (the
+    returned weights are then the leaves of that graph).
 
     The model's parameters, ``.grad`` and running statistics are left untouched.
     """
@@ -247,8 +250,9 @@ def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor
         device = _device(model)
         out = _call(model, {pn: w for (_, pn, _), w in zip(weights, ws, strict=True)},
                     x.to(device))
-        grads = _grads(F.cross_entropy(out, y.to(device)), ws)
-    return [n for n, _, _ in weights], [w.detach() for w in ws], grads
+        loss = F.cross_entropy(out / temperature, y.to(device))
+        grads = _grads(loss, ws, create_graph=create_graph)
+    return [n for n, _, _ in weights], ws, grads
 
 
 def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -259,7 +263,7 @@ def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str,
     (see :func:`loss_gradients`).
     """
     names, ws, grads = loss_gradients(model, x, y)
-    return {n: (g * w).abs() for n, g, w in zip(names, grads, ws, strict=True)}
+    return {n: (g * w.detach()).abs() for n, g, w in zip(names, grads, ws, strict=True)}
 
 
 def grasp_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -271,16 +275,10 @@ def grasp_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``temperature`` (200, as in the authors' code for CIFAR) before the cross-entropy.
     Algorithm 1 removes the weights with the *highest* scores, i.e. keeps the lowest.
     """
-    weights = _weights(model)
-    ws = [p.detach().requires_grad_(True) for _, _, p in weights]
-    with _scoring(model, training=True):
-        device = _device(model)
-        out = _call(model, {pn: w for (_, pn, _), w in zip(weights, ws, strict=True)},
-                    x.to(device))
-        grads = _grads(F.cross_entropy(out / temperature, y.to(device)), ws, create_graph=True)
-        z = sum((g.detach() * g).sum() for g in grads if g.requires_grad)
-        hg = _grads(z, ws) if isinstance(z, torch.Tensor) else [torch.zeros_like(w) for w in ws]
-    return {n: (-w * h).detach() for (n, _, _), w, h in zip(weights, ws, hg, strict=True)}
+    names, ws, grads = loss_gradients(model, x, y, temperature=temperature, create_graph=True)
+    z = sum((g.detach() * g).sum() for g in grads if g.requires_grad)
+    hg = _grads(z, ws) if isinstance(z, torch.Tensor) else [torch.zeros_like(w) for w in ws]
+    return {n: (-w * h).detach() for n, w, h in zip(names, ws, hg, strict=True)}
 
 
 def synflow_scores(model: nn.Module, input_shape: Sequence[int],
