@@ -216,6 +216,20 @@ class Trainer:
     def evaluate(self, data: TensorDataset) -> float:
         return evaluate(self.model, data, 256, self.device, self.config.channels_last)
 
+    def epoch_with_validation(
+        self,
+        val: TensorDataset,
+        on_batch: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[float, float]:
+        """One epoch, then validation; both recorded in ``result``. Returns (loss, val acc)."""
+        train_loss = self.run_epoch(on_batch, should_stop)
+        acc = self.evaluate(val)
+        self.result.train_loss.append(train_loss)
+        self.result.val_accuracy.append(acc)
+        self.result.epochs_run = self.epoch
+        return train_loss, acc
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
@@ -262,11 +276,7 @@ def train_model(
     result = trainer.result
     start = time.perf_counter()
     while trainer.epoch < config.epochs:
-        train_loss = trainer.run_epoch(on_batch, should_stop)
-        acc = trainer.evaluate(val)
-        result.train_loss.append(train_loss)
-        result.val_accuracy.append(acc)
-        result.epochs_run = trainer.epoch
+        train_loss, acc = trainer.epoch_with_validation(val, on_batch, should_stop)
         if on_epoch is not None:
             on_epoch(trainer.epoch, train_loss, acc)
         if trainer.epoch < config.epochs:
@@ -302,11 +312,7 @@ def train_with_checkpoints(
                                            weights_only=False))
     start = time.perf_counter() - trainer.result.seconds
     while trainer.epoch < config.epochs:
-        train_loss = trainer.run_epoch(on_batch)
-        acc = trainer.evaluate(val)
-        trainer.result.train_loss.append(train_loss)
-        trainer.result.val_accuracy.append(acc)
-        trainer.result.epochs_run = trainer.epoch
+        train_loss, acc = trainer.epoch_with_validation(val, on_batch)
         trainer.result.seconds = time.perf_counter() - start
         tmp = checkpoint.with_suffix(".tmp")
         torch.save(trainer.state_dict(), tmp)
