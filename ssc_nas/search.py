@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -573,9 +573,7 @@ def run_search(
     if config.workers > 1:
         rejected = _run_workers(study, config, reporter)
     else:
-        train_config = config.train
-        if info.augment and not train_config.augment:
-            train_config = replace(train_config, augment=True)
+        train_config = config.train.for_dataset(info.augment)
         job = _Job(study, bound, config.budget, config.objectives, train_config, splits,
                    config.seed, device, config.latency_batch, config.trials, config.timeout,
                    reporter, prescreen=config.prescreen, prescreen_k=config.prescreen_k)
@@ -622,9 +620,7 @@ def run_worker(
     info = dataset_info(attrs["dataset"])
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
     splits = load_splits(attrs["dataset"], data_dir, subset=attrs["subset"], split_seed=seed)
-    train_config = TrainConfig(**attrs["train"])
-    if info.augment and not train_config.augment:
-        train_config = replace(train_config, augment=True)
+    train_config = TrainConfig(**attrs["train"]).for_dataset(info.augment)
     job = _Job(study, bound, Budget(**attrs["budget"]), tuple(attrs["objectives"]),
                train_config, splits, seed, resolve_device(device),
                int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter,

@@ -76,6 +76,11 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def for_dataset(self, augment: bool) -> TrainConfig:
+        """This schedule with augmentation turned on where the dataset calls for it (CIFAR-style
+        images); a schedule that already augments stays as it is."""
+        return replace(self, augment=True) if augment and not self.augment else self
+
 
 @dataclass
 class TrainResult:
@@ -364,8 +369,7 @@ def train_architecture(
 
     arch, _, source = read_architecture_file(arch_file)
     info = dataset_info(dataset)
-    if info.augment and not config.augment:
-        config = replace(config, augment=True)
+    config = config.for_dataset(info.augment)
     splits = load_splits(dataset, data_dir, split_seed=seed, download=download)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
