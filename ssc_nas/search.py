@@ -182,6 +182,9 @@ def check_heartbeat(heartbeat: float) -> None:
         raise StudyError(f"--heartbeat must be a number of seconds >= 1, but got {heartbeat!r}")
 
 
+SCHEMA_RACE_RETRIES = 5  # opening a fresh database that another process is creating
+
+
 def make_storage(url: str, heartbeat: float = 30.0, must_exist: bool = False) -> RDBStorage:
     """An RDB storage with heartbeats, so a trial whose worker dies is failed, not left RUNNING.
 
@@ -197,13 +200,30 @@ def make_storage(url: str, heartbeat: float = 30.0, must_exist: bool = False) ->
         if not path.resolve().parent.is_dir():
             raise StudyError(f"--storage {url}: folder {path.resolve().parent} does not exist")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
-        return RDBStorage(url, heartbeat_interval=round(heartbeat),
-                          heartbeat_stale_trial_callback=retry, **kwargs)
-    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {url}: {reason}") from None
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
+    attempt = 0
+    while True:
+        try:
+            return RDBStorage(url, heartbeat_interval=round(heartbeat),
+                              heartbeat_stale_trial_callback=retry, **kwargs)
+        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
+            if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(exc):
+                attempt += 1
+                time.sleep(0.2 * attempt)  # another process is creating the tables
+                continue
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StudyError(f"cannot open storage {url}: {reason}") from None
+
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Two processes opening a fresh database at once both try to create Optuna's tables.
+
+    The loser sees a duplicate alembic version row or an existing table; the tables are fine,
+    so opening again succeeds.
+    """
+    text = str(exc)
+    return any(s in text for s in ("alembic_version", "already exists", "duplicate key"))
 
 
 def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
@@ -223,8 +243,12 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                 f"({were}); pass --study NEW_NAME to start a new one"
             )
         return study
-    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
-                                sampler=sampler)
+    try:
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    directions=directions, sampler=sampler)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise StudyError(f"another process created study {study_name!r} in {config.storage} "
+                         "just now; run the same command again to join it") from None
     study.set_metric_names(list(config.objectives))  # names in optuna-dashboard
     for key, value in attrs.items():
         study.set_user_attr(key, value)

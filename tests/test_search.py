@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -32,6 +34,22 @@ def load(tmp_path: Path) -> optuna.Study:
     url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
     (summary,) = optuna.get_all_study_summaries(url)
     return optuna.load_study(study_name=summary.study_name, storage=url)
+
+
+def training_trials(db: Path) -> int:
+    """RUNNING trials that a worker has started training, read without writing to ``db``.
+
+    Opening an Optuna storage here would race the search process creating the schema.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+            (n,) = c.execute(
+                "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker'"
+            ).fetchone()
+    except sqlite3.OperationalError:  # no tables yet, or briefly locked
+        return 0
+    return int(n)
 
 
 def dominates(a: list[float], b: list[float], directions: list[str]) -> bool:
@@ -94,13 +112,7 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     running = False
     while time.time() < deadline and not running:
         time.sleep(0.5)
-        if db.exists():
-            try:
-                study = load(tmp_path)
-                running = any(t.user_attrs.get("worker") for t in
-                              study.get_trials(states=(TrialState.RUNNING,)))
-            except ValueError:  # the study does not exist yet
-                running = False
+        running = db.exists() and training_trials(db) > 0
     if not running:
         proc.kill()
         pytest.fail(f"no trial started training in time: {proc.communicate()}")

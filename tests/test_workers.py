@@ -9,16 +9,20 @@ search. The PostgreSQL cluster comes from the ``postgres_url`` fixture (tests/co
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
+
+from ssc_nas.search import make_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -52,7 +56,8 @@ def finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[in
 
 
 def load(name: str, url: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=url)
+    """Through ssc-nas's own storage, which waits out a worker that is creating the tables."""
+    return optuna.load_study(study_name=name, storage=make_storage(url))
 
 
 def check_study(study: optuna.Study, n: int) -> list[FrozenTrial]:
@@ -282,3 +287,29 @@ def test_study_refuses_another_space_or_objectives(made_study: Path, tmp_path: P
         assert r.returncode == 0, r.stderr
         names = {s.study_name for s in optuna.get_all_study_summaries(sqlite_url(db))}
         assert names == {"same", "new"}
+
+
+def _open_at_once(url: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        make_storage(url)
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which prints it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_fresh_sqlite_opened_by_many_processes_at_once(tmp_path: Path) -> None:
+    """Workers started together on a new database all open it (one creates Optuna's tables)."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(4):
+        url = sqlite_url(tmp_path / f"fresh{round_}.db")
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_at_once, args=(url, barrier, results))
+                 for _ in range(6)]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert outcomes == ["ok"] * 6, outcomes
+        optuna.create_study(storage=url, study_name="after")  # the database is usable
