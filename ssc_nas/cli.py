@@ -273,13 +273,12 @@ def _print_front(study: Any) -> None:
 @click.option("--timeout", default=None, help="Stop starting new trials after this long.")
 @click.option("--threads", type=int, default=None, help="Torch CPU threads [default: torch's].")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True)
-@click.option("--worker-index", type=int, default=0, hidden=True)
+@click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | None,
-           threads: int | None, heartbeat: float, worker_index: int, quiet: bool) -> None:
+           threads: int | None, heartbeat: float, worker_index: int | None, quiet: bool) -> None:
     """Join an existing study (made by ssc-nas search) and run its trials until it has as many
     as it asked for. Start one per machine or GPU; all read the search settings from the study."""
-    import os
 
     import torch
 
@@ -288,10 +287,9 @@ def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | 
 
     if threads is not None:
         torch.set_num_threads(threads)
-    index = worker_index or os.getpid() % 10_000
     with SearchProgress(err_console, enabled=not quiet) as progress:
         done = run_worker(study, storage, data_dir=data_dir, device=device,
-                          timeout=parse_duration(timeout), worker_index=index,
+                          timeout=parse_duration(timeout), worker_index=worker_index,
                           heartbeat=heartbeat, reporter=progress)
     console.print(f"worker done: {done} trials completed here")
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,6 +367,14 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_seed(seed: int, worker_index: int | None = None) -> int:
+    """The sampler seed of one worker: fixed for a given ``--worker-index``; otherwise drawn
+    from host and pid, so workers started by hand on many machines sample different candidates.
+    """
+    key = _worker_id() if worker_index is None else f"index {worker_index}"
+    return zlib.crc32(f"{seed}/{key}".encode())
+
+
 @dataclass
 class _Job:
     """What one process needs to run trials of one study: the study's own description."""
@@ -615,7 +624,7 @@ def run_worker(
     data_dir: str = "data",
     device: str = "auto",
     timeout: float | None = None,
-    worker_index: int = 0,
+    worker_index: int | None = None,
     heartbeat: float = 30.0,
     reporter: Any | None = None,
 ) -> int:
@@ -638,8 +647,7 @@ def run_worker(
     space = parse_space({k: v for k, v in space_data.items() if k != "name"},
                         source=f"study {study_name}", name=space_data["name"])
     seed = int(attrs["seed"])
-    sampler = make_sampler(attrs["sampler"], seed * 1000 + worker_index + 1,
-                           attrs.get("trials"))
+    sampler = make_sampler(attrs["sampler"], worker_seed(seed, worker_index), attrs.get("trials"))
     study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler)
     info = dataset_info(attrs["dataset"])
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)

@@ -313,3 +313,25 @@ def test_fresh_sqlite_opened_by_many_processes_at_once(tmp_path: Path) -> None:
             p.join(timeout=30)
         assert outcomes == ["ok"] * 6, outcomes
         optuna.create_study(storage=url, study_name="after")  # the database is usable
+
+
+def _seed_in_child(results: Any) -> None:
+    from ssc_nas.search import worker_seed
+
+    results.put(worker_seed(0))
+
+
+def test_worker_seeds_differ_between_workers_and_repeat_for_an_index() -> None:
+    from ssc_nas.search import worker_seed
+
+    assert worker_seed(0, 0) == worker_seed(0, 0)
+    assert len({worker_seed(s, i) for s in range(3) for i in range(50)}) == 150
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_seed_in_child, args=(results,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    seeds = {results.get(timeout=60) for _ in procs}
+    for p in procs:
+        p.join(timeout=30)
+    assert len(seeds | {worker_seed(0)}) == 4  # hand-started workers: one seed per process
