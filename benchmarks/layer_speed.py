@@ -161,7 +161,10 @@ def build(setting: Setting, c: int, channels_last: bool) -> dict[str, nn.Module]
     ssc = SSCConv2d(c, c, KERNEL, **setting.knobs(c))
     dense = nn.Conv2d(c, c, KERNEL, padding=KERNEL // 2, bias=False)
     weight = full_dense_weight(ssc)
-    mask = weight != 0
+    ones = SSCConv2d(c, c, KERNEL, **setting.knobs(c))
+    for param in ones.parameters():
+        param.data.fill_(1.0)
+    mask = full_dense_weight(ones) != 0  # the structure, even where a weight drew 0.0
     if int(mask.sum()) != ssc.spec.out_channels * ssc.spec.weights_per_filter:
         raise RuntimeError(f"{setting.name}: mask does not match the structure")
     masked = MaskedConv2d(weight, mask, KERNEL // 2)

@@ -300,6 +300,9 @@ class SSCConv2d(nn.Module):
             self._center_tap = positions.index((k // 2, k // 2))
         self.register_buffer("_one_by_one", torch.cat(one), persistent=False)
         self._slot_identity = plan.slot_order_is_filter_order
+        per_phase = spec.filters_per_group // spec.phases
+        self._equal_phases = (plan.rows == c_out
+                              and per_phase * spec.phases == spec.filters_per_group)
         rows_idx = [f if f >= 0 else c_out for f in plan.slot_filters]
         self.register_buffer("_slot_rows", torch.tensor(rows_idx, dtype=torch.long),
                              persistent=False)
@@ -458,31 +461,52 @@ class SSCConv2d(nn.Module):
 
     # -- fast path ----------------------------------------------------------------------------
 
-    def _one_by_one_weight(self, rows: int) -> torch.Tensor:
+    def _one_by_one_weight(self, slot_order: bool) -> torch.Tensor:
+        """The (rows, block, 1, 1) weight of the grouped 1 x 1 convolution, its rows in filter
+        order or (``slot_order``) in the row order of the spatial convolution."""
         s = self.spec
         values = [self.pointwise_weight.flatten()]
         if self.plan.fold_center:
             values.append(self.spatial_weight[:, :, self._center_tap].flatten())
         w = self.pointwise_weight.new_zeros(s.out_channels * s.block)
         w = w.index_put((self._one_by_one,), torch.cat(values)).view(s.out_channels, s.block)
-        if rows != s.out_channels or not self._slot_identity:
+        if slot_order and not self._slot_identity:
             w = torch.cat([w, w.new_zeros(1, s.block)]).index_select(0, self._slot_rows)
-        return w.view(rows, s.block, 1, 1)
+        return w.view(w.shape[0], s.block, 1, 1)
 
-    def _to_filter_order(self, out: torch.Tensor) -> torch.Tensor:
-        """Slot order -> filter order. When every phase holds the same number of filters the
-        permutation is a transpose of (phase, index) within each group: one strided copy that
-        keeps the memory format (much faster than a gather in channels_last)."""
-        s, plan = self.spec, self.plan
+    def _phase_views(self, slots: torch.Tensor,
+                     filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Views in which ``slots`` (slot order) and ``filters`` (filter order) line up.
+
+        When every phase holds the same number of filters, slot order -> filter order is a
+        transpose of (phase, index) within each group, so adding or copying through these views
+        reorders in the same pass, keeping the memory format. None when a gather is needed.
+        """
+        s = self.spec
+        if not self._equal_phases:
+            return None
         per_phase = s.filters_per_group // s.phases
-        if plan.rows != s.out_channels or per_phase * s.phases != s.filters_per_group:
-            return out.index_select(1, self._out_index)
-        n, c, h, w = out.shape
-        if out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous():
-            nhwc = out.permute(0, 2, 3, 1).view(n, h, w, s.groups, s.phases, per_phase)
-            return nhwc.transpose(4, 5).reshape(n, h, w, c).permute(0, 3, 1, 2)
-        grouped = out.reshape(n, s.groups, s.phases, per_phase, h, w)
-        return grouped.transpose(2, 3).reshape(n, c, h, w)
+        n, _, h, w = slots.shape
+        shape = (n, s.groups, s.phases, per_phase, h, w)
+        if all(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+               for t in (slots, filters)):
+            nhwc = (n, h, w, s.groups, s.phases, per_phase)
+            src = slots.permute(0, 2, 3, 1).view(nhwc).transpose(4, 5)
+            dst = filters.permute(0, 2, 3, 1).view(*nhwc[:4], per_phase, s.phases)
+            return src, dst
+        if slots.is_contiguous() and filters.is_contiguous():
+            src = slots.view(shape).transpose(2, 3)
+            return src, filters.view(n, s.groups, per_phase, s.phases, h, w)
+        return None
+
+    def _to_filter_order(self, slots: torch.Tensor) -> torch.Tensor:
+        """Slot order -> filter order: one strided copy, or a gather for unequal phases."""
+        out = torch.empty_like(slots)
+        views = self._phase_views(slots, out)
+        if views is None:
+            return slots.index_select(1, self._out_index)
+        views[1].copy_(views[0])
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, plan = self.spec, self.plan
@@ -508,12 +532,26 @@ class SSCConv2d(nn.Module):
                 y = _conv(xs, wp, s.stride, s.padding, (piece.row, piece.col), piece.dilation,
                           plan.spatial_groups)
                 out = y if out is None else out.add_(y)
+        reorder = out is not None and not self._slot_identity  # out is in slot order
         if plan.has_1x1:
-            rows = plan.rows if plan.pieces else s.out_channels
-            y = _conv(x, self._one_by_one_weight(rows), s.stride, s.padding, (c, c), (1, 1),
-                      s.groups)
-            out = y if out is None else out.add_(y)
-        if plan.pieces and not self._slot_identity:
+            # With equal phases the 1 x 1 output comes in filter order and takes the spatial
+            # sum through a reordering view: the add and the reorder are one pass.
+            fuse = reorder and self._equal_phases
+            y = _conv(x, self._one_by_one_weight(slot_order=reorder and not fuse), s.stride,
+                      s.padding, (c, c), (1, 1), s.groups)
+            if out is None:
+                out = y
+            elif fuse:
+                views = self._phase_views(out, y)
+                if views is None:  # unusual strides: reorder, then add
+                    out = self._to_filter_order(out).add_(y)
+                else:
+                    out = y
+                    views[1].add_(views[0])
+                reorder = False
+            else:
+                out = out.add_(y)
+        if reorder:
             out = self._to_filter_order(out)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
