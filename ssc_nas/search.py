@@ -216,7 +216,6 @@ def make_storage(url: str, heartbeat: float = 30.0, must_exist: bool = False) ->
             raise StudyError(f"cannot open storage {url}: {reason}") from None
 
 
-
 def _lost_schema_race(exc: Exception) -> bool:
     """Two processes opening a fresh database at once both try to create Optuna's tables.
 
