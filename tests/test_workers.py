@@ -76,14 +76,22 @@ def check_study(study: optuna.Study, n: int) -> list[FrozenTrial]:
     return complete
 
 
+def training(t: FrozenTrial) -> bool:
+    """A worker holds ``t`` and has started training it.
+
+    The worker writes the params before its ``worker`` attribute, but a reader's queries are not
+    one snapshot (SQLite), so both are checked: a torn read shows the attribute without params.
+    """
+    return bool(t.user_attrs.get("worker")) and bool(t.params)
+
+
 def wait_for_running_trial(name: str, url: str, pids: set[int],
                            timeout: float = 120) -> FrozenTrial:
     """A RUNNING trial that one of ``pids`` is training (user attr worker = host:pid)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for t in load(name, url).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = t.user_attrs.get("worker", "")
-            if worker and int(worker.rsplit(":", 1)[1]) in pids:
+            if training(t) and int(t.user_attrs["worker"].rsplit(":", 1)[1]) in pids:
                 return t
         time.sleep(0.3)
     pytest.fail("no worker started training a trial in time")
@@ -124,7 +132,7 @@ def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) 
         while time.monotonic() < deadline:
             try:
                 victim = next(t for t in load("k", url).get_trials(
-                    deepcopy=False, states=(TrialState.RUNNING,)) if t.user_attrs.get("worker"))
+                    deepcopy=False, states=(TrialState.RUNNING,)) if training(t))
                 break
             except (KeyError, StopIteration):  # no study yet / nothing training yet
                 time.sleep(0.3)
@@ -156,7 +164,7 @@ def check_retried(study: optuna.Study, victim: FrozenTrial, n: int) -> None:
     assert len(retries) == 1, [(t.number, t.system_attrs) for t in study.trials]
     (retry,) = retries
     assert retry.number > victim.number
-    assert retry.params == victim.params
+    assert retry.params == killed.params == victim.params
     assert retry.system_attrs["retry_history"] == [victim.number]
     assert retry.state == TrialState.COMPLETE
     assert retry.user_attrs["worker"] != victim.user_attrs["worker"]  # someone else ran it
