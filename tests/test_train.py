@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 
 from ssc_nas.data import load_splits
 from ssc_nas.models import Architecture, build
-from ssc_nas.train import TrainConfig, evaluate, hopeless, train_model
+from ssc_nas.train import BN_IMAGES, TrainConfig, Trainer, evaluate, hopeless, train_model
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,21 @@ def test_bad_train_config_raises() -> None:
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_validation_uses_batchnorm_statistics_of_the_current_weights(digits) -> None:
+    """After an epoch, each BatchNorm's running mean is the average batch mean of its input over
+    the first BN_IMAGES training images, under the weights the epoch ended with."""
+    trainer = Trainer(_model(), digits.train, TrainConfig(epochs=2, channels_last=False), seed=0)
+    trainer.epoch_with_validation(digits.val)
+    bn = next(m for m in trainer.model.modules() if isinstance(m, nn.BatchNorm2d))
+    means: list[torch.Tensor] = []
+    hook = bn.register_forward_hook(lambda _m, args, _out: means.append(args[0].mean((0, 2, 3))))
+    trainer.model.eval()
+    with torch.no_grad():
+        for x in digits.train.tensors[0][:BN_IMAGES].split(trainer.config.batch_size):
+            trainer.model(x)
+    hook.remove()
+    expected = torch.stack(means).mean(0)
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+    assert bn.momentum == 0.1  # training itself keeps torch's default
