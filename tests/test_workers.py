@@ -125,7 +125,7 @@ def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) 
     n = 6
     url = sqlite_url(tmp_path / "ssc-nas.db")
     # The parent runs no trial itself; its children are found through the trials they hold.
-    parent = start([*BASE, "--epochs", "6", "--trials", str(n), "--workers", "2",
+    parent = start([*BASE, "--epochs", "20", "--trials", str(n), "--workers", "2",
                     "--heartbeat", "2", "--study", "k"], tmp_path)
     try:
         deadline = time.monotonic() + 120
@@ -147,7 +147,7 @@ def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) 
     assert "database is locked" not in err
     assert "Traceback" not in err
     study = load("k", url)
-    check_retried(study, victim, n)
+    check_retried(study, held_trial(study, victim), n)
     # The other worker finished the study; the run may report the dead worker (today: exit 2
     # with one line naming its exit code -9), but never with a traceback.
     assert code in (0, 2), err
@@ -156,18 +156,30 @@ def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) 
         assert len(errors) == 1 and "-9" in errors[0], err
 
 
-def check_retried(study: optuna.Study, victim: FrozenTrial, n: int) -> None:
-    killed = study.trials[victim.number]
+def held_trial(study: optuna.Study, victim: FrozenTrial) -> FrozenTrial:
+    """The trial the victim's worker held when it was killed.
+
+    Usually ``victim`` itself; but a trial can complete between the poll that saw it RUNNING
+    and the kill, and the worker is then killed in its next trial.
+    """
+    worker = victim.user_attrs["worker"]
+    held = [t for t in study.trials if t.user_attrs.get("worker") == worker
+            and t.number >= victim.number and t.state != TrialState.COMPLETE]
+    assert len(held) == 1, f"worker {worker} held {[t.number for t in held]} when killed"
+    return held[0]
+
+
+def check_retried(study: optuna.Study, killed: FrozenTrial, n: int) -> None:
     assert killed.state == TrialState.FAIL, killed.state
     retries = [t for t in study.trials
-               if t.system_attrs.get("failed_trial") == victim.number]
+               if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1, [(t.number, t.system_attrs) for t in study.trials]
     (retry,) = retries
-    assert retry.number > victim.number
-    assert retry.params == killed.params == victim.params
-    assert retry.system_attrs["retry_history"] == [victim.number]
+    assert retry.number > killed.number
+    assert retry.params == killed.params and retry.params
+    assert retry.system_attrs["retry_history"] == [killed.number]
     assert retry.state == TrialState.COMPLETE
-    assert retry.user_attrs["worker"] != victim.user_attrs["worker"]  # someone else ran it
+    assert retry.user_attrs["worker"] != killed.user_attrs["worker"]  # someone else ran it
     check_study(study, n)
 
 
@@ -210,7 +222,7 @@ def test_postgres_three_workers_reach_exactly_n(postgres_url: str, tmp_path: Pat
 def test_postgres_sigkill_mid_trial_is_failed_and_retried(postgres_url: str,
                                                           tmp_path: Path) -> None:
     n = 7
-    _pg_study(postgres_url, "pgkill", n, tmp_path, epochs=6)
+    _pg_study(postgres_url, "pgkill", n, tmp_path, epochs=20)
     args = ["worker", "--study", "pgkill", "--storage", postgres_url, "--quiet", "--threads",
             "1", "--heartbeat", "2"]
     procs = [start(args, tmp_path) for _ in range(3)]
@@ -231,9 +243,10 @@ def test_postgres_sigkill_mid_trial_is_failed_and_retried(postgres_url: str,
         assert code == 0, err
         assert "Traceback" not in err
     study = load("pgkill", postgres_url)
-    check_retried(study, victim, n)
+    killed_trial = held_trial(study, victim)
+    check_retried(study, killed_trial, n)
     # Failed by a heartbeat check: after two missed heartbeats (2 s each), not much later.
-    fail_delay = (study.trials[victim.number].datetime_complete - victim.datetime_start)
+    fail_delay = killed_trial.datetime_complete - killed_trial.datetime_start
     assert fail_delay.total_seconds() >= 4
     assert time.monotonic() - killed_at < 240
 
