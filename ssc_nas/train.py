@@ -119,6 +119,12 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
         yield order[start : start + batch_size]
 
 
+def _model_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A batch on ``device``, in the memory format the model was put in."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
 def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 256,
              device: torch.device | str = "cpu", channels_last: bool = False) -> float:
     """Top-1 accuracy of ``model`` on ``data``."""
@@ -128,9 +134,7 @@ def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 256,
     correct = 0
     with torch.no_grad():
         for idx in _batches(len(y_all), batch_size, None):
-            x = x_all[idx].to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = _model_input(x_all[idx], device, channels_last)
             correct += int((model(x).argmax(1) == y_all[idx].to(device)).sum())
     return correct / max(1, len(y_all))
 
@@ -190,9 +194,7 @@ class Trainer:
             x = x_all[idx]
             if config.augment:
                 x = augment_batch(x, self.generator)
-            x = x.to(device, non_blocking=True)
-            if config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = _model_input(x, device, config.channels_last)
             y = y_all[idx].to(device, non_blocking=True)
             loss = F.cross_entropy(self.model(x), y, label_smoothing=config.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
@@ -212,12 +214,8 @@ class Trainer:
         """Running statistics = the plain average over the first ``BN_IMAGES`` training images
         (unaugmented), computed with the current weights."""
         x = self.train.tensors[0][:BN_IMAGES]
-        batches = []
-        for b in x.split(self.config.batch_size):
-            b = b.to(self.device, non_blocking=True)
-            batches.append(b.contiguous(memory_format=torch.channels_last)
-                           if self.config.channels_last else b)
-        update_bn(batches, self.model)
+        update_bn([_model_input(b, self.device, self.config.channels_last)
+                   for b in x.split(self.config.batch_size)], self.model)
 
     def evaluate(self, data: TensorDataset) -> float:
         return evaluate(self.model, data, 256, self.device, self.config.channels_last)
