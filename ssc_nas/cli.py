@@ -16,6 +16,8 @@ from .budget import Budget, format_count
 from .data import DATASETS, dataset_info
 from .errors import SSCNasError
 
+__all__ = ["cli", "main"]
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -127,11 +129,10 @@ def _dashboard_hint(storage: str) -> str:
 
 
 def _storage_where(storage: str) -> str:
-    if storage.startswith("sqlite:///"):
-        from pathlib import Path
+    from .search import sqlite_path
 
-        return f"{storage} ({Path(storage.removeprefix('sqlite:///')).resolve()})"
-    return storage
+    path = sqlite_path(storage)
+    return storage if path is None else f"{storage} ({path.resolve()})"
 
 
 @cli.command()
@@ -455,7 +456,7 @@ def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
     url = f"http://{host}:{port}/dashboard/"
     if study is not None:
         s = load_existing_study(study, storage)
-        url += f"studies/{s._study_id}"
+        url += f"studies/{store.get_study_id_from_name(s.study_name)}"
     console.print(f"optuna-dashboard on {url} (storage {storage}); Ctrl-C to stop")
     try:
         optuna_dashboard.run_server(store, host=host, port=port)
@@ -579,7 +580,7 @@ def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str,
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
-    from .search import SearchInterrupted
+    from .errors import SearchInterrupted
 
     try:
         cli.main(standalone_mode=False)

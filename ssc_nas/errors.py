@@ -7,6 +7,15 @@ keeps its traceback.
 
 from __future__ import annotations
 
+__all__ = [
+    "BudgetError",
+    "DataError",
+    "SSCNasError",
+    "SearchInterrupted",
+    "SpaceError",
+    "StudyError",
+]
+
 
 class SSCNasError(Exception):
     """A user mistake: bad input, missing data, an unreachable budget, a broken config."""
@@ -26,3 +35,7 @@ class DataError(SSCNasError):
 
 class StudyError(SSCNasError):
     """A study or storage that cannot be used as asked."""
+
+
+class SearchInterrupted(SSCNasError):
+    """Ctrl-C: the running trial was marked FAIL; completed trials are safe; rerun to resume."""

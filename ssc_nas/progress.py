@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .budget import format_count
 from .cost import Cost
 from .models import Architecture
-from .search import best_accuracy
+from .search.results import best_accuracy
 from .train import TrainResult
 
 __all__ = ["SearchProgress"]

@@ -19,7 +19,7 @@ from ssc_nas.baselines import (
     pruned_param_count,
     unprunable_param_count,
 )
-from ssc_nas.baselines.pruning import grasp_scores, snip_scores
+from ssc_nas.baselines.saliency import grasp_scores, snip_scores
 from ssc_nas.cost import count
 from ssc_nas.data import load_splits
 from ssc_nas.layers import SSCConv2d

@@ -62,6 +62,62 @@ def test_dependencies_point_one_way() -> None:
     assert not bad, "\n".join(bad)
 
 
+# Inside a package, modules likewise import only those before them.
+SUBORDER = {
+    "search": ["config", "samplers", "storage", "references", "results", "trials", "workers",
+               "run"],
+    "compare": ["config", "store", "reporter", "table", "designs", "runs"],
+    "baselines": ["saliency", "pruning", "proxies"],
+}
+# What reads a study depends on its results, not on the loop that runs trials.
+READERS = ("report", "progress")
+READABLE = {"search.config", "search.storage", "search.results"}
+
+
+def _modules() -> list[tuple[Path, str]]:
+    return [(path, ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+            for path in PACKAGE.rglob("*.py")]
+
+
+def test_modules_inside_a_package_point_one_way() -> None:
+    bad = []
+    for path, name in _modules():
+        package, _, me = name.partition(".")
+        order = SUBORDER.get(package)
+        if order is None or me not in order:
+            continue
+        for target in _internal_imports(path):
+            head, _, other = target.partition(".")
+            other = other.split(".")[0]
+            if head == package and other in order and order.index(other) > order.index(me):
+                bad.append(f"{name} imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_readers_of_a_study_do_not_import_the_search_loop() -> None:
+    bad = []
+    for path, name in _modules():
+        if name.split(".")[0] not in READERS:
+            continue
+        for target in _internal_imports(path):
+            if target.split(".")[0] == "search" and target not in READABLE:
+                bad.append(f"{name} imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_public_module_has_all() -> None:
+    missing = []
+    for path, name in _modules():
+        if path.name in ("__main__.py",) or path.stem.startswith("_") and path.stem != "__init__":
+            continue
+        tree = ast.parse(path.read_text())
+        names = {t.id for node in tree.body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)}
+        if "__all__" not in names:
+            missing.append(name)
+    assert not missing, f"modules without __all__: {missing}"
+
+
 def test_ruff_clean() -> None:
     ruff = shutil.which("ruff")
     if ruff is None:

@@ -1,8 +1,9 @@
 """Baselines the SSC paper compares against: pruning at initialization and zero-cost proxies.
 
-:mod:`.pruning` prunes a dense network at initialization to an exact parameter count (SNIP,
-GraSP, SynFlow, random, ERK, magnitude); :mod:`.proxies` scores any network without training
-(SynFlow, SNIP, gradient norm, NASWOT). ``search`` (prescreening) and ``compare`` use them.
+:mod:`.saliency` scores each weight (shared by both); :mod:`.pruning` prunes a dense network at
+initialization to an exact parameter count (SNIP, GraSP, SynFlow, random, ERK, magnitude);
+:mod:`.proxies` scores any network without training (SynFlow, SNIP, gradient norm, NASWOT).
+``search`` (prescreening) and ``compare`` use them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from .proxies import PROXIES, score
 from .pruning import (
     METHODS,
     apply_masks,
-    is_pruned,
     mask_scores,
     masks_for,
     prunable,
@@ -19,6 +19,7 @@ from .pruning import (
     pruned_param_count,
     unprunable_param_count,
 )
+from .saliency import is_pruned
 
 __all__ = [
     "METHODS",

@@ -14,7 +14,7 @@ carries, so no sign flip is needed:
   between the binary ReLU codes of inputs i and j; ``-inf`` when K_H is singular (two inputs
   with one code: the network cannot tell them apart).
 
-Weights are those of :func:`ssc_nas.baselines.pruning.prunable` (a pruned model's masks are
+Weights are those of :func:`ssc_nas.baselines.saliency.prunable` (a pruned model's masks are
 honoured). Every proxy runs through ``torch.func.functional_call`` on substitute tensors, so the
 model's weights, ``.grad``, ``requires_grad``, BatchNorm statistics, train/eval mode and hooks
 are exactly as before.
@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .pruning import _call, _device, _scoring, loss_gradients, snip_scores, synflow_scores
+from .saliency import (
+    functional_forward,
+    loss_gradients,
+    model_device,
+    scoring_mode,
+    snip_scores,
+    synflow_scores,
+)
 
 __all__ = ["PROXIES", "score"]
 
@@ -60,10 +67,10 @@ class _ReluCodes(TorchFunctionMode):
 
 def naswot(model: nn.Module, inputs: torch.Tensor) -> float:
     """log-determinant of the NASWOT kernel (Mellor et al. 2021) of a batch; BN in train mode."""
-    with _scoring(model, training=True), torch.no_grad():
+    with scoring_mode(model, training=True), torch.no_grad():
         recorder = _ReluCodes()
         with recorder:
-            _call(model, {}, inputs.to(_device(model)))
+            functional_forward(model, {}, inputs.to(model_device(model)))
     if not recorder.codes:
         raise ValueError("naswot needs ReLU activations, but the model ran none")
     codes = torch.cat(recorder.codes, dim=1).double()

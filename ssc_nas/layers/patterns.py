@@ -27,6 +27,16 @@ from functools import cache
 
 import torch
 
+__all__ = [
+    "PATTERNS",
+    "Piece",
+    "num_positions",
+    "pattern_mask",
+    "pattern_pieces",
+    "pattern_positions",
+    "validate_pattern",
+]
+
 PATTERNS: tuple[str, ...] = ("full", "plus", "x", "checker", "center")
 
 

@@ -15,6 +15,15 @@ from torch import nn
 from .architecture import Architecture, ConvSlot, LayerSetting, make_divisible
 from .plan import Plan, conv_output_size, ssc_conv
 
+__all__ = [
+    "CONFIG",
+    "DEPTHWISE",
+    "InvertedResidual",
+    "InvertedResidualPlan",
+    "MobileNetV2",
+    "plan_mobilenetv2",
+]
+
 # (expansion t, output channels c, blocks n, first stride s), as in the paper's Table 2, with
 # the CIFAR strides (the first two down-samplings removed).
 CONFIG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),

@@ -13,6 +13,14 @@ from .plan import Family, Plan
 from .resnet import ResNet, plan_resnet
 from .vgg import VGG, plan_vgg
 
+__all__ = [
+    "FAMILIES",
+    "architecture_cost",
+    "build",
+    "get_family",
+    "plan",
+]
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (

@@ -16,6 +16,15 @@ from torch import nn
 from .architecture import Architecture, ConvSlot, make_divisible
 from .plan import Plan, conv_output_size, ssc_conv
 
+__all__ = [
+    "CONFIGS",
+    "BasicBlock",
+    "BlockPlan",
+    "ResNet",
+    "ResNetConfig",
+    "plan_resnet",
+]
+
 
 @dataclass(frozen=True)
 class ResNetConfig:

@@ -14,6 +14,12 @@ from torch import nn
 from .architecture import Architecture, ConvSlot, make_divisible
 from .plan import Plan, ssc_conv
 
+__all__ = [
+    "CONFIGS",
+    "VGG",
+    "plan_vgg",
+]
+
 CONFIGS: dict[str, Sequence[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",

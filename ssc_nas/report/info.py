@@ -10,18 +10,18 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import moocore
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..budget import format_count
 from ..models import Architecture, LayerSetting, plan, slot_spec
-from ..search import front
+from ..search.results import front
+from ..search.storage import sqlite_path
 
 __all__ = [
     "KNOBS",
@@ -264,7 +264,7 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
         if (p is not None and np.isfinite(p).all() and (p <= 1.0).all()
                 and not (kept <= p).all(axis=1).any()):
             kept = np.vstack([kept[~(p <= kept).all(axis=1)], p])
-            hv = float(compute_hypervolume(kept, ref, assume_pareto=True))
+            hv = float(moocore.hypervolume(kept, ref=ref))
         numbers.append(t.number)
         values.append(hv)
     return HypervolumeHistory(numbers, values, objectives, reference)
@@ -360,10 +360,9 @@ def param_importances(study: optuna.Study,
 def baseline_points(storage: str | BaseStorage, study_name: str) -> list[BaselinePoint]:
     """Points of study ``<study_name>-baselines`` (trials with user attr ``method``), or []."""
     name = f"{study_name}-baselines"
-    if isinstance(storage, str) and storage.startswith("sqlite:///"):
-        path = storage.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not Path(path).exists():
-            return []
+    path = sqlite_path(storage) if isinstance(storage, str) else None
+    if path is not None and not path.exists():
+        return []
     try:
         if name not in optuna.get_all_study_names(storage):
             return []

@@ -1,0 +1,80 @@
+"""``ssc-nas compare``: SSC designs against pruning at initialization, at the same budget.
+
+Every method gets the same data (one split, ``split_seed`` 0), the same training schedule
+(:class:`~ssc_nas.train.TrainConfig` with ``epochs``/``batch_size`` of the config, SGD one-cycle,
+and ``hopeless_factor=0`` so no run is cut short by the search's early-stop rule) and the same
+seeds; accuracy is measured on the held-out **test** split, which no method selects on.
+
+Methods:
+
+* ``snip``, ``grasp``, ``synflow``, ``erk``, ``random`` (and ``magnitude``): the dense
+  ``Architecture(family, width)`` initialized under the seed and pruned at initialization to
+  *exactly* the budget's parameter count (:func:`ssc_nas.baselines.prune_at_init`). The dense
+  width defaults to the smallest width of the family's shipped SSC space whose dense network has
+  at least :data:`DENSE_OVER_BUDGET` (4) x the budget's parameters (VGG-16 at 0.5M on mnist-5k:
+  width 0.375, 2.07M params, 76 % sparsity, 29M dense MACs per 28 x 28 image; full width would
+  run ~205M MACs per image as masked dense, too slow on a CPU).
+* ``ssc-uniform``: a hand-set SSC with the same knob values in every layer, HetConv-style
+  (groups 1, full 3 x 3 kernels on a fraction 1/P of each filter's input channels with
+  ``phases: cover``, 1 x 1 kernels on all the others), P in {2, 4, 8} and the width of the
+  shipped space chosen together: the design with the most parameters within the budget (ties:
+  wider, then smaller P). See :func:`uniform_design`.
+* ``ssc-search``: the most accurate architecture within budget on the Pareto front of the SSC
+  study (``<dataset>-<family>-ssc-<budget>``, what ``ssc-nas search --space <family>-ssc`` makes)
+  in the same storage; when that study does not exist or has no front, a short search of
+  ``search_trials`` trials is run first with the defaults of ``ssc-nas search`` (so that command
+  can resume it). The architecture is retrained under the compare schedule, per seed.
+
+Each (method, seed) run is stored as a COMPLETE trial of the single-objective study
+``<study>-baselines`` (value: test accuracy; user attributes ``method``, ``seed``, ``params``,
+``macs``, ``accuracy``, ``train_time_s``, ``epochs`` and more), which ``ssc-nas report``
+overlays on the SSC front. The SSC study's trials are never modified. A run already stored with
+the same method, seed, schedule and design is reused, not retrained (the runs are seeded, so
+retraining would give the same numbers); use another ``storage`` to start afresh.
+
+MACs: for SSC networks the structural MACs of :func:`ssc_nas.cost.count`; for pruned networks
+both the MACs they run as masked dense networks (``dense_macs``) and their sparse MACs (nonzero
+weights x output pixels, ``macs``), the figure the pruning papers' FLOP counts use.
+
+One concept per module: ``config`` (what a comparison is asked to do), ``designs`` (what each
+method trains), ``store`` (runs kept and reused), ``runs`` (``run_compare``), ``table`` (rows and
+their text forms), ``reporter`` (progress events).
+"""
+
+from __future__ import annotations
+
+from .config import (
+    DEFAULT_METHODS,
+    DENSE_OVER_BUDGET,
+    METHODS,
+    SSC_METHODS,
+    UNIFORM_PARTS,
+    CompareConfig,
+    study_name,
+)
+from .designs import bound_space, default_dense_width, uniform_design
+from .reporter import Reporter
+from .runs import run_compare, sparse_macs
+from .store import Run
+from .table import Row, format_accuracy, markdown_table, table_note
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "DENSE_OVER_BUDGET",
+    "METHODS",
+    "SSC_METHODS",
+    "UNIFORM_PARTS",
+    "CompareConfig",
+    "Reporter",
+    "Row",
+    "Run",
+    "bound_space",
+    "default_dense_width",
+    "format_accuracy",
+    "markdown_table",
+    "run_compare",
+    "sparse_macs",
+    "study_name",
+    "table_note",
+    "uniform_design",
+]

@@ -1,0 +1,111 @@
+"""What one comparison is asked to do: methods, budget, data and the one schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..baselines import METHODS as PRUNING_METHODS
+from ..budget import Budget
+from ..errors import BudgetError, SSCNasError
+from ..models import FAMILIES
+from ..search import DEFAULT_STORAGE, SearchConfig, default_study_name
+from ..spaces import load_space
+from ..train import TrainConfig
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "DENSE_OVER_BUDGET",
+    "METHODS",
+    "PRUNING_METHODS",
+    "SPLIT_SEED",
+    "SSC_METHODS",
+    "UNIFORM_PARTS",
+    "CompareConfig",
+    "study_name",
+]
+
+
+#: SSC methods of :func:`run_compare`.
+SSC_METHODS: tuple[str, ...] = ("ssc-search", "ssc-uniform")
+#: Every method ``--methods`` accepts.
+METHODS: tuple[str, ...] = (*SSC_METHODS, *PRUNING_METHODS)
+#: What ``ssc-nas compare`` runs when ``--methods`` is not given (the paper's baselines).
+DEFAULT_METHODS: tuple[str, ...] = (
+    "ssc-search", "ssc-uniform", "snip", "grasp", "synflow", "erk", "random",
+)
+#: The default dense width is the smallest whose dense network has this many x the budget.
+DENSE_OVER_BUDGET = 4.0
+#: HetConv parts P tried by ``ssc-uniform`` (spatial fraction 1/P).
+UNIFORM_PARTS: tuple[int, ...] = (2, 4, 8)
+#: Seed of the train/val split every method shares.
+SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """One comparison: methods, budget, data and the one training schedule all methods get.
+
+    Defaults are those of ``ssc-nas compare`` (4 epochs on all 3,600 mnist-5k training images,
+    batch 64, 1 seed, a search of 8 trials when the SSC study has no front yet).
+    """
+
+    budget: Budget
+    family: str = "vgg16"
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    dataset: str = "mnist-5k"
+    data_dir: str = "data"
+    epochs: int = 4
+    seeds: int = 1
+    batch_size: int = 64
+    subset: float = 1.0
+    storage: str = DEFAULT_STORAGE
+    study: str | None = None
+    space: str | None = None
+    search_trials: int = 8
+    width: float | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise SSCNasError(f"unknown method {unknown[0]!r}; valid methods: "
+                              f"{', '.join(METHODS)}")
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise SSCNasError(f"--methods must be distinct names from {', '.join(METHODS)}")
+        if self.family not in FAMILIES:
+            raise SSCNasError(f"unknown family {self.family!r}; valid families: "
+                              f"{', '.join(FAMILIES)}")
+        if self.budget.params is None:
+            raise BudgetError("compare needs a parameter budget (--budget 0.5M): the pruning "
+                              "baselines are matched to it exactly")
+        if self.budget.macs is not None:
+            raise BudgetError("compare matches parameter counts only; a MACs budget is not "
+                              "supported (MACs are reported in the table)")
+        for name, value in (("epochs", self.epochs), ("seeds", self.seeds),
+                            ("batch-size", self.batch_size),
+                            ("search-trials", self.search_trials)):
+            if value < 1:
+                raise SSCNasError(f"--{name} must be >= 1, but got {value}")
+        if self.width is not None and not self.width > 0:
+            raise SSCNasError(f"--width must be > 0, but got {self.width}")
+        if not 0.0 < self.subset <= 1.0:
+            raise SSCNasError(f"--subset must be in (0, 1], but got {self.subset}")
+
+    @property
+    def space_name(self) -> str:
+        return self.space or f"{self.family}-ssc"
+
+    def train_config(self, augment: bool) -> TrainConfig:
+        """The schedule every method gets: no early stop of "hopeless" runs."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, augment=augment,
+                           hopeless_factor=0.0)
+
+
+
+def study_name(config: CompareConfig) -> str:
+    """The SSC study compared against: ``config.study`` or what ``ssc-nas search`` names it."""
+    if config.study:
+        return config.study
+    search = SearchConfig(budget=config.budget, space=config.space_name, dataset=config.dataset)
+    return default_study_name(search, load_space(config.space_name))
+

@@ -1,0 +1,160 @@
+"""What each method trains: the dense width pruned, the hand-set ``ssc-uniform`` design and
+the searched ``ssc-search`` design (searching first when the SSC study has no front)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..baselines import unprunable_param_count
+from ..budget import Budget, format_count
+from ..cost import Cost
+from ..data import Splits, dataset_info
+from ..errors import BudgetError, SSCNasError, StudyError
+from ..models import Architecture, build
+from ..search import SearchConfig, default_study_name, front, make_storage, run_search
+from ..spaces import BoundSpace, SearchSpace, load_space
+from .config import DENSE_OVER_BUDGET, UNIFORM_PARTS, CompareConfig
+from .reporter import notify
+
+__all__ = [
+    "bound_space",
+    "check_prunable",
+    "default_dense_width",
+    "dense_counts",
+    "search_design",
+    "uniform_design",
+]
+
+
+def bound_space(config: CompareConfig) -> BoundSpace:
+    """The SSC space of ``ssc-uniform`` (and the widths the dense width is chosen from)."""
+    space = load_space(config.space_name)
+    if space.family != config.family:
+        raise SSCNasError(f"space {space.name!r} is for family {space.family}, not "
+                          f"{config.family}")
+    info = dataset_info(config.dataset)
+    return BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
+
+
+def dense_counts(family: str, width: float, dataset: str) -> tuple[int, int]:
+    """(unprunable, all) parameters of the dense ``family`` x ``width`` network."""
+    info = dataset_info(dataset)
+    model = build(Architecture(family, width), info.in_channels, info.num_classes,
+                  info.input_size)
+    return unprunable_param_count(model), sum(p.numel() for p in model.parameters())
+
+
+def default_dense_width(config: CompareConfig, widths: Sequence[float]) -> float:
+    """The smallest of ``widths`` whose dense network has >= 4 x the budget's params, else the
+    widest one (then the budget only has to be below its parameter count)."""
+    assert config.budget.params is not None
+    ordered = sorted(widths)
+    for width in ordered:
+        if dense_counts(config.family, width, config.dataset)[1] >= (
+                DENSE_OVER_BUDGET * config.budget.params):
+            return width
+    return ordered[-1]
+
+
+def check_prunable(config: CompareConfig, width: float) -> None:
+    fixed, total = dense_counts(config.family, width, config.dataset)
+    target = config.budget.params
+    assert target is not None
+    if not fixed <= target <= total:
+        raise BudgetError(
+            f"--budget {format_count(target)} cannot be reached by pruning the dense "
+            f"{config.family} x{width:g} ({format_count(total)} params, {format_count(fixed)} "
+            f"never pruned): the reachable range is [{fixed}, {total}] params"
+            + ("; pass a larger --width" if target > total else "")
+        )
+
+
+def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str] | None:
+    """``ssc-uniform``: HetConv-P{2,4,8}-style knobs in every layer at a width of the space.
+
+    Knobs: groups 1, pattern full, spatial_fraction 1/P, pointwise_fraction 1.0, phases cover
+    (where the space offers those values). Among all (width, P) that fit, the one with the most
+    parameters; ties go to the wider network, then the smaller P. None when none fits.
+    """
+    best: tuple[int, float, int, Architecture] | None = None
+    for part in UNIFORM_PARTS:
+        knobs = {"groups": 1, "pattern": "full", "spatial_fraction": 1.0 / part,
+                 "pointwise_fraction": 1.0, "phases": "cover"}
+        for width in bound.space.width:
+            params = bound.params_for(width, knobs)
+            if params is None:
+                continue
+            arch = bound.from_params(params)
+            cost = bound.cost(arch)
+            if not budget.fits(cost):
+                continue
+            key = (cost.params, width, -part)
+            if best is None or key > best[:3]:
+                best = (cost.params, width, -part, arch)
+    if best is None:
+        return None
+    _, width, part, arch = best
+    return arch, f"HetConv-P{-part} x{width:g} (uniform)"
+
+
+def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
+                   reporter: Any) -> tuple[Architecture, str, dict[str, Any]]:
+    """The front's most accurate architecture within budget, searching first if needed."""
+    space: SearchSpace = bound.space
+    search = SearchConfig(budget=config.budget, space=config.space_name,
+                          dataset=config.dataset, data_dir=config.data_dir,
+                          trials=config.search_trials, storage=config.storage,
+                          device=config.device)
+    name = config.study or default_study_name(search, space)
+    search = replace(search, study=name)
+    storage = make_storage(config.storage)
+    extra: dict[str, Any] = {"ssc_study": name}
+    study = None
+    if name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
+    candidate = _best_within(study, config) if study is not None else None
+    if candidate is None:
+        notify(reporter, "message", f"ssc-search: no front within budget in study {name!r}; "
+                                   f"searching {config.search_trials} trials (resume or extend "
+                                   f"it with: ssc-nas search --space {config.space_name} "
+                                   f"--budget {format_count(config.budget.params or 0)} "
+                                   f"--dataset {config.dataset})")
+        # The search uses ssc-nas search's own data (all training images, split seed 0).
+        start = time.perf_counter()
+        result = run_search(search, reporter=getattr(reporter, "search", None), splits=splits)
+        extra["search_time_s"] = round(time.perf_counter() - start, 3)
+        study = result.study
+        candidate = _best_within(study, config)
+        if candidate is None:
+            raise StudyError(f"study {name!r} has no trained architecture within "
+                             f"{config.budget.describe()}; run more --search-trials")
+    trial = candidate
+    arch = Architecture.from_dict(trial.user_attrs["architecture"])
+    if arch.family != config.family:
+        raise StudyError(f"study {name!r} searched family {arch.family}, not {config.family}; "
+                         "pass --study for a study of this family")
+    label = trial.user_attrs.get("reference") or arch.summary()
+    objectives = study.user_attrs.get("objectives", ["accuracy"])
+    extra["ssc_trial"] = trial.number
+    extra["proxy_accuracy"] = trial.values[objectives.index("accuracy")]
+    return arch, f"{label} (trial {trial.number})", extra
+
+
+def _best_within(study: optuna.Study, config: CompareConfig) -> Any:
+    """The most accurate front trial of ``study`` within the budget, or None."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    for t in front(study):
+        params = t.user_attrs.get("params")
+        if "architecture" in t.user_attrs and params is not None and config.budget.fits(
+                Cost(int(params), int(t.user_attrs.get("macs") or 0))):
+            return t
+    return None
+
+

@@ -1,0 +1,81 @@
+"""The search: one multi-objective Optuna study per (dataset, space, budget).
+
+Objectives: maximize proxy validation accuracy, minimize params, minimize MACs per image
+(optionally minimize measured latency). Budgets are constraints, not objectives: a candidate is
+costed analytically before training and, when over budget, recorded as PRUNED with its
+constraint values (``trial.set_constraint``) and never trained.
+
+A study is self-describing (space, budget, dataset, objectives, proxy schedule and toolkit
+version are study user attributes) and resumable: running the same command again continues it
+until ``trials`` candidates have completed. A study created with another space, budget,
+dataset or objectives refuses to be mixed with this run.
+
+One concept per module (``docs/architecture.md``): ``config`` (what a search is asked to do),
+``samplers``, ``storage``, ``references`` (the classic designs), ``trials`` (the trial runner),
+``results`` (reading a study), ``workers`` and ``run`` (``run_search``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from optuna.exceptions import ExperimentalWarning
+
+from ..errors import SearchInterrupted
+from .config import (
+    BASELINES_SUFFIX,
+    DEFAULT_STORAGE,
+    OBJECTIVES,
+    SAMPLERS,
+    SearchConfig,
+    default_study_name,
+    load_study_config,
+    parse_duration,
+    shipped_study_configs,
+)
+from .references import enqueue_reference_designs, reference_designs
+from .results import (
+    best_accuracy,
+    count_complete,
+    export_trial,
+    front,
+    front_rows,
+    study_rows,
+)
+from .run import SearchRun, run_search
+from .samplers import make_sampler, worker_seed
+from .storage import load_existing_study, make_storage, open_study, sqlite_path
+from .workers import run_worker
+
+# Heartbeats, multivariate TPE and metric names are experimental in Optuna; we use them on purpose.
+warnings.filterwarnings("ignore", category=ExperimentalWarning)
+
+__all__ = [
+    "BASELINES_SUFFIX",
+    "DEFAULT_STORAGE",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "SearchConfig",
+    "SearchInterrupted",
+    "SearchRun",
+    "best_accuracy",
+    "count_complete",
+    "default_study_name",
+    "enqueue_reference_designs",
+    "export_trial",
+    "front",
+    "front_rows",
+    "load_existing_study",
+    "load_study_config",
+    "make_sampler",
+    "make_storage",
+    "open_study",
+    "parse_duration",
+    "reference_designs",
+    "run_search",
+    "run_worker",
+    "shipped_study_configs",
+    "sqlite_path",
+    "study_rows",
+    "worker_seed",
+]

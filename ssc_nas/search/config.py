@@ -1,0 +1,169 @@
+"""What a search is asked to do: :class:`SearchConfig`, its objectives and samplers' names,
+durations, and study configs (``studies/*.yaml``) whose keys are the ``ssc-nas search`` flags."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..baselines.proxies import PROXIES
+from ..budget import Budget, format_count
+from ..errors import StudyError
+from ..spaces import SearchSpace
+from ..train import TrainConfig
+
+__all__ = [
+    "BASELINES_SUFFIX",
+    "COMPATIBLE_KEYS",
+    "CONFIG_KEYS",
+    "DEFAULT_STORAGE",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "SearchConfig",
+    "check_heartbeat",
+    "default_study_name",
+    "load_study_config",
+    "parse_duration",
+    "shipped_study_configs",
+]
+
+
+OBJECTIVES = ("accuracy", "params", "macs", "latency")
+SAMPLERS = ("tpe", "nsga2", "random")
+DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
+# Study attributes that must match for a run to join an existing study.
+# ssc-nas compare stores its pruning-at-init baselines in "<study>-baselines".
+BASELINES_SUFFIX = "-baselines"
+COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run needs; the CLI flags and ``studies/*.yaml`` keys map onto it."""
+
+    budget: Budget
+    space: str = "resnet20-ssc"
+    dataset: str = "mnist-5k"
+    data_dir: str = "data"
+    download: bool = False
+    trials: int | None = 20
+    timeout: float | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    subset: float = 1.0
+    sampler: str = "tpe"
+    study: str | None = None
+    storage: str = DEFAULT_STORAGE
+    seed: int = 0
+    device: str = "auto"
+    objectives: tuple[str, ...] = ("accuracy", "params", "macs")
+    latency_batch: int = 32
+    reference_designs: bool = True
+    workers: int = 1
+    heartbeat: float = 30.0
+    prescreen: str | None = None
+    prescreen_k: int = 10
+
+    def __post_init__(self) -> None:
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or "accuracy" not in self.objectives or len(set(self.objectives)) != len(
+            self.objectives
+        ):
+            raise StudyError(
+                f"--objectives must be distinct names from {', '.join(OBJECTIVES)} including "
+                f"accuracy, but got {','.join(self.objectives)}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise StudyError(f"--sampler must be one of {', '.join(SAMPLERS)}, "
+                             f"but got {self.sampler!r}")
+        if self.trials is not None and self.trials < 1:
+            raise StudyError(f"--trials must be >= 1, but got {self.trials}")
+        if self.prescreen is not None and self.prescreen not in PROXIES:
+            raise StudyError(f"--prescreen must be one of {', '.join(PROXIES)}, "
+                             f"but got {self.prescreen!r}")
+        if self.prescreen_k < 1:
+            raise StudyError(f"--prescreen-k must be >= 1, but got {self.prescreen_k}")
+        check_heartbeat(self.heartbeat)
+        if self.workers < 1:
+            raise StudyError(f"--workers must be >= 1, but got {self.workers}")
+        if self.trials is None and self.timeout is None:
+            raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
+
+
+def default_study_name(config: SearchConfig, space: SearchSpace) -> str:
+    """``<dataset>-<space>-<budget>``, so the same command resumes the same study."""
+    parts = [config.dataset, space.name]
+    if config.budget.params is not None:
+        parts.append(format_count(config.budget.params))
+    if config.budget.macs is not None:
+        parts.append(f"{format_count(config.budget.macs)}macs")
+    return "-".join(parts)
+
+
+
+def check_heartbeat(heartbeat: float) -> None:
+    if not (isinstance(heartbeat, int | float) and math.isfinite(heartbeat) and heartbeat >= 1):
+        raise StudyError(f"--heartbeat must be a number of seconds >= 1, but got {heartbeat!r}")
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``90``, ``90s``, ``30m``, ``2h`` -> seconds."""
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        return float(text)
+    units = {"s": 1, "m": 60, "h": 3600}
+    t = str(text).strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise StudyError(f"--timeout must be a duration like 90s, 30m or 2h, but got {text!r}")
+    return value
+
+
+# -- study configs (studies/*.yaml) -----------------------------------------------------------
+
+CONFIG_KEYS = ("budget", "flops", "space", "dataset", "data_dir", "download", "trials",
+               "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
+               "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
+               "workers", "heartbeat", "prescreen", "prescreen_k", "description")
+
+
+def shipped_study_configs() -> dict[str, Path]:
+    """Ready study configs that ship with ssc-nas, by name (``default``, ``cifar10-vgg16``...)."""
+    from importlib import resources
+
+    root = resources.files("ssc_nas") / "studies"
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
+    """Read a study config: keys are the ``ssc-nas search`` flags with ``_`` for ``-``."""
+    import yaml
+
+    path = Path(path_or_name)
+    if not path.exists():
+        shipped = shipped_study_configs()
+        key = path.stem if path.suffix == ".yaml" else str(path_or_name)
+        key = Path(key).name
+        if key not in shipped:
+            raise StudyError(f"study config {str(path_or_name)!r} not found: give a YAML file or "
+                             f"one of: {', '.join(sorted(shipped))}")
+        path = shipped[key]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, OSError) as exc:
+        raise StudyError(f"{path}: cannot read study config: "
+                         f"{getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: a study config must be a YAML mapping of flag -> value")
+    unknown = [k for k in data if k not in CONFIG_KEYS]
+    if unknown:
+        raise StudyError(f"{path}: unknown key {unknown[0]!r}; valid keys: "
+                         f"{', '.join(CONFIG_KEYS)}")
+    return data
+
+

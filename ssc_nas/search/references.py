@@ -1,0 +1,53 @@
+"""The classic designs every study starts with, as knob values, enqueued at the widest width
+that fits the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from ..budget import Budget
+from ..spaces import BoundSpace, ParamGroup
+
+__all__ = ["enqueue_reference_designs", "reference_designs"]
+
+
+def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, ParamGroup], dict]:
+    return lambda i, _group: first if i % 2 == 0 else second
+
+
+def reference_designs(bound: BoundSpace) -> dict[str, Any]:
+    """The classic special cases, as knob values for every layer (or a per-layer rule)."""
+    first = bound.groups[0].choices["groups"] if bound.groups else (1,)
+    groups = [g for g in first if isinstance(g, int)] or [1]
+    dense = {"groups": 1, "pattern": "full", "spatial_fraction": 1.0, "pointwise_fraction": 0.0,
+             "phases": "cover"}
+    return {
+        "standard": dense,
+        "groupwise": {**dense, "groups": max(groups)},
+        "depthwise-separable": _alternate({**dense, "groups": "depthwise"},
+                                          {**dense, "pattern": "center"}),
+        "hetconv-p4": {**dense, "spatial_fraction": 0.25, "pointwise_fraction": 1.0},
+        "uniform-ssc": {**dense, "groups": 2, "pattern": "plus", "spatial_fraction": 0.5,
+                        "pointwise_fraction": 0.5},
+    }
+
+
+def enqueue_reference_designs(study: optuna.Study, bound: BoundSpace,
+                              budget: Budget) -> list[tuple[str, float]]:
+    """Enqueue each classic design at the widest width that fits; returns (name, width)."""
+    done = []
+    for name, knobs in reference_designs(bound).items():
+        for width in sorted(bound.space.width, reverse=True):
+            params = bound.params_for(width, knobs)
+            if params is None:
+                break
+            if budget.fits(bound.cost(bound.from_params(params))):
+                study.enqueue_trial(params, user_attrs={"reference": name},
+                                    skip_if_exists=True)
+                done.append((name, width))
+                break
+    return done
+

@@ -1,0 +1,105 @@
+"""``run_search``: create or resume the study, enqueue the reference designs and run trials in
+this process or in local worker processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from .. import __version__
+from ..data import Splits, dataset_info, load_splits
+from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
+from ..train import resolve_device
+from .config import SearchConfig, default_study_name
+from .references import enqueue_reference_designs
+from .results import count_complete
+from .storage import open_study
+from .trials import TrialRunner
+from .workers import start_local_workers
+
+__all__ = ["SearchRun", "run_search"]
+
+
+@dataclass
+class SearchRun:
+    """The outcome of :func:`run_search`."""
+
+    study: optuna.Study
+    study_name: str
+    storage: str
+    completed: int
+    new_trials: int
+    rejected: int
+    references: list[tuple[str, float]]
+
+
+def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]) -> dict:
+    return {
+        "ssc_nas_version": __version__,
+        "space": space.to_dict(),
+        "budget": config.budget.to_dict(),
+        "dataset": config.dataset,
+        "input": shape,
+        "objectives": list(config.objectives),
+        "subset": config.subset,
+        "train": config.train.to_dict(),
+        "sampler": config.sampler,
+        "seed": config.seed,
+        "latency_batch": config.latency_batch,
+        "prescreen": config.prescreen,
+        "prescreen_k": config.prescreen_k,
+    }
+
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    reporter: Any | None = None,
+    splits: Splits | None = None,
+) -> SearchRun:
+    """Run (or resume) the search described by ``config``.
+
+    With ``config.workers > 1`` the trials run in that many ``ssc-nas worker`` processes
+    against the same storage. ``reporter`` receives progress events (see
+    ``ssc_nas.progress.SearchProgress``); ``splits`` lets tests reuse loaded data.
+    """
+    space = load_space(config.space)
+    info = dataset_info(config.dataset)
+    bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
+    check_budget(bound, config.budget)
+    device = resolve_device(config.device)
+    study_name = config.study or default_study_name(config, space)
+    shape = {"channels": info.in_channels, "size": list(info.input_size),
+             "classes": info.num_classes}
+    attrs = _study_attrs(config, space, shape)
+    if splits is None:  # before the study exists, so missing data leave no empty study behind
+        splits = load_splits(config.dataset, config.data_dir, subset=config.subset,
+                             split_seed=config.seed, download=config.download)
+    # Our own lines report trials; a failing trial re-raises its error with its traceback anyway.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = open_study(config, space, study_name, attrs)
+    if config.trials is not None:
+        study.set_user_attr("trials", config.trials)
+    references: list[tuple[str, float]] = []
+    if config.reference_designs:
+        references = enqueue_reference_designs(study, bound, config.budget)
+    started = count_complete(study)
+    if reporter is not None:
+        reporter.start(study, config.trials, started)
+    if config.workers > 1:
+        rejected = start_local_workers(study, config, reporter)
+    else:
+        train_config = config.train.for_dataset(info.augment)
+        job = TrialRunner(study, bound, config.budget, config.objectives, train_config, splits,
+                   config.seed, device, config.latency_batch, config.trials, config.timeout,
+                   reporter, prescreen=config.prescreen, prescreen_k=config.prescreen_k)
+        job.run()
+        rejected = job.rejected
+    done = count_complete(study)
+    return SearchRun(study, study_name, config.storage, done, done - started, rejected,
+                     references)
+
+

@@ -1,0 +1,130 @@
+"""Opening Optuna RDB storages (SQLite or any RDB URL) and the studies in them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import make_url
+
+from ..errors import StudyError
+from ..spaces import SearchSpace
+from .config import BASELINES_SUFFIX, COMPATIBLE_KEYS, SearchConfig, check_heartbeat
+from .samplers import make_sampler
+
+__all__ = [
+    "SCHEMA_RACE_RETRIES",
+    "load_existing_study",
+    "make_storage",
+    "open_study",
+    "sqlite_path",
+]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (plain or ``file:...?uri=true``); None otherwise."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all: RDBStorage will say so
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    database = parsed.database
+    if parsed.query.get("uri") == "true" and database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database).expanduser()
+
+
+
+SCHEMA_RACE_RETRIES = 5  # opening a fresh database that another process is creating
+
+
+def make_storage(url: str, heartbeat: float = 30.0, must_exist: bool = False) -> RDBStorage:
+    """An RDB storage with heartbeats, so a trial whose worker dies is failed, not left RUNNING.
+
+    ``must_exist``: a SQLite file that is not there is an error (never create an empty one).
+    """
+    check_heartbeat(heartbeat)
+    kwargs: dict[str, Any] = {}
+    path = sqlite_path(url)
+    if path is not None:
+        if must_exist and not path.exists():
+            raise StudyError(f"{url}: no such database file (run ssc-nas search first, or "
+                             "pass --storage)")
+        if not path.resolve().parent.is_dir():
+            raise StudyError(f"--storage {url}: folder {path.resolve().parent} does not exist")
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
+    attempt = 0
+    while True:
+        try:
+            return RDBStorage(url, heartbeat_interval=round(heartbeat),
+                              heartbeat_stale_trial_callback=retry, **kwargs)
+        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
+            if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(exc):
+                attempt += 1
+                time.sleep(0.2 * attempt)  # another process is creating the tables
+                continue
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StudyError(f"cannot open storage {url}: {reason}") from None
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Two processes opening a fresh database at once both try to create Optuna's tables.
+
+    The loser sees a duplicate alembic version row or an existing table; the tables are fine,
+    so opening again succeeds.
+    """
+    text = str(exc)
+    return any(s in text for s in ("alembic_version", "already exists", "duplicate key"))
+
+
+def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
+               attrs: dict[str, Any]) -> optuna.Study:
+    """Create the study, or load it after checking it was made for the same search."""
+    storage = make_storage(config.storage, config.heartbeat)
+    directions = ["maximize" if o == "accuracy" else "minimize" for o in config.objectives]
+    sampler = make_sampler(config.sampler, config.seed, config.trials)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if study_name in existing:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        mismatched = [k for k in COMPATIBLE_KEYS if study.user_attrs.get(k) != attrs[k]]
+        if mismatched:
+            were = "; ".join(f"{k}: {study.user_attrs.get(k)!r}" for k in mismatched)
+            raise StudyError(
+                f"study {study_name!r} in {config.storage} was created for another search "
+                f"({were}); pass --study NEW_NAME to start a new one"
+            )
+        return study
+    try:
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    directions=directions, sampler=sampler)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise StudyError(f"another process created study {study_name!r} in {config.storage} "
+                         "just now; run the same command again to join it") from None
+    study.set_metric_names(list(config.objectives))  # names in optuna-dashboard
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+
+def load_existing_study(name: str | None, storage: str) -> optuna.Study:
+    """Load a study by name; with no name, the only study in the storage."""
+    store = make_storage(storage, must_exist=True)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)
+             if not s.study_name.endswith(BASELINES_SUFFIX)]
+    if name is None:
+        if len(names) != 1:
+            listing = ", ".join(names) if names else "none"
+            raise StudyError(f"{storage} holds {len(names)} studies ({listing}); pass --study NAME")
+        name = names[0]
+    if name not in names and not name.endswith(BASELINES_SUFFIX):
+        raise StudyError(f"no study {name!r} in {storage}; studies there: "
+                         f"{', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=store)
+
+
