@@ -15,7 +15,7 @@ import ssc_nas
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ssc_nas"
 
-# Lower layers never import higher ones (shared/design/architecture.md).
+# Lower layers never import higher ones (docs/architecture.md).
 ORDER = ["errors", "layers", "cost", "budget", "models", "spaces", "convert", "data", "train",
          "baselines", "search", "progress", "compare", "report", "cli"]
 
@@ -135,3 +135,17 @@ def test_console_script_version() -> None:
 def test_public_surface() -> None:
     for name in ssc_nas.__all__:
         assert hasattr(ssc_nas, name), name
+
+
+def test_nothing_cites_outside_the_repository() -> None:
+    """Design docs live in docs/; code, tests and README never cite the old external notes."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to list tracked files")
+    listed = subprocess.run([git, "ls-files", "-z", "--", "*.py", "*.md", "*.yaml", "*.yml"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    outside = "shared" + "/design"  # spelled in two parts so this file does not match itself
+    bad = [name for name in listed.stdout.split("\0")
+           if name and (ROOT / name).is_file()
+           and outside in (ROOT / name).read_text(errors="replace")]
+    assert not bad, f"cite docs/ instead of {outside} in: {', '.join(bad)}"

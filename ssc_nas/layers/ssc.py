@@ -1,6 +1,6 @@
 """The structured sparse convolution (SSC) layer: exact structure, compact weights, fast path.
 
-Definition (``shared/design/ssc-layer.md``, after Verma et al., WACV 2023): filter ``f`` of a
+Definition (``docs/ssc-layer.md``, after Verma et al., WACV 2023): filter ``f`` of a
 layer with ``groups`` G sees only its group's block of ``B = in_channels / G`` input channels.
 Filter ``f`` is the ``j = f mod M``-th filter of its group (``M = out_channels / G``) and has
 phase ``p = j mod phases``. Its ``spatial_channels`` channels carry a K x K kernel restricted to
