@@ -12,7 +12,7 @@
     target of COMPLETE trials, nothing RUNNING.
 
 (b) Storage overhead per trial as a study grows to ``--storage-trials`` COMPLETE trials. The real
-    trial loop of a worker (``ssc_nas.search._Job``: surplus check, sampling, analytic cost,
+    trial loop of a worker (``ssc_nas.search.trials.TrialRunner``: surplus check, sampling, analytic cost,
     budget constraints, the user attributes an ssc-nas trial stores, heartbeat, ``tell``) runs
     with model building and training replaced by a constant result, so only the storage and the
     loop around it cost time. The default search is used for the shape of each trial (mnist-5k,
@@ -178,11 +178,13 @@ def _cheap_job(storage: Any, name: str, epochs: int) -> Any:
     from ssc_nas import search as S
     from ssc_nas.budget import Budget
     from ssc_nas.data import dataset_info
+    from ssc_nas.search import run as R
+    from ssc_nas.search import trials as T
     from ssc_nas.spaces import BoundSpace, load_space
     from ssc_nas.train import TrainConfig, TrainResult
 
-    S.build = lambda *a, **k: None  # no model
-    S.train_model = lambda *a, **k: TrainResult(  # what a trained trial reports, instantly
+    T.build = lambda *a, **k: None  # no model
+    T.train_model = lambda *a, **k: TrainResult(  # what a trained trial reports, instantly
         val_accuracy=[0.5] * epochs, train_loss=[1.0] * epochs, epochs_run=epochs, seconds=0.0)
     config = S.SearchConfig(budget=Budget.parse("0.5M"), space="resnet20-ssc",
                             dataset="mnist-5k", sampler="random", trials=1,
@@ -196,12 +198,13 @@ def _cheap_job(storage: Any, name: str, epochs: int) -> Any:
     study = optuna.create_study(storage=storage, study_name=name, directions=directions,
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     study.set_metric_names(list(config.objectives))
-    for key, value in S._study_attrs(config, space, shape).items():
+    for key, value in R._study_attrs(config, space, shape).items():
         study.set_user_attr(key, value)
     splits = SimpleNamespace(info=info, train=None, val=None)  # training never reads them
-    return S._Job(study=study, bound=bound, budget=config.budget, objectives=config.objectives,
-                  train=config.train, splits=splits, seed=0, device=torch.device("cpu"),
-                  latency_batch=32, target=0, timeout=None, reporter=None)
+    return T.TrialRunner(study=study, bound=bound, budget=config.budget, objectives=config.objectives,
+                         train=config.train, splits=splits, seed=0,
+                         device=torch.device("cpu"), latency_batch=32, target=0,
+                         timeout=None, reporter=None)
 
 
 def storage_overhead(storage: Any, name: str, total: int, window: int) -> list[dict]:
