@@ -12,8 +12,8 @@
     target of COMPLETE trials, nothing RUNNING.
 
 (b) Storage overhead per trial as a study grows to ``--storage-trials`` COMPLETE trials. The real
-    trial loop of a worker (``ssc_nas.search.trials.TrialRunner``: surplus check, sampling, analytic cost,
-    budget constraints, the user attributes an ssc-nas trial stores, heartbeat, ``tell``) runs
+    trial loop of a worker (``ssc_nas.search.trials.TrialRunner``: surplus check, sampling,
+    analytic cost, budget constraints, the user attributes an ssc-nas trial stores, heartbeat, ``tell``) runs
     with model building and training replaced by a constant result, so only the storage and the
     loop around it cost time. The default search is used for the shape of each trial (mnist-5k,
     resnet20-ssc, 0.5M params, random sampler so the sampler's own cost does not grow with the
@@ -201,8 +201,8 @@ def _cheap_job(storage: Any, name: str, epochs: int) -> Any:
     for key, value in R._study_attrs(config, space, shape).items():
         study.set_user_attr(key, value)
     splits = SimpleNamespace(info=info, train=None, val=None)  # training never reads them
-    return T.TrialRunner(study=study, bound=bound, budget=config.budget, objectives=config.objectives,
-                         train=config.train, splits=splits, seed=0,
+    return T.TrialRunner(study=study, bound=bound, budget=config.budget,
+                         objectives=config.objectives, train=config.train, splits=splits, seed=0,
                          device=torch.device("cpu"), latency_batch=32, target=0,
                          timeout=None, reporter=None)
 
