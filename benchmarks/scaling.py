@@ -12,16 +12,16 @@
     target of COMPLETE trials, nothing RUNNING.
 
 (b) Storage overhead per trial as a study grows to ``--storage-trials`` COMPLETE trials. The real
-    trial loop of a worker (``ssc_nas.search.trials.TrialRunner``: surplus check, sampling,
-    analytic cost, budget constraints, the user attributes an ssc-nas trial stores, heartbeat,
-    ``tell``) runs with model building and training replaced by a constant result, so only the
-    storage and the loop around it cost time. The default search is used for the shape of each trial (mnist-5k,
+    trial loop of a worker (``ssc_nas.search.trials.TrialRunner``: surplus check, sampling, analytic
+    cost, budget constraints, the user attributes an ssc-nas trial stores, heartbeat, ``tell``) runs
+    with model building and training replaced by a constant result, so only the storage and the loop
+    around it cost time. The default search is used for the shape of each trial (mnist-5k,
     resnet20-ssc, 0.5M params, random sampler so the sampler's own cost does not grow with the
     study). Time is taken per window of ``--window`` completed trials, for an in-memory Optuna
     storage (the loop alone) and for each RDB storage; the overhead is the difference. It is
-    compared with the median wall time of one default proxy trial (``ssc-nas search --budget
-    0.5M``: mnist-5k, resnet20-ssc, the standard reference design, default 2 epochs), measured
-    here unless ``--proxy-seconds`` gives a figure.
+    compared with the median wall time of one default proxy trial (``ssc-nas search --budget 0.5M``:
+    mnist-5k, resnet20-ssc, the standard reference design, default 2 epochs), measured here unless
+    ``--proxy-seconds`` gives a figure.
 
 SQLite is a file in a temporary folder (Python's default synchronous=FULL); PostgreSQL is a
 throwaway cluster on 127.0.0.1 with the server's durable defaults (fsync on; see
