@@ -1,0 +1,243 @@
+"""Search efficiency: does a model-based sampler beat random sampling on an ssc-nas space?
+
+For every sampler (``random``, ``tpe``, ``nsga2``) and seed, one real search (``run_search``,
+what ``ssc-nas search`` runs) in its own SQLite file, with the same data split, proxy schedule
+and budget. The model-based samplers train ``--trials`` N candidates; random sampling trains
+``--random-factor`` x N (default 2N), so "TPE at N vs random at 2N" is read off one run.
+Reference designs are off by default: they are the same first trials for every sampler and
+would hide the samplers' own difference (``--reference-designs`` puts them back).
+
+Hypervolume of the feasible front after each trained trial, with a fixed reference point so
+that runs compare: each objective is normalised to [0, 1], ``1 - accuracy`` (reference:
+accuracy 0), ``params / budget`` and ``MACs / largest MACs reachable in the space`` (reference
+1 each). Over-budget candidates are never trained and add nothing. Wall-clock is each
+trial's completion time minus the first trial's start, so it counts sampling, costing,
+rejected candidates and training.
+
+Printed: per sampler, hypervolume at N trials and at the end (mean +- sample std over seeds),
+hypervolume at equal wall-clock (the mean time TPE took for N trials), trained trials per hour;
+then the verdict lines of the targets (a model-based sampler at N trials vs random at 2N, at
+equal trials and at equal wall-clock). ``--plot FILE.png`` draws hypervolume vs trials and vs
+seconds, mean over seeds.
+
+Usage::
+
+    python benchmarks/search_efficiency.py --quick          # digits, tiny space: ~5 min
+    python benchmarks/search_efficiency.py                  # mnist-5k, resnet20-ssc, 0.5M,
+                                                            # 20 trials x 3 seeds: hours on 2 cores
+    python benchmarks/search_efficiency.py --samplers random,tpe --seeds 3 --plot hv.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import moocore  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from ssc_nas.budget import Budget  # noqa: E402
+from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
+from ssc_nas.search import SearchConfig, run_search  # noqa: E402
+from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
+from ssc_nas.train import TrainConfig  # noqa: E402
+
+
+@dataclass
+class Curve:
+    """One search: hypervolume after each trained trial and when it was reached."""
+
+    sampler: str
+    seed: int
+    hypervolume: list[float]
+    seconds: list[float]
+
+    def at_trials(self, n: int) -> float:
+        return self.hypervolume[min(n, len(self.hypervolume)) - 1] if self.hypervolume else 0.0
+
+    def at_seconds(self, t: float) -> float:
+        reached = [hv for hv, s in zip(self.hypervolume, self.seconds, strict=True) if s <= t]
+        return reached[-1] if reached else 0.0
+
+    @property
+    def trials_per_hour(self) -> float:
+        return 3600 * len(self.seconds) / self.seconds[-1] if self.seconds else math.nan
+
+
+def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float) -> list[
+        tuple[int, float, np.ndarray]]:
+    """(trial number, completion second, normalised objective vector) of each trained trial,
+    in completion order; over-budget points are marked with NaN so they add no volume."""
+    trials = study.get_trials(deepcopy=False)
+    start = min(t.datetime_start for t in trials if t.datetime_start is not None)
+    done = sorted((t for t in trials if t.state == TrialState.COMPLETE),
+                  key=lambda t: t.datetime_complete)
+    objectives = study.user_attrs["objectives"]
+    out = []
+    for t in done:
+        v = dict(zip(objectives, t.values, strict=True))
+        feasible = all(c <= 0 for c in t.constraints.values())
+        point = np.array([1.0 - v["accuracy"], v["params"] / budget_params, v["macs"] / macs_ref])
+        if not feasible:
+            point[:] = np.nan
+        out.append((t.number, (t.datetime_complete - start).total_seconds(), point))
+    return out
+
+
+def hypervolume_curve(points: list[tuple[int, float, np.ndarray]]) -> tuple[list[float],
+                                                                              list[float]]:
+    """Hypervolume (reference point 1, 1, 1) of the points seen so far, after each point."""
+    kept: list[np.ndarray] = []
+    values, seconds = [], []
+    for _, second, p in points:
+        if np.isfinite(p).all() and (p < 1.0).all():
+            kept.append(p)
+        hv = float(moocore.hypervolume(np.vstack(kept), ref=[1.0] * len(p))) if kept else 0.0
+        values.append(hv)
+        seconds.append(second)
+    return values, seconds
+
+
+def one_search(args: argparse.Namespace, sampler: str, seed: int, trials: int, folder: Path,
+               splits: Splits, macs_ref: float) -> Curve:
+    storage = f"sqlite:///{folder / f'{sampler}-{seed}.db'}"
+    config = SearchConfig(
+        budget=Budget.parse(args.budget), space=args.space, dataset=args.dataset,
+        trials=trials, train=TrainConfig(epochs=args.epochs), sampler=sampler,
+        storage=storage, seed=seed, reference_designs=args.reference_designs,
+        study=f"{sampler}-{seed}")
+    result = run_search(config, splits=splits)
+    points = normalised_points(result.study, float(config.budget.params or 1), macs_ref)
+    hv, seconds = hypervolume_curve(points)
+    return Curve(sampler, seed, hv, seconds)
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.4f}" if values else "-"
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist-5k")
+    parser.add_argument("--space", default="resnet20-ssc")
+    parser.add_argument("--budget", default="0.5M")
+    parser.add_argument("--trials", type=int, default=20, help="N: trials of tpe and nsga2")
+    parser.add_argument("--random-factor", type=int, default=2,
+                        help="random sampling trains this many x N trials")
+    parser.add_argument("--epochs", type=int, default=2, help="proxy epochs")
+    parser.add_argument("--samplers", default="random,tpe,nsga2")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--reference-designs", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--plot", default=None, help="write hypervolume curves to this PNG")
+    parser.add_argument("--keep", default=None, help="keep the study databases in this folder")
+    parser.add_argument("--quick", action="store_true",
+                        help="digits, digits-tiny, 40k, 6 trials, 1 epoch, 2 seeds")
+    if "--quick" in sys.argv[1:]:  # defaults of the quick run; flags given still win
+        parser.set_defaults(dataset="digits", space="digits-tiny", budget="40k", trials=6,
+                            epochs=1, seeds=2)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    info = dataset_info(args.dataset)
+    bound = BoundSpace(load_space(args.space), info.in_channels, info.num_classes,
+                       info.input_size)
+    macs_ref = float(bound.cost_bounds()[1].macs)
+    print(f"# search efficiency: {args.dataset}, {args.space}, budget {args.budget}, "
+          f"{args.epochs}-epoch proxy, N = {args.trials}, random {args.random_factor}N, "
+          f"{args.seeds} seeds; {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads, {time.strftime('%Y-%m-%d %H:%M')}",
+          flush=True)
+    curves: dict[str, list[Curve]] = {s: [] for s in samplers}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.keep) if args.keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for seed in range(args.seeds):
+            # Seed s: split seed s for every sampler (what ssc-nas search --seed s uses), so
+            # the samplers of one seed see the same data.
+            splits = load_splits(args.dataset, "data", split_seed=seed)
+            for sampler in samplers:
+                n = args.trials * (args.random_factor if sampler == "random" else 1)
+                start = time.perf_counter()
+                curve = one_search(args, sampler, seed, n, folder, splits, macs_ref)
+                curves[sampler].append(curve)
+                print(f"{sampler:<7} seed {seed}: {len(curve.hypervolume)} trials in "
+                      f"{time.perf_counter() - start:.0f} s, hypervolume {curve.at_trials(n):.4f}",
+                      flush=True)
+    report(args, curves)
+    if args.plot:
+        plot(curves, args.plot)
+        print(f"wrote {args.plot}")
+
+
+def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
+    n = args.trials
+    model = [s for s in curves if s != "random"]
+    anchor = "tpe" if "tpe" in curves else (model[0] if model else "random")
+    budget_s = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
+                                for c in curves[anchor] if c.seconds)
+    print(f"\n| sampler | HV at {n} trials | HV at {args.random_factor * n} trials | "
+          f"HV at {budget_s:.0f} s ({anchor}'s time for {n}) | trials / hour |")
+    print("|---|---:|---:|---:|---:|")
+    for sampler, cs in curves.items():
+        at_2n = (mean_std([c.at_trials(args.random_factor * n) for c in cs])
+                 if sampler == "random" else "-")
+        print(f"| {sampler} | {mean_std([c.at_trials(n) for c in cs])} | {at_2n} | "
+              f"{mean_std([c.at_seconds(budget_s) for c in cs])} | "
+              f"{statistics.fmean(c.trials_per_hour for c in cs):.0f} |")
+    if "random" not in curves:
+        return
+    random_2n = statistics.fmean(c.at_trials(args.random_factor * n) for c in curves["random"])
+    for sampler in model:
+        at_n = statistics.fmean(c.at_trials(n) for c in curves[sampler])
+        seconds = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
+                                   for c in curves[sampler] if c.seconds)
+        random_at_time = statistics.fmean(c.at_seconds(seconds) for c in curves["random"])
+        print(f"{sampler} at {n} trials: {at_n:.4f} vs random at {args.random_factor * n}: "
+              f"{random_2n:.4f} -> {'reached' if at_n >= random_2n else 'NOT reached'}; "
+              f"at equal wall-clock ({seconds:.0f} s) random has {random_at_time:.4f} -> "
+              f"{'ahead' if at_n >= random_at_time else 'behind'} (means over "
+              f"{len(curves[sampler])} seeds)")
+
+
+def plot(curves: dict[str, list[Curve]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_n, ax_t) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for sampler, cs in curves.items():
+        length = min(len(c.hypervolume) for c in cs)
+        mean = np.mean([c.hypervolume[:length] for c in cs], axis=0)
+        ax_n.plot(range(1, length + 1), mean, label=sampler)
+        grid = np.linspace(0, max(c.seconds[-1] for c in cs), 200)
+        ax_t.plot(grid, [statistics.fmean(c.at_seconds(t) for c in cs) for t in grid],
+                  label=sampler)
+    ax_n.set(xlabel="trained trials", ylabel="hypervolume (mean over seeds)")
+    ax_t.set(xlabel="wall-clock seconds", ylabel="hypervolume (mean over seeds)")
+    ax_n.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
