@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -23,6 +24,7 @@ from ssc_nas.compare import (
     default_dense_width,
     markdown_table,
     run_compare,
+    run_key,
     sparse_macs,
     uniform_design,
 )
@@ -31,6 +33,7 @@ from ssc_nas.data import load_splits
 from ssc_nas.errors import BudgetError, SSCNasError
 from ssc_nas.models import Architecture, build
 from ssc_nas.report import baseline_points
+from ssc_nas.train import TrainConfig
 
 BUDGET = 20_000
 STUDY = "digits-resnet20-ssc-20k"  # what ssc-nas search --space resnet20-ssc names it
@@ -178,3 +181,32 @@ def test_markdown_table_shows_mean_and_std() -> None:
                  for s, acc in enumerate((0.5, 0.7)))
     text = markdown_table([Row("snip", "x1", runs)])
     assert "0.6000 ± 0.1414" in text and "20k" in text and "sparse MACs" in text
+
+
+def test_a_stored_run_of_another_version_is_not_reused(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored-run key holds the toolkit version: an upgrade retrains, a rerun reuses."""
+    import ssc_nas
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-uniform",),
+                           dataset="digits", epochs=1, storage=url)
+    (first,) = run_compare(config)
+    (again,) = run_compare(config)
+    assert all(r.reused for r in again.runs)
+    monkeypatch.setattr(ssc_nas, "__version__", ssc_nas.__version__ + ".next")
+    (upgraded,) = run_compare(config)
+    assert not any(r.reused for r in upgraded.runs)
+
+
+@pytest.mark.parametrize("change", [{"lr": 0.1}, {"optimizer": "adamw"},
+                                    {"label_smoothing": 0.0}, {"momentum": 0.0},
+                                    {"weight_decay": 0.0}, {"augment": True}])
+def test_run_key_changes_with_every_training_setting(change: dict) -> None:
+    base = TrainConfig(epochs=1, hopeless_factor=0.0)
+    setup = {"dataset": "digits", "budget": BUDGET}
+    design = {"dense_width": 0.5}
+    assert run_key("snip", 0, base, setup, design) == run_key("snip", 0, base, setup, design)
+    assert run_key("snip", 0, base, setup, design) != run_key(
+        "snip", 0, replace(base, **change), setup, design)
+    assert '"recalibrate_images": 1024' in run_key("snip", 0, base, setup, design)

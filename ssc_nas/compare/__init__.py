@@ -29,8 +29,11 @@ Each (method, seed) run is stored as a COMPLETE trial of the single-objective st
 ``<study>-baselines`` (value: test accuracy; user attributes ``method``, ``seed``, ``params``,
 ``macs``, ``accuracy``, ``train_time_s``, ``epochs`` and more), which ``ssc-nas report``
 overlays on the SSC front. The SSC study's trials are never modified. A run already stored with
-the same method, seed, schedule and design is reused, not retrained (the runs are seeded, so
-retraining would give the same numbers); use another ``storage`` to start afresh.
+the same key is reused, not retrained (the runs are seeded, so retraining would give the same
+numbers); the key (:func:`~ssc_nas.compare.store.run_key`) holds every setting that changes the
+result: method, seed, the toolkit version, the whole ``TrainConfig`` used (optimizer, learning
+rate, momentum, weight decay, label smoothing, ...), the BatchNorm handling, data, budget and
+design. Use another ``storage`` to start afresh.
 
 MACs: for SSC networks the structural MACs of :func:`ssc_nas.cost.count`; for pruned networks
 both the MACs they run as masked dense networks (``dense_macs``) and their sparse MACs (nonzero
@@ -55,7 +58,7 @@ from .config import (
 from .designs import bound_space, default_dense_width, uniform_design
 from .reporter import Reporter
 from .runs import run_compare, sparse_macs
-from .store import Run
+from .store import Run, run_key
 from .table import Row, format_accuracy, markdown_table, table_note
 
 __all__ = [
@@ -73,6 +76,7 @@ __all__ = [
     "format_accuracy",
     "markdown_table",
     "run_compare",
+    "run_key",
     "sparse_macs",
     "study_name",
     "table_note",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from .designs import (
     uniform_design,
 )
 from .reporter import notify
-from .store import Run, baselines_study, store_run, stored_run
+from .store import Run, baselines_study, run_key, store_run, stored_run
 from .table import Row
 
 __all__ = ["run_compare", "sparse_macs"]
@@ -141,9 +140,8 @@ def run_compare(config: CompareConfig, reporter: Any | None = None,
         arch, design, extra = designs[method]
         runs = []
         for seed in range(config.seeds):
-            ident = {"method": method, "seed": seed, **schedule,
-                     "design": arch.to_dict() if arch is not None else {"dense_width": width}}
-            key = json.dumps(ident, sort_keys=True)
+            key = run_key(method, seed, config.train_config(info.augment), schedule,
+                          arch.to_dict() if arch is not None else {"dense_width": width})
             stored = stored_run(baselines, key)
             if stored is not None:
                 runs.append(stored)
