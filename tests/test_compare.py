@@ -293,7 +293,10 @@ def test_rows_and_verdicts_at_equal_time() -> None:
     assert plain.winner == "snip" and equal.winner == "ssc-uniform"
     assert ssc.seconds_per_epoch == pytest.approx(10.0)
     text = markdown_table([ssc, snip])
-    assert "accuracy at equal time" in text and "(3 ep)" in text and "31.0 s" in text
+    assert "accuracy at equal time" in text and "(3 ep, 30.0 s)" in text
+    assert "target 31.0 s" in text
+    same = [replace(r, equal_runs=r.runs) for r in (ssc, snip)]
+    assert len(verdicts(same)) == 1  # nothing retrained: no second, identical verdict
     assert "verdict (test accuracy at equal training time): ssc-uniform" in text
 
 

@@ -93,17 +93,19 @@ def format_equal_time(row: Row) -> str:
     ci = row.equal_accuracy_ci
     if ci is None:
         return "-"
-    epochs = row.equal_epochs
-    return f"{format_interval(ci)} ({epochs} ep)"
+    seconds = statistics.fmean(r.train_time_s for r in row.equal_runs)
+    return f"{format_interval(ci)} ({row.equal_epochs} ep, {seconds:.1f} s)"
 
 
 def verdicts(rows: Sequence[Row]) -> list[Verdict]:
-    """The verdict on accuracy, then (when run) the verdict at equal training time."""
+    """The verdict on accuracy, then the verdict at equal training time (when some method was
+    trained for other epochs to match it; otherwise it would repeat the first)."""
     out = []
     plain = verdict({r.method: {x.seed: x.accuracy for x in r.runs} for r in rows})
     if plain is not None:
         out.append(plain)
-    if rows and all(r.equal_runs for r in rows):
+    retrained = any(r.equal_runs != r.runs for r in rows)
+    if rows and all(r.equal_runs for r in rows) and retrained:
         equal = verdict({r.method: {x.seed: x.accuracy for x in r.equal_runs} for r in rows})
         if equal is not None:
             out.append(equal)
@@ -126,9 +128,9 @@ def table_note(rows: Sequence[Row]) -> str:
             if folds > 1 else "accuracy: test split, 1 fold")
     target = next((r.equal_time_s for r in rows if r.equal_time_s is not None), None)
     if target is not None:
-        note += (f"; equal time: every method trained for about {target:.1f} s, the mean "
-                 "training time of the pruned runs (SSC methods: the whole number of epochs "
-                 "whose measured time fits, each a complete one-cycle schedule)")
+        note += (f"; equal time: target {target:.1f} s, the mean training time of the pruned "
+                 "runs; SSC methods get the most whole epochs (at least 1) whose measured time "
+                 "fits, each a complete one-cycle schedule (epochs and mean seconds shown)")
     if pruned:
         dense = ", ".join(sorted({format_count(r.dense_macs or 0) for r in pruned}))
         note += ("; MACs of pruned networks are sparse MACs (nonzero weights x output "
