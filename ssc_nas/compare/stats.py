@@ -104,9 +104,9 @@ class Verdict:
             if d.low is not None and d.high is not None:
                 text += f" [{d.low:+.4f}, {d.high:+.4f}]"
             parts.append(text + ("" if m.distinguishable else " not distinguishable"))
-        how = (f"paired difference, {CONFIDENCE:.0%} t interval over folds" if n > 1
+        how = (f"paired by fold, {CONFIDENCE:.0%} t interval over folds" if n > 1
                else "1 fold: no interval")
-        return f"{head}; margin over ({how}): " + "; ".join(parts)
+        return f"{head}; margin over each other method ({how}): " + "; ".join(parts)
 
 
 def verdict(results: Mapping[str, Mapping[int, float]],

@@ -109,8 +109,8 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
             y=[p.accuracy if p.accuracy is not None else axis.untrained_y for p in refs],
             mode="markers", name="reference design (name on hover)", legendgroup="search",
             legendgrouptitle_text=proxy,
-            marker={"color": "rgba(0,0,0,0)", "symbol": "circle-open", "size": 19,
-                    "line": {"width": 2, "color": COLORS["reference"]}},
+            marker={"color": COLORS["reference"], "symbol": "circle-open", "size": 20,
+                    "line": {"width": 2}},
             **hover(refs),
         ))
     shown = [b for b in baselines if getattr(b, x) is not None]
@@ -140,7 +140,7 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
     _layout(fig, 520, legend={"orientation": "h", "y": -0.2, "groupclick": "toggleitem"})
     fig.update_xaxes(title=_AXIS_LABEL.get(x, x), type="log" if log else "linear",
                      tickformat="~s", **(_log_ticks(min(xs), max(xs)) if log else {}))
-    fig.update_yaxes(title="accuracy (see legend: which split, how long)",
+    fig.update_yaxes(title="accuracy (split: see legend)",
                      range=[axis.low, axis.high], zeroline=False)
     return fig
 
