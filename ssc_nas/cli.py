@@ -535,11 +535,14 @@ class _CompareProgress:
               show_default=True)
 @click.option("--equal-time/--no-equal-time", default=True, show_default=True,
               help="Also train the SSC methods for the pruned runs' mean training time.")
+@click.option("--equal-time-s", type=float, default=None,
+              help="Equal-time target in seconds for every method [default: the pruned runs' "
+                   "mean training time].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str, epochs: int,
             folds: int, batch_size: int, subset: float, width: float | None,
             space: str | None, search_trials: int, study: str | None, storage: str,
-            device: str, equal_time: bool, quiet: bool) -> None:
+            device: str, equal_time: bool, equal_time_s: float | None, quiet: bool) -> None:
     """Train SSC designs and pruning-at-init baselines at one parameter budget, same schedule.
 
     ssc-search retrains the most accurate architecture within budget of the SSC study's front
@@ -578,7 +581,7 @@ def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str,
         budget=Budget.parse(budget), family=family, methods=names, dataset=dataset,
         data_dir=data_dir, epochs=epochs, folds=folds, batch_size=batch_size, subset=subset,
         storage=storage, study=study, space=space, search_trials=search_trials, width=width,
-        device=device, equal_time=equal_time)
+        device=device, equal_time=equal_time, equal_time_s=equal_time_s)
     with SearchProgress(err_console, enabled=not quiet) as progress:
         rows = run_compare(config, reporter=_CompareProgress(progress))
     equal = any(r.equal_runs for r in rows)

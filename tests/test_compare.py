@@ -303,3 +303,24 @@ def test_rows_and_verdicts_at_equal_time() -> None:
 def test_folds_must_be_at_least_two() -> None:
     with pytest.raises(SSCNasError, match="--folds must be >= 2"):
         CompareConfig(Budget(BUDGET), folds=1)
+
+
+def test_equal_time_retrains_for_the_epochs_that_fit(tmp_path: Path) -> None:
+    """A target of 2.5 x the measured seconds per epoch gives 2-epoch runs, stored as such."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-uniform",),
+                           dataset="digits", epochs=1, storage=url, folds=2)
+    (row,) = run_compare(config)
+    assert not row.equal_runs  # no pruning method and no target: nothing to match
+    target = 2.5 * row.seconds_per_epoch
+    (equal,) = run_compare(replace(config, equal_time_s=target))
+    assert all(r.reused for r in equal.runs)  # the common schedule is not retrained
+    assert equal.equal_time_s == target and equal.equal_epochs == 2
+    assert [r.epochs for r in equal.equal_runs] == [2, 2]
+    assert not any(r.reused for r in equal.equal_runs)
+    assert [r.seed for r in equal.equal_runs] == [0, 1]  # paired with the same folds
+    study = optuna.load_study(study_name=f"{STUDY}-baselines", storage=url)
+    flagged = [t.user_attrs for t in study.trials if t.user_attrs.get("equal_time")]
+    assert sorted(a["epochs"] for a in flagged) == [2, 2]
+    assert all(a["equal_time_target_s"] == round(target, 3) for a in flagged)
+    assert "(2 ep," in markdown_table([equal])

@@ -52,7 +52,7 @@ class CompareConfig:
     images (per fold 1,000 test images, 3,600 training and 400 validation images), fold ``i``
     trained with seed ``i`` for every method; 4 epochs, batch 64; a search of 8 trials when the
     SSC study has no front yet; and (``equal_time``) the SSC methods trained again for the
-    pruned runs' mean training time.
+    pruned runs' mean training time, or every method for ``equal_time_s`` seconds when given.
     """
 
     budget: Budget
@@ -71,6 +71,7 @@ class CompareConfig:
     width: float | None = None
     device: str = "auto"
     equal_time: bool = True
+    equal_time_s: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -95,6 +96,8 @@ class CompareConfig:
                             ("search-trials", self.search_trials)):
             if value < 1:
                 raise SSCNasError(f"--{name} must be >= 1, but got {value}")
+        if self.equal_time_s is not None and not self.equal_time_s > 0:
+            raise SSCNasError(f"--equal-time-s must be > 0, but got {self.equal_time_s}")
         if self.width is not None and not self.width > 0:
             raise SSCNasError(f"--width must be > 0, but got {self.width}")
         if not 0.0 < self.subset <= 1.0:

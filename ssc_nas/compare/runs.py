@@ -118,7 +118,8 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
     Fold ``i`` of :func:`ssc_nas.data.load_fold` (its test images, training images and seed
     ``i``) is the same for every method, so results pair by fold. With ``config.equal_time``
     and at least one pruning method, the SSC methods are then trained again per fold for
-    :func:`equal_time_epochs` of the pruned runs' mean training time (``Row.equal_runs``).
+    :func:`equal_time_epochs` of the pruned runs' mean training time (``Row.equal_runs``);
+    with ``config.equal_time_s``, every method for that many seconds.
 
     ``reporter`` (optional) receives ``message``, ``run_started``, ``batch`` and
     ``run_finished`` calls (see :class:`Reporter`); its attribute ``search``, if any, is passed
@@ -194,13 +195,15 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
     rows = [Row(method, designs[method][1], runs_of(method, schedule, None))
             for method in config.methods]
     pruned = [run for row in rows if row.method in PRUNING_METHODS for run in row.runs]
-    if not (config.equal_time and pruned):
+    fit_all = config.equal_time_s is not None
+    if not config.equal_time or not (pruned or fit_all):
         return rows
-    target = statistics.fmean(run.train_time_s for run in pruned)
+    target = (config.equal_time_s if config.equal_time_s is not None
+              else statistics.fmean(run.train_time_s for run in pruned))
     out = []
     for row in rows:
         equal_runs = row.runs
-        if row.method not in PRUNING_METHODS:
+        if fit_all or row.method not in PRUNING_METHODS:
             epochs = equal_time_epochs(target, row.seconds_per_epoch)
             if epochs != config.epochs:
                 notify(reporter, "message", f"{row.method}: {row.seconds_per_epoch:.2f} s per "

@@ -128,9 +128,10 @@ def table_note(rows: Sequence[Row]) -> str:
             if folds > 1 else "accuracy: test split, 1 fold")
     target = next((r.equal_time_s for r in rows if r.equal_time_s is not None), None)
     if target is not None:
-        note += (f"; equal time: target {target:.1f} s, the mean training time of the pruned "
-                 "runs; SSC methods get the most whole epochs (at least 1) whose measured time "
-                 "fits, each a complete one-cycle schedule (epochs and mean seconds shown)")
+        note += (f"; equal time: target {target:.1f} s (by default the mean training time of "
+                 "the pruned runs); the SSC methods (with --equal-time-s every method) get the "
+                 "most whole epochs (at least 1) whose measured time fits, each a complete "
+                 "one-cycle schedule (epochs and mean seconds shown)")
     if pruned:
         dense = ", ".join(sorted({format_count(r.dense_macs or 0) for r in pruned}))
         note += ("; MACs of pruned networks are sparse MACs (nonzero weights x output "
