@@ -4,8 +4,9 @@ well zero-cost proxies rank architectures.
 Part 1, for every budget (default 0.5M and 0.1M params) on mnist-5k, and on CIFAR-10 too when
 ``--data-dir`` holds it: ``ssc_nas.compare.run_compare`` trains ssc-search, ssc-uniform, SNIP,
 GraSP, SynFlow, ERK and random pruning with one schedule (``--epochs`` of SGD one-cycle, batch
-64, no early stop) for ``--seeds`` seeds, and the table gives params, MACs (sparse MACs for
-pruned networks), test accuracy mean ± std and train time. The dense width the baselines prune
+64, no early stop) on ``--folds`` cross-validation folds (fold i: seed i), and the table gives
+params, MACs (sparse MACs for pruned networks), test accuracy mean ± 95 % t interval, train
+time, accuracy at equal training time and the verdict. The dense width the baselines prune
 is compare's default (the smallest width of the family's space with >= 4x the budget's params).
 
 Part 2: ``--tau-samples`` architectures drawn uniformly from the ``<family>-ssc`` space among
@@ -20,7 +21,7 @@ Every number printed is measured in this run; nothing is copied from papers. Usa
 
     python benchmarks/paper_table.py                       # mnist-5k, about 30 min on 2 cores
     python benchmarks/paper_table.py --data-dir data       # also CIFAR-10 if data/ holds it
-    python benchmarks/paper_table.py --seeds 1 --epochs 1 --tau-samples 10   # smoke run
+    python benchmarks/paper_table.py --folds 2 --epochs 1 --tau-samples 10   # smoke run
 """
 
 from __future__ import annotations
@@ -93,14 +94,14 @@ def compare_tables(args: argparse.Namespace, datasets: list[str], storage: str) 
             budget = Budget(parse_count(text.strip(), "--budgets"))
             config = CompareConfig(budget, family=args.family, methods=tuple(args.methods),
                                    dataset=dataset, data_dir=args.data_dir or "data",
-                                   epochs=args.epochs, seeds=args.seeds, storage=storage,
+                                   epochs=args.epochs, folds=args.folds, storage=storage,
                                    search_trials=args.search_trials)
             width = default_dense_width(config, bound_space(config).space.width)
             log(f"compare {dataset} {budget.describe()} (dense width {width:g})")
             start = time.perf_counter()
             rows = run_compare(config, reporter=Lines())
             title = (f"### {args.family} on {dataset}, {budget.describe()}: {args.epochs} "
-                     f"epochs, {args.seeds} seeds, pruned from x{width:g} "
+                     f"epochs, {args.folds} folds, pruned from x{width:g} "
                      f"({(time.perf_counter() - start) / 60:.1f} min)")
             table = f"{title}\n\n{markdown_table(rows)}\n"
             print(table, flush=True)
@@ -170,7 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budgets", default="0.5M,0.1M")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--folds", "--seeds", dest="folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=4,
                         help="Training epochs of every compared method (default: 4)")
     parser.add_argument("--family", default="vgg16")

@@ -482,7 +482,7 @@ class _CompareProgress:
         if self._task is None:
             self._task = progress.add_task("", total=1)
         progress.reset(self._task, total=1, completed=0, visible=True,
-                       description=f"{method} seed {seed}")
+                       description=f"{method} fold {seed}")
 
     def batch(self, done: int, total: int) -> None:
         if self._task is not None:
@@ -492,7 +492,8 @@ class _CompareProgress:
         if self._task is not None:
             self.search.progress.update(self._task, visible=False)
         how = "stored earlier, not retrained" if run.reused else f"{run.train_time_s:.1f}s"
-        self.message(f"{run.method:<11} seed {run.seed}  test acc {run.accuracy:.4f}  "
+        self.message(f"{run.method:<11} fold {run.seed}  {run.epochs} ep  "
+                     f"test acc {run.accuracy:.4f}  "
                      f"params {format_count(run.params):>6}  MACs {format_count(run.macs):>6}"
                      f"  {how}")
 
@@ -511,8 +512,9 @@ class _CompareProgress:
               help="Where CIFAR-10/100 and Tiny-ImageNet files are.")
 @click.option("--epochs", type=int, default=4, show_default=True,
               help="Training epochs, the same for every method.")
-@click.option("--seeds", type=int, default=1, show_default=True,
-              help="Runs per method (seeds 0..N-1: weights, masks, data order).")
+@click.option("--folds", "--seeds", "folds", type=int, default=5, show_default=True,
+              help="Cross-validation folds: every image is held out once; fold i is the "
+                   "test set of run i (seed i) for every method. --seeds is the old name.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--subset", type=float, default=1.0, show_default=True,
               help="Fraction of the training split used for training.")
@@ -531,47 +533,70 @@ class _CompareProgress:
               help="Optuna storage URL (the same as the search's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@click.option("--equal-time/--no-equal-time", default=True, show_default=True,
+              help="Also train the SSC methods for the pruned runs' mean training time.")
+@click.option("--equal-time-s", type=float, default=None,
+              help="Equal-time target in seconds for every method [default: the pruned runs' "
+                   "mean training time].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str, epochs: int,
-            seeds: int, batch_size: int, subset: float, width: float | None,
+            folds: int, batch_size: int, subset: float, width: float | None,
             space: str | None, search_trials: int, study: str | None, storage: str,
-            device: str, quiet: bool) -> None:
+            device: str, equal_time: bool, equal_time_s: float | None, quiet: bool) -> None:
     """Train SSC designs and pruning-at-init baselines at one parameter budget, same schedule.
 
     ssc-search retrains the most accurate architecture within budget of the SSC study's front
     (searching --search-trials trials first if there is none); ssc-uniform is HetConv-style
     uniform SSC (P in 2, 4, 8, sized to the budget); snip, grasp, synflow, erk and random prune
-    the dense network at init to exactly --budget params. Every method trains with SGD
-    one-cycle for --epochs, no early stop; accuracy is on the test split. Runs are stored in
-    study <study>-baselines (ssc-nas report overlays them) and reused when rerun.
+    the dense network at init to exactly --budget params. Evaluation is --folds-fold
+    cross-validation: fold i is held out as the test set of every method's run i (seed i), so
+    every image is scored once and methods are compared paired by fold. Every method trains
+    with SGD one-cycle for --epochs, no early stop. The table gives mean test accuracy with a
+    95% t interval over folds; the verdict names the winner and its paired margin over each
+    other method (95% t interval; "not distinguishable" where it covers zero). With
+    --equal-time the SSC methods are trained again for the whole number of epochs that fits in
+    the pruned runs' mean training time. Runs are stored in study <study>-baselines (ssc-nas
+    report overlays them) and reused when rerun with the same settings and version.
 
     Defaults are sized for a CPU: ssc-nas compare --budget 0.5M --family vgg16 on mnist-5k
     prunes VGG-16 x0.375 (2.07M params, 4x the budget, 29M MACs per image as masked dense;
-    full width would run ~205M) and trains each method 4 epochs on all 3,600 training images,
-    1 seed. It took 5.0 minutes (298 s, 1 torch thread, shared 2-core AMD EPYC), the 8-trial
-    search included (about 40 s per pruned run).
+    full width would run ~205M) and trains each method 4 epochs per fold on 3,600 training
+    images (5 folds of 1,000 test images). With 1 seed on one split this took 5.0 minutes
+    (298 s, 1 torch thread, shared 2-core AMD EPYC, about 40 s per pruned run, the 8-trial
+    search included); 5 folds train every method 5 times, plus the equal-time runs.
     """
-    from .compare import CompareConfig, run_compare, study_name, table_note
+    from .compare import (
+        CompareConfig,
+        format_accuracy,
+        format_equal_time,
+        run_compare,
+        study_name,
+        table_note,
+        verdict_lines,
+    )
     from .progress import SearchProgress
 
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
     config = CompareConfig(
         budget=Budget.parse(budget), family=family, methods=names, dataset=dataset,
-        data_dir=data_dir, epochs=epochs, seeds=seeds, batch_size=batch_size, subset=subset,
+        data_dir=data_dir, epochs=epochs, folds=folds, batch_size=batch_size, subset=subset,
         storage=storage, study=study, space=space, search_trials=search_trials, width=width,
-        device=device)
+        device=device, equal_time=equal_time, equal_time_s=equal_time_s)
     with SearchProgress(err_console, enabled=not quiet) as progress:
         rows = run_compare(config, reporter=_CompareProgress(progress))
-    table = Table("method", "params", "MACs", "accuracy", "train time", "design",
+    equal = any(r.equal_runs for r in rows)
+    table = Table("method", "params", "MACs", "accuracy (95% CI)", "train time",
+                  *(["acc. at equal time"] if equal else []), "design",
                   title=f"{family} on {dataset} at {config.budget.describe()}, "
-                        f"{epochs} epoch{'' if epochs == 1 else 's'} each")
+                        f"{epochs} epoch{'' if epochs == 1 else 's'} each, {folds} folds")
     for r in rows:
-        std = r.accuracy_std
-        acc = f"{r.accuracy:.4f}" + ("" if std is None else f" ± {std:.4f}")
-        table.add_row(r.method, format_count(r.params), format_count(r.macs), acc,
-                      f"{r.train_time_s:.1f}s", r.design)
+        table.add_row(r.method, format_count(r.params), format_count(r.macs),
+                      format_accuracy(r), f"{r.train_time_s:.1f}s",
+                      *([format_equal_time(r)] if equal else []), r.design)
     console.print(table)
     console.print(table_note(rows), highlight=False)
+    for line in verdict_lines(rows):
+        console.print(line, highlight=False)
     ssc_study = study_name(config)
     console.print(f"runs stored in study {ssc_study}-baselines of {_storage_where(storage)}; "
                   f"overlay them on the SSC front: ssc-nas report --storage {storage} "

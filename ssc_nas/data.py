@@ -44,6 +44,9 @@ __all__ = [
     "Splits",
     "augment_batch",
     "dataset_info",
+    "fold_indices",
+    "has_official_test",
+    "load_fold",
     "load_splits",
 ]
 
@@ -205,20 +208,9 @@ def load_splits(
     Raises:
         DataError: unknown name, out-of-range knob, missing or unreadable files.
     """
-    info = dataset_info(name)
     _validate(val_fraction, subset, split_seed)
     split_seed = int(split_seed)
-    root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
-
-    if name == "mnist-5k":
-        pool, test_pool = _load_mnist5k(), None
-    elif name == "digits":
-        pool, test_pool = _load_digits(), None
-    elif name in ("cifar10", "cifar100"):
-        pool, test_pool = _load_cifar(name, root, download)
-    else:
-        pool, test_pool, num_classes = _load_tiny_imagenet(root, download)
-        info = replace(info, num_classes=num_classes)
+    info, pool, test_pool = _load_pools(name, data_dir, download)
 
     all_idx = np.arange(len(pool.labels), dtype=np.int64)
     if test_pool is None:
@@ -240,6 +232,93 @@ def load_splits(
         val=_to_tensors(pool, val_idx, name),
         test=test,
     )
+
+
+def _load_pools(name: str, data_dir: str | Path | None,
+                download: bool) -> tuple[DatasetInfo, _Pool, _Pool | None]:
+    """(info, pool, official test pool or None) of dataset ``name``."""
+    info = dataset_info(name)
+    root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    if name == "mnist-5k":
+        return info, _load_mnist5k(), None
+    if name == "digits":
+        return info, _load_digits(), None
+    if name in ("cifar10", "cifar100"):
+        pool, test_pool = _load_cifar(name, root, download)
+        return info, pool, test_pool
+    pool, test_pool, num_classes = _load_tiny_imagenet(root, download)
+    return replace(info, num_classes=num_classes), pool, test_pool
+
+
+def fold_indices(labels: np.ndarray, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """``folds`` disjoint index sets that together hold every index of ``labels`` once.
+
+    Stratified by label (scikit-learn's ``StratifiedKFold``, shuffled with ``seed``); a plain
+    shuffled ``KFold`` when some class has fewer than ``folds`` images. Fold sizes differ by at
+    most one image per class.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    labels = np.asarray(labels)
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or not (
+            2 <= folds <= len(labels)):
+        raise DataError(f"folds must be an integer in [2, {len(labels)}], got {folds!r}")
+    counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+    stratify = bool(len(counts)) and int(counts[counts > 0].min()) >= folds
+    splitter = (StratifiedKFold if stratify else KFold)(n_splits=int(folds), shuffle=True,
+                                                        random_state=seed)
+    placeholder = np.zeros(len(labels))
+    return [np.sort(held).astype(np.int64)
+            for _, held in splitter.split(placeholder, labels if stratify else None)]
+
+
+def load_fold(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    fold: int,
+    folds: int,
+    val_fraction: float = 0.1,
+    subset: float = 1.0,
+    seed: int = 0,
+    download: bool = False,
+) -> Splits:
+    """Fold ``fold`` of ``folds``-fold cross-validation: that fold is the test split.
+
+    ``mnist-5k`` and ``digits`` (no official test split): every image of the dataset is in
+    exactly one fold (:func:`fold_indices` with ``seed``), so over all folds every image is
+    held out once (mnist-5k, 5 folds: 1,000 test images per fold, 5,000 in all). The other folds
+    give train + val (``val_fraction`` held out, stratified, split seed ``fold``; then
+    ``subset``).
+
+    Datasets with an official test split (CIFAR, Tiny-ImageNet) keep it as the test split of
+    every fold, and ``fold`` only seeds the train/val split: repeated runs, not cross-validation.
+    """
+    _validate(val_fraction, subset, seed)
+    if isinstance(fold, bool) or not isinstance(fold, numbers.Integral) or not (
+            0 <= fold < folds):
+        raise DataError(f"fold must be an integer in [0, {folds - 1}], got {fold!r}")
+    info, pool, test_pool = _load_pools(name, data_dir, download)
+    if test_pool is None:
+        held = fold_indices(pool.labels, folds, seed)
+        test_idx = held[fold]
+        trainval_idx = np.sort(np.concatenate([h for i, h in enumerate(held) if i != fold]))
+        test = _to_tensors(pool, test_idx, name)
+    else:
+        trainval_idx = np.arange(len(pool.labels), dtype=np.int64)
+        test = _to_tensors(test_pool, np.arange(len(test_pool.labels), dtype=np.int64), name)
+    train_idx, val_idx = _split(pool.labels, trainval_idx, val_fraction, int(fold),
+                                "val_fraction")
+    if subset < 1.0:
+        _, train_idx = _split(pool.labels, train_idx, subset, int(fold), "subset")
+    return Splits(info=info, train=_to_tensors(pool, train_idx, name),
+                  val=_to_tensors(pool, val_idx, name), test=test)
+
+
+def has_official_test(name: str) -> bool:
+    """Whether ``name`` has its own test split (then :func:`load_fold` repeats, not folds)."""
+    dataset_info(name)
+    return name not in ("mnist-5k", "digits")
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from .data import augment_batch
 from .errors import SSCNasError
 
 __all__ = [
+    "BN_IMAGES",
     "TrainConfig",
     "TrainResult",
     "Trainer",

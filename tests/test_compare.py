@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -21,22 +22,29 @@ from ssc_nas.compare import (
     Run,
     bound_space,
     default_dense_width,
+    equal_time_epochs,
     markdown_table,
+    paired_difference,
     run_compare,
+    run_key,
     sparse_macs,
+    t_interval,
     uniform_design,
+    verdict,
+    verdicts,
 )
 from ssc_nas.cost import count
 from ssc_nas.data import load_splits
 from ssc_nas.errors import BudgetError, SSCNasError
 from ssc_nas.models import Architecture, build
 from ssc_nas.report import baseline_points
+from ssc_nas.train import TrainConfig
 
 BUDGET = 20_000
 STUDY = "digits-resnet20-ssc-20k"  # what ssc-nas search --space resnet20-ssc names it
 COMMON = ["--budget", "20k", "--dataset", "digits", "--epochs", "1", "--quiet"]
 METHODS_RUN = ("ssc-search", "ssc-uniform", "snip", "random", "erk")
-SEEDS = 2
+FOLDS = 2
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -60,10 +68,11 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(tmp_path: Path) 
     before = snapshot(ssc)
 
     args = ["compare", "--family", "resnet20", "--methods", ",".join(METHODS_RUN),
-            "--seeds", str(SEEDS), *COMMON]
+            "--folds", str(FOLDS), "--no-equal-time", *COMMON]
     result = run_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr
-    for word in ("method", "params", "MACs", "accuracy", "train time", *METHODS_RUN):
+    for word in ("method", "params", "MACs", "accuracy", "train time", *METHODS_RUN,
+                 "verdict (test accuracy)", "95% t interval over folds"):
         assert word in result.stdout, word
     assert "sparse MACs" in result.stdout
     assert f"{STUDY}-baselines" in result.stdout
@@ -74,7 +83,7 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(tmp_path: Path) 
     trials = baselines.get_trials()
     assert all(t.state == TrialState.COMPLETE for t in trials)
     keys = sorted((t.user_attrs["method"], t.user_attrs["seed"]) for t in trials)
-    assert keys == sorted((m, s) for m in METHODS_RUN for s in range(SEEDS))
+    assert keys == sorted((m, s) for m in METHODS_RUN for s in range(FOLDS))
     for t in trials:
         a = t.user_attrs
         for key in ("params", "macs", "accuracy", "train_time_s", "epochs"):
@@ -91,8 +100,9 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(tmp_path: Path) 
     assert search_trial.user_attrs["architecture"] == best.user_attrs["architecture"]
 
     points = baseline_points(url, STUDY)
-    assert len(points) == len(METHODS_RUN) * SEEDS
+    assert len(points) == len(METHODS_RUN)  # one point per method: mean and std over folds
     assert {p.method for p in points} == set(METHODS_RUN)
+    assert all(p.runs == FOLDS and p.accuracy_std is not None for p in points)
 
     again = run_cli(args, tmp_path)  # everything stored: reused, nothing retrained
     assert again.returncode == 0, again.stderr
@@ -126,12 +136,12 @@ def test_compare_cli_mistakes_are_one_line(tmp_path: Path, extra: list[str],
 def test_ssc_search_runs_a_short_search_when_there_is_no_study(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-search",),
-                           dataset="digits", epochs=1, storage=url, search_trials=2)
+                           dataset="digits", epochs=1, storage=url, search_trials=2, folds=2)
     (row,) = run_compare(config)
     ssc = optuna.load_study(study_name=STUDY, storage=url)
     assert len(ssc.get_trials(states=(TrialState.COMPLETE,))) == 2
     assert row.method == "ssc-search" and row.params <= BUDGET
-    assert len(row.runs) == 1 and row.accuracy_std is None
+    assert len(row.runs) == 2 and not row.equal_runs  # no pruning method: no equal time
 
 
 def test_config_rejects_unknown_methods_and_mac_budgets() -> None:
@@ -173,8 +183,144 @@ def test_sparse_macs_of_dense_equal_dense_macs_and_shrink_when_pruned() -> None:
     assert 0 < sparse_macs(pruned, (1, 8, 8)) < count(pruned, (1, 8, 8)).macs
 
 
-def test_markdown_table_shows_mean_and_std() -> None:
+def test_markdown_table_shows_mean_and_interval() -> None:
     runs = tuple(Run("snip", s, "x1", BUDGET, 1000, 5000, acc, acc, 1.0, 1)
                  for s, acc in enumerate((0.5, 0.7)))
     text = markdown_table([Row("snip", "x1", runs)])
-    assert "0.6000 ± 0.1414" in text and "20k" in text and "sparse MACs" in text
+    # 2 folds: t(0.975, 1) = 12.7062 x sd 0.1414 / sqrt(2) = 1.2706
+    assert "0.6000 ± 1.2706" in text and "20k" in text and "sparse MACs" in text
+    assert "verdict (test accuracy): snip" in text
+
+
+def test_a_stored_run_of_another_version_is_not_reused(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored-run key holds the toolkit version: an upgrade retrains, a rerun reuses."""
+    import ssc_nas
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-uniform",),
+                           dataset="digits", epochs=1, storage=url, folds=2)
+    (first,) = run_compare(config)
+    (again,) = run_compare(config)
+    assert all(r.reused for r in again.runs)
+    monkeypatch.setattr(ssc_nas, "__version__", ssc_nas.__version__ + ".next")
+    (upgraded,) = run_compare(config)
+    assert not any(r.reused for r in upgraded.runs)
+
+
+@pytest.mark.parametrize("change", [{"lr": 0.1}, {"optimizer": "adamw"},
+                                    {"label_smoothing": 0.0}, {"momentum": 0.0},
+                                    {"weight_decay": 0.0}, {"augment": True}])
+def test_run_key_changes_with_every_training_setting(change: dict) -> None:
+    base = TrainConfig(epochs=1, hopeless_factor=0.0)
+    setup = {"dataset": "digits", "budget": BUDGET}
+    design = {"dense_width": 0.5}
+    assert run_key("snip", 0, base, setup, design) == run_key("snip", 0, base, setup, design)
+    assert run_key("snip", 0, base, setup, design) != run_key(
+        "snip", 0, replace(base, **change), setup, design)
+    assert '"recalibrate_images": 1024' in run_key("snip", 0, base, setup, design)
+
+
+def test_t_interval_matches_a_hand_computed_one() -> None:
+    # mean 0.92, sd 0.02, n 3: 0.92 +- t(0.975, 2) 4.302653 x 0.02 / sqrt(3) = +- 0.049683
+    ci = t_interval([0.90, 0.92, 0.94])
+    assert ci.n == 3 and ci.mean == pytest.approx(0.92)
+    assert ci.low == pytest.approx(0.870317, abs=1e-6)
+    assert ci.high == pytest.approx(0.969683, abs=1e-6)
+    one = t_interval([0.9])
+    assert one.low is None and one.covers_zero
+
+
+def test_paired_difference_pairs_by_fold() -> None:
+    # Fold effects shared by both methods cancel: a constant difference has zero width.
+    a = {0: 0.80, 1: 0.95, 2: 0.90}
+    b = {0: 0.78, 1: 0.93, 2: 0.88}
+    d = paired_difference(a, b)
+    assert d.mean == pytest.approx(0.02)
+    assert d.low == pytest.approx(0.02) and d.high == pytest.approx(0.02)
+    assert not d.covers_zero
+    unpaired = t_interval(list(a.values()))
+    assert unpaired.high - unpaired.low > 0.1  # the fold spread the pairing removes
+
+
+def test_verdict_names_winner_and_what_is_not_distinguishable() -> None:
+    results = {
+        "snip": {0: 0.90, 1: 0.915, 2: 0.93},    # A - snip: 0.05, 0.045, 0.04
+        "ssc-a": {0: 0.95, 1: 0.96, 2: 0.97},
+        "erk": {0: 0.96, 1: 0.94, 2: 0.965},     # A - erk: -0.01, 0.02, 0.005
+    }
+    v = verdict(results)
+    assert v is not None and v.winner == "ssc-a"
+    assert v.accuracy.mean == pytest.approx(0.96)
+    erk, snip = v.margins  # closest first
+    assert erk.method == "erk" and not erk.distinguishable
+    assert erk.difference.mean == pytest.approx(0.005)
+    assert erk.difference.low < 0 < erk.difference.high
+    assert snip.method == "snip" and snip.distinguishable
+    # 0.045 +- 4.302653 x 0.005 / sqrt(3) = +- 0.012421
+    assert snip.difference.low == pytest.approx(0.032579, abs=1e-6)
+    text = v.text()
+    assert "ssc-a is most accurate" in text
+    assert "erk +0.0050" in text and "not distinguishable" in text
+    assert "snip +0.0450 [+0.0326, +0.0574]" in text
+    assert text.count("not distinguishable") == 1
+    assert verdict({}) is None
+
+
+def test_verdict_with_one_fold_calls_nothing_distinguishable() -> None:
+    v = verdict({"a": {0: 0.9}, "b": {0: 0.5}})
+    assert v is not None and v.winner == "a"
+    assert not v.margins[0].distinguishable and "no interval" in v.text()
+
+
+def test_equal_time_epochs_fit_the_target() -> None:
+    assert equal_time_epochs(30.0, 10.0) == 3
+    assert equal_time_epochs(39.9, 10.0) == 3  # never more time than the target
+    assert equal_time_epochs(5.0, 10.0) == 1
+    with pytest.raises(ValueError):
+        equal_time_epochs(5.0, 0.0)
+
+
+def test_rows_and_verdicts_at_equal_time() -> None:
+    def runs(method: str, accs: tuple[float, ...], epochs: int, secs: float) -> tuple[Run, ...]:
+        return tuple(Run(method, f, "d", BUDGET, 1, None, a, a, secs, epochs)
+                     for f, a in enumerate(accs))
+    ssc = Row("ssc-uniform", "d", runs("ssc-uniform", (0.80, 0.82, 0.84), 1, 10.0),
+              equal_runs=runs("ssc-uniform", (0.90, 0.91, 0.92), 3, 30.0), equal_time_s=31.0)
+    snip = Row("snip", "d", runs("snip", (0.85, 0.86, 0.87), 1, 31.0),
+               equal_runs=runs("snip", (0.85, 0.86, 0.87), 1, 31.0), equal_time_s=31.0)
+    plain, equal = verdicts([ssc, snip])
+    assert plain.winner == "snip" and equal.winner == "ssc-uniform"
+    assert ssc.seconds_per_epoch == pytest.approx(10.0)
+    text = markdown_table([ssc, snip])
+    assert "accuracy at equal time" in text and "(3 ep, 30.0 s)" in text
+    assert "target 31.0 s" in text
+    same = [replace(r, equal_runs=r.runs) for r in (ssc, snip)]
+    assert len(verdicts(same)) == 1  # nothing retrained: no second, identical verdict
+    assert "verdict (test accuracy at equal training time): ssc-uniform" in text
+
+
+def test_folds_must_be_at_least_two() -> None:
+    with pytest.raises(SSCNasError, match="--folds must be >= 2"):
+        CompareConfig(Budget(BUDGET), folds=1)
+
+
+def test_equal_time_retrains_for_the_epochs_that_fit(tmp_path: Path) -> None:
+    """A target of 2.5 x the measured seconds per epoch gives 2-epoch runs, stored as such."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-uniform",),
+                           dataset="digits", epochs=1, storage=url, folds=2)
+    (row,) = run_compare(config)
+    assert not row.equal_runs  # no pruning method and no target: nothing to match
+    target = 2.5 * row.seconds_per_epoch
+    (equal,) = run_compare(replace(config, equal_time_s=target))
+    assert all(r.reused for r in equal.runs)  # the common schedule is not retrained
+    assert equal.equal_time_s == target and equal.equal_epochs == 2
+    assert [r.epochs for r in equal.equal_runs] == [2, 2]
+    assert not any(r.reused for r in equal.equal_runs)
+    assert [r.seed for r in equal.equal_runs] == [0, 1]  # paired with the same folds
+    study = optuna.load_study(study_name=f"{STUDY}-baselines", storage=url)
+    flagged = [t.user_attrs for t in study.trials if t.user_attrs.get("equal_time")]
+    assert sorted(a["epochs"] for a in flagged) == [2, 2]
+    assert all(a["equal_time_target_s"] == round(target, 3) for a in flagged)
+    assert "(2 ep," in markdown_table([equal])

@@ -577,3 +577,48 @@ def test_augment_batch_is_crop_and_flip_and_deterministic() -> None:
     assert augment_batch(x[:0]).shape == (0, 3, 12, 10)
     with pytest.raises(ValueError):
         augment_batch(x[0])
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_folds_are_disjoint_complete_stratified_and_seeded(folds: int) -> None:
+    labels = np.repeat(np.arange(10), 50)  # 500 images, 50 per class
+    held = data.fold_indices(labels, folds, seed=3)
+    assert len(held) == folds
+    joined = np.concatenate(held)
+    assert len(joined) == len(labels) == len(np.unique(joined))  # disjoint and complete
+    sizes = [len(h) for h in held]
+    assert max(sizes) - min(sizes) <= 10  # at most one image per class apart
+    for h in held:  # stratified: every class in every fold, within one image of its share
+        per_class = np.bincount(labels[h], minlength=10)
+        assert per_class.max() - per_class.min() <= 1
+    again = data.fold_indices(labels, folds, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(held, again, strict=True))
+    other = data.fold_indices(labels, folds, seed=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(held, other, strict=True))
+
+
+def test_folds_without_stratification_when_a_class_is_too_small() -> None:
+    labels = np.array([0] * 20 + [1])
+    held = data.fold_indices(labels, 3, seed=0)
+    assert sorted(np.concatenate(held).tolist()) == list(range(21))
+    with pytest.raises(DataError, match="folds"):
+        data.fold_indices(labels, 1)
+
+
+def test_load_fold_holds_every_digit_out_once() -> None:
+    folds = 3
+    seen = []
+    for fold in range(folds):
+        splits = data.load_fold("digits", fold=fold, folds=folds)
+        x_test = splits.test.tensors[0].flatten(1)
+        x_rest = torch.cat([splits.train.tensors[0], splits.val.tensors[0]]).flatten(1)
+        assert len(x_test) + len(x_rest) == 1797
+        seen.append(x_test)
+    test = torch.cat(seen)
+    assert len(test) == 1797  # every image held out once: the folds cover the data set
+    pooled = data.load_splits("digits")
+    everything = torch.cat([pooled.train.tensors[0], pooled.val.tensors[0],
+                            pooled.test.tensors[0]]).flatten(1)
+    assert sorted(map(tuple, test.tolist())) == sorted(map(tuple, everything.tolist()))
+    with pytest.raises(DataError, match="fold must be"):
+        data.load_fold("digits", fold=3, folds=3)

@@ -66,7 +66,7 @@ def test_dependencies_point_one_way() -> None:
 SUBORDER = {
     "search": ["config", "samplers", "storage", "references", "results", "trials", "workers",
                "run"],
-    "compare": ["config", "store", "reporter", "table", "designs", "runs"],
+    "compare": ["config", "store", "reporter", "stats", "table", "designs", "runs"],
     "baselines": ["saliency", "pruning", "proxies"],
 }
 # What reads a study depends on its results, not on the loop that runs trials.

@@ -15,14 +15,19 @@ from plotly.offline import get_plotlyjs
 
 from ssc_nas.budget import Budget
 from ssc_nas.report import (
+    BaselinePoint,
+    TrialPoint,
+    accuracy_axis,
     baseline_points,
     front_rows,
     hypervolume_history,
     knob_map,
     param_importances,
+    proxy_label,
     trial_points,
     write_report,
 )
+from ssc_nas.report.figures import front_figure
 from ssc_nas.report.html import ERROR_COLLECTOR_JS, SECTIONS
 from ssc_nas.report.info import KNOBS
 from ssc_nas.search import SearchConfig, run_search
@@ -156,9 +161,75 @@ def test_importances_or_a_reason(study: optuna.Study) -> None:
 def test_baseline_points(study: optuna.Study, storage: str, tmp_path: Path) -> None:
     (point,) = baseline_points(storage, study.study_name)
     assert (point.method, point.params, point.macs, point.accuracy) == ("snip", 3e4, 2e5, 0.5)
+    assert point.runs == 1 and point.accuracy_std is None
+    assert point.label == "compare: test accuracy, 1 run"
     assert baseline_points(storage, "no-such-study") == []
     missing = tmp_path / "missing.db"
     assert baseline_points(f"sqlite:///{missing}", "x") == [] and not missing.exists()
+
+
+def test_baseline_points_are_mean_and_std_per_method(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'b.db'}"
+    baselines = optuna.create_study(storage=storage, study_name="s-baselines",
+                                    direction="maximize")
+    common = {"params": 20_000, "macs": 1000, "epochs": 4, "folds": 3}
+    for fold, acc in enumerate((0.90, 0.92, 0.94)):
+        baselines.add_trial(create_trial(value=acc, user_attrs={
+            **common, "method": "snip", "seed": fold, "accuracy": acc}))
+    baselines.add_trial(create_trial(value=0.99, user_attrs={  # equal-time: not a point
+        **common, "method": "ssc-uniform", "seed": 0, "accuracy": 0.99, "epochs": 12,
+        "equal_time": True}))
+    baselines.add_trial(create_trial(value=0.8, user_attrs={
+        **common, "method": "ssc-uniform", "seed": 0, "accuracy": 0.8, "folds": 3}))
+    points = {p.method: p for p in baseline_points(storage, "s")}
+    assert set(points) == {"snip", "ssc-uniform"}
+    snip = points["snip"]
+    assert snip.runs == 3 and snip.accuracy == pytest.approx(0.92)
+    assert snip.accuracy_std == pytest.approx(0.02)
+    assert snip.label == "compare: test accuracy, 4 epochs, mean ± std over 3 folds"
+    assert points["ssc-uniform"].accuracy == 0.8 and points["ssc-uniform"].runs == 1
+
+
+def test_proxy_label_names_the_search_epochs(study: optuna.Study) -> None:
+    assert proxy_label(study) == "search: proxy val accuracy, 1 epoch"
+
+
+def _point(number: int, acc: float | None, state: str = "feasible",
+           reference: str | None = None) -> TrialPoint:
+    return TrialPoint(number, state, acc, 10_000 + number, 50_000, number == 0, reference, "d")
+
+
+def test_accuracy_axis_is_zoomed_to_the_points_and_error_bars() -> None:
+    points = [_point(0, 0.975), _point(1, 0.83), _point(2, None, "over-budget")]
+    axis = accuracy_axis(points)
+    assert 0.75 < axis.low < axis.untrained_y < 0.83 and 0.975 < axis.high <= 1.02
+    wide = accuracy_axis(points, [BaselinePoint("snip", 2e4, None, 0.80, 0.05, 3, "c")])
+    assert wide.low < 0.75 and wide.high > axis.high - 1e-9  # the bar 0.75..0.85 fits
+    assert accuracy_axis([]).low < 0 and accuracy_axis([]).high >= 1.0
+
+
+def test_front_figure_labels_both_accuracies_and_draws_error_bars() -> None:
+    points = [_point(0, 0.975, reference="standard"), _point(1, 0.83, reference="groupwise"),
+              _point(2, None, "over-budget")]
+    label = "compare: test accuracy, 4 epochs, mean ± std over 5 folds"
+    baselines = [BaselinePoint("snip", 20_000, 1000, 0.9, 0.01, 5, label),
+                 BaselinePoint("erk", 20_000, 1000, 0.91, 0.02, 5, label)]
+    fig = front_figure(points, "params", budget=20_000, baselines=baselines,
+                       proxy="search: proxy val accuracy, 2 epochs")
+    axis = accuracy_axis(points, baselines)
+    assert list(fig.layout.yaxis.range) == [axis.low, axis.high]
+    assert axis.low > 0.7  # zoomed, not 0..1
+    titles = {t.legendgrouptitle.text for t in fig.data}
+    assert titles == {label, "search: proxy val accuracy, 2 epochs"}
+    drawn = {t.name: t for t in fig.data}
+    assert list(drawn["snip"].error_y.array) == [0.01] and drawn["snip"].error_y.visible
+    assert list(drawn["erk"].y) == [0.91]
+    assert all("text" not in t.mode for t in fig.data)  # no labels to overlap
+    rings = drawn["reference design (name on hover)"]
+    assert [row[6] for row in rings.customdata] == ["reference design standard<br>",
+                                                    "reference design groupwise<br>"]
+    crosses = drawn["over budget (not trained; at the bottom)"]
+    assert list(crosses.y) == [axis.untrained_y]
 
 
 # -- the HTML file ----------------------------------------------------------------------------

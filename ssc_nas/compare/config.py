@@ -17,7 +17,8 @@ __all__ = [
     "DENSE_OVER_BUDGET",
     "METHODS",
     "PRUNING_METHODS",
-    "SPLIT_SEED",
+    "DEFAULT_FOLDS",
+    "FOLD_SEED",
     "SSC_METHODS",
     "UNIFORM_PARTS",
     "CompareConfig",
@@ -37,16 +38,21 @@ DEFAULT_METHODS: tuple[str, ...] = (
 DENSE_OVER_BUDGET = 4.0
 #: HetConv parts P tried by ``ssc-uniform`` (spatial fraction 1/P).
 UNIFORM_PARTS: tuple[int, ...] = (2, 4, 8)
-#: Seed of the train/val split every method shares.
-SPLIT_SEED = 0
+#: Seed of the k-fold split every method shares.
+FOLD_SEED = 0
+#: Folds of ``ssc-nas compare`` (mnist-5k: 1,000 held-out images per fold, 5,000 in all).
+DEFAULT_FOLDS = 5
 
 
 @dataclass(frozen=True)
 class CompareConfig:
     """One comparison: methods, budget, data and the one training schedule all methods get.
 
-    Defaults are those of ``ssc-nas compare`` (4 epochs on all 3,600 mnist-5k training images,
-    batch 64, 1 seed, a search of 8 trials when the SSC study has no front yet).
+    Defaults are those of ``ssc-nas compare``: 5-fold cross-validation over all 5,000 mnist-5k
+    images (per fold 1,000 test images, 3,600 training and 400 validation images), fold ``i``
+    trained with seed ``i`` for every method; 4 epochs, batch 64; a search of 8 trials when the
+    SSC study has no front yet; and (``equal_time``) the SSC methods trained again for the
+    pruned runs' mean training time, or every method for ``equal_time_s`` seconds when given.
     """
 
     budget: Budget
@@ -55,7 +61,7 @@ class CompareConfig:
     dataset: str = "mnist-5k"
     data_dir: str = "data"
     epochs: int = 4
-    seeds: int = 1
+    folds: int = DEFAULT_FOLDS
     batch_size: int = 64
     subset: float = 1.0
     storage: str = DEFAULT_STORAGE
@@ -64,6 +70,8 @@ class CompareConfig:
     search_trials: int = 8
     width: float | None = None
     device: str = "auto"
+    equal_time: bool = True
+    equal_time_s: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -81,11 +89,15 @@ class CompareConfig:
         if self.budget.macs is not None:
             raise BudgetError("compare matches parameter counts only; a MACs budget is not "
                               "supported (MACs are reported in the table)")
-        for name, value in (("epochs", self.epochs), ("seeds", self.seeds),
-                            ("batch-size", self.batch_size),
+        if self.folds < 2:
+            raise SSCNasError(f"--folds must be >= 2 (the images are split into that many "
+                              f"folds, each held out once), but got {self.folds}")
+        for name, value in (("epochs", self.epochs), ("batch-size", self.batch_size),
                             ("search-trials", self.search_trials)):
             if value < 1:
                 raise SSCNasError(f"--{name} must be >= 1, but got {value}")
+        if self.equal_time_s is not None and not self.equal_time_s > 0:
+            raise SSCNasError(f"--equal-time-s must be > 0, but got {self.equal_time_s}")
         if self.width is not None and not self.width > 0:
             raise SSCNasError(f"--width must be > 0, but got {self.width}")
         if not 0.0 < self.subset <= 1.0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from ..search import BASELINES_SUFFIX, make_storage
+from ..train import BN_IMAGES, TrainConfig
 from .config import CompareConfig
 
-__all__ = ["Run", "baselines_study", "store_run", "stored_run"]
+__all__ = ["Run", "baselines_study", "run_key", "store_run", "stored_run"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,24 @@ def baselines_study(config: CompareConfig, ssc_study: str) -> optuna.Study:
         study.set_user_attr("dataset", config.dataset)
         study.set_user_attr("budget", config.budget.to_dict())
     return study
+
+
+def run_key(method: str, seed: int, train: TrainConfig, setup: dict[str, Any],
+            design: dict[str, Any]) -> str:
+    """The identity of a stored run: every setting that changes its result.
+
+    The toolkit version, the whole :class:`~ssc_nas.train.TrainConfig` actually used (epochs,
+    batch size, optimizer, learning rate, momentum, weight decay, label smoothing,
+    augmentation, early stop, memory format), the BatchNorm handling (statistics re-estimated
+    on the first ``BN_IMAGES`` training images), the data ``setup`` (dataset, split, fold,
+    budget, family) and the ``design``. A run is reused only when all of them match.
+    """
+    import ssc_nas  # read at call time: the version of the code that trains
+
+    ident = {"method": method, "seed": seed, "version": ssc_nas.__version__,
+             "train": train.to_dict(), "batchnorm": {"recalibrate_images": BN_IMAGES},
+             **setup, "design": design}
+    return json.dumps(ident, sort_keys=True)
 
 
 def stored_run(study: optuna.Study, key: str) -> Run | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .html import write_report
 from .info import (
+    AccuracyAxis,
     BaselinePoint,
     FrontRow,
     HypervolumeHistory,
@@ -11,16 +12,19 @@ from .info import (
     KnobMap,
     StudyOverview,
     TrialPoint,
+    accuracy_axis,
     baseline_points,
     front_rows,
     hypervolume_history,
     knob_map,
     param_importances,
+    proxy_label,
     study_overview,
     trial_points,
 )
 
 __all__ = [
+    "AccuracyAxis",
     "BaselinePoint",
     "FrontRow",
     "HypervolumeHistory",
@@ -28,11 +32,13 @@ __all__ = [
     "KnobMap",
     "StudyOverview",
     "TrialPoint",
+    "accuracy_axis",
     "baseline_points",
     "front_rows",
     "hypervolume_history",
     "knob_map",
     "param_importances",
+    "proxy_label",
     "study_overview",
     "trial_points",
     "write_report",

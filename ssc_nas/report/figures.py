@@ -17,6 +17,7 @@ from .info import (
     Importances,
     KnobMap,
     TrialPoint,
+    accuracy_axis,
 )
 
 __all__ = [
@@ -34,10 +35,13 @@ COLORS = {
     "over-budget": "#e8731c",
     "failed": "#8c8c8c",
     "baseline": "#2ca02c",
+    "reference": "#6a3d9a",
     "budget": "#c0392b",
 }
 _FONT = {"family": "Helvetica, Arial, sans-serif", "size": 13}
 _AXIS_LABEL = {"params": "parameters", "macs": "MACs per image"}
+_BASELINE_SYMBOLS = ("diamond", "square", "triangle-up", "triangle-down", "pentagon", "hexagon",
+                     "star", "cross")
 
 
 def _layout(fig: go.Figure, height: int, margin: dict[str, int] | None = None,
@@ -49,50 +53,80 @@ def _layout(fig: go.Figure, height: int, margin: dict[str, int] | None = None,
 
 def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
                  budget: float | None = None,
-                 baselines: Sequence[BaselinePoint] = ()) -> go.Figure:
-    """Accuracy vs ``x`` (``params`` or ``macs``) for every trial.
+                 baselines: Sequence[BaselinePoint] = (),
+                 proxy: str = "search: proxy val accuracy") -> go.Figure:
+    """Accuracy vs ``x`` (``params`` or ``macs``) for every trial, and the compare baselines.
 
-    Trained trials sit at their accuracy (front trials highlighted, reference designs labelled);
-    over-budget candidates are costed but never trained, and failed ones have no accuracy: both
-    are drawn as crosses at accuracy 0, on the x of their cost. ``budget`` draws a dashed line.
+    Two kinds of accuracy share the y axis, so the legend groups say which is which: the
+    search's trials (``proxy``, e.g. "search: proxy val accuracy, 2 epochs") and the baselines
+    (each point's ``label``, e.g. "compare: test accuracy, 4 epochs, mean ± std over 5 folds",
+    drawn as the mean with ± std error bars, one point per method). The accuracy axis is zoomed
+    to the points (:func:`~ssc_nas.report.info.accuracy_axis`); over-budget candidates (costed,
+    never trained) and failed ones have no accuracy and are drawn as crosses at its bottom.
+    Reference designs are ringed, their names on hover (labels would overlap). ``budget``
+    draws a dashed line.
     """
     fig = go.Figure()
+    axis = accuracy_axis(list(points), list(baselines))
     groups = [
         ("feasible", "trained, within budget",
          lambda p: p.state == "feasible" and not p.on_front, "circle", 9),
         ("front", "Pareto front (all objectives)", lambda p: p.on_front, "circle", 13),
-        ("over-budget", "over budget (not trained; at accuracy 0)",
+        ("over-budget", "over budget (not trained; at the bottom)",
          lambda p: p.state == "over-budget", "x", 12),
-        ("failed", "failed / not finished (at accuracy 0)",
+        ("failed", "failed / not finished (at the bottom)",
          lambda p: p.state not in ("feasible", "over-budget"), "x-thin", 10),
     ]
+
+    def hover(chosen: list[TrialPoint]) -> dict:
+        return {
+            "customdata": [[p.number, p.design, p.state, format_count(p.params or 0),
+                            format_count(p.macs or 0),
+                            "-" if p.accuracy is None else f"{p.accuracy:.4f}",
+                            f"reference design {p.reference}<br>" if p.reference else ""]
+                           for p in chosen],
+            "hovertemplate": ("%{customdata[6]}trial %{customdata[0]} (%{customdata[2]})<br>"
+                              "%{customdata[1]}<br>" + proxy + " %{customdata[5]}<br>"
+                              "params %{customdata[3]}, MACs %{customdata[4]}<extra></extra>"),
+        }
+
     for key, name, keep, symbol, size in groups:
         chosen = [p for p in points if keep(p) and getattr(p, x) is not None]
         if not chosen:
             continue
         fig.add_trace(go.Scatter(
             x=[getattr(p, x) for p in chosen],
-            y=[p.accuracy if p.accuracy is not None else 0.0 for p in chosen],
-            mode="markers+text", name=name,
-            text=[p.reference or "" for p in chosen], textposition="top center",
-            textfont={"size": 11, "color": "#333"},
+            y=[p.accuracy if p.accuracy is not None else axis.untrained_y for p in chosen],
+            mode="markers", name=name, legendgroup="search", legendgrouptitle_text=proxy,
             marker={"color": COLORS[key], "symbol": symbol, "size": size,
                     "line": {"width": 1.5 if key == "front" else 0, "color": "#0b2f66"}},
-            customdata=[[p.number, p.design, p.state, format_count(p.params or 0),
-                         format_count(p.macs or 0),
-                         "-" if p.accuracy is None else f"{p.accuracy:.4f}"] for p in chosen],
-            hovertemplate=("trial %{customdata[0]} (%{customdata[2]})<br>%{customdata[1]}<br>"
-                           "accuracy %{customdata[5]}<br>params %{customdata[3]}, "
-                           "MACs %{customdata[4]}<extra></extra>"),
+            **hover(chosen),
+        ))
+    refs = [p for p in points if p.reference and getattr(p, x) is not None]
+    if refs:
+        fig.add_trace(go.Scatter(
+            x=[getattr(p, x) for p in refs],
+            y=[p.accuracy if p.accuracy is not None else axis.untrained_y for p in refs],
+            mode="markers", name="reference design (name on hover)", legendgroup="search",
+            legendgrouptitle_text=proxy,
+            marker={"color": COLORS["reference"], "symbol": "circle-open", "size": 20,
+                    "line": {"width": 2}},
+            **hover(refs),
         ))
     shown = [b for b in baselines if getattr(b, x) is not None]
-    if shown:
+    for i, b in enumerate(shown):
         fig.add_trace(go.Scatter(
-            x=[getattr(b, x) for b in shown], y=[b.accuracy for b in shown],
-            mode="markers+text", name="baselines", text=[b.method for b in shown],
-            textposition="bottom center", textfont={"size": 11, "color": COLORS["baseline"]},
-            marker={"color": COLORS["baseline"], "symbol": "diamond", "size": 11},
-            hovertemplate="%{text}<br>accuracy %{y:.4f}<br>%{x:~s}<extra></extra>",
+            x=[getattr(b, x)], y=[b.accuracy], mode="markers", name=b.method,
+            legendgroup=b.label, legendgrouptitle_text=b.label,
+            error_y={"type": "data", "array": [b.accuracy_std or 0.0],
+                     "visible": b.accuracy_std is not None, "color": COLORS["baseline"]},
+            marker={"color": COLORS["baseline"], "size": 11,
+                    "symbol": _BASELINE_SYMBOLS[i % len(_BASELINE_SYMBOLS)]},
+            customdata=[[b.method, b.label, format_count(getattr(b, x)),
+                         "" if b.accuracy_std is None else f" ± {b.accuracy_std:.4f}"]],
+            hovertemplate=("%{customdata[0]}<br>%{customdata[1]}<br>accuracy %{y:.4f}"
+                           "%{customdata[3]}<br>" + _AXIS_LABEL.get(x, x)
+                           + " %{customdata[2]}<extra></extra>"),
         ))
     xs = [getattr(p, x) for p in points if getattr(p, x)] + [getattr(b, x) for b in shown]
     xs += [budget] if budget else []
@@ -103,12 +137,11 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
         fig.add_annotation(x=math.log10(budget) if log else budget, y=1.0, xref="x",
                            yref="paper", text=f"budget {format_count(budget)}", showarrow=False,
                            xanchor="left", yanchor="bottom", font={"color": COLORS["budget"]})
-    accs = [p.accuracy for p in points if p.accuracy is not None] + [b.accuracy for b in shown]
-    top = min(1.05, max(accs, default=1.0) * 1.08 + 0.04)
-    _layout(fig, 480, legend={"orientation": "h", "y": -0.18})
+    _layout(fig, 520, legend={"orientation": "h", "y": -0.2, "groupclick": "toggleitem"})
     fig.update_xaxes(title=_AXIS_LABEL.get(x, x), type="log" if log else "linear",
                      tickformat="~s", **(_log_ticks(min(xs), max(xs)) if log else {}))
-    fig.update_yaxes(title="validation accuracy (proxy)", range=[-0.04, top], zeroline=True)
+    fig.update_yaxes(title="accuracy (split: see legend)",
+                     range=[axis.low, axis.high], zeroline=False)
     return fig
 
 

@@ -26,6 +26,7 @@ from .info import (
     hypervolume_history,
     knob_map,
     param_importances,
+    proxy_label,
     study_overview,
     trial_points,
 )
@@ -125,16 +126,21 @@ def write_report(study: optuna.Study, path: str | Path, *,
                     for k, v in history.reference.items())
     knobs = knob_map(study)
     importances = param_importances(study)
-    cross = ("Over-budget candidates are costed but never trained, so they appear as crosses at "
-             "accuracy 0. Front trials are non-dominated in all objectives, so in this 2-D view "
-             "some may look dominated. Reference designs are labelled.")
+    proxy = proxy_label(study)
+    cross = (f"Two kinds of accuracy share the axis: the search's trials ({proxy}) and, when "
+             "ssc-nas compare has run, its baselines (retrained, scored on held-out test folds; "
+             "mean ± std per method, see their legend group). The axis is zoomed to the points. "
+             "Over-budget candidates are costed but never trained and failed ones have no "
+             "accuracy: both are crosses at the bottom of the axis. Front trials are "
+             "non-dominated in all objectives, so in this 2-D view some may look dominated. "
+             "Reference designs are ringed; hover for their names.")
     sections = [
         _section("front-params", "Accuracy vs parameters", cross,
                  figures.front_figure(points, "params", budget=budget.get("params"),
-                                      baselines=baselines)),
+                                      baselines=baselines, proxy=proxy)),
         _section("front-macs", "Accuracy vs MACs", cross,
                  figures.front_figure(points, "macs", budget=budget.get("macs"),
-                                      baselines=baselines)),
+                                      baselines=baselines, proxy=proxy)),
         _section("hypervolume", "Hypervolume over trials",
                  "Hypervolume of the feasible front after each finished trial, with accuracy as is "
                  "and each cost divided by its reference point (" + ref + "): the fraction of "

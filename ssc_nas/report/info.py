@@ -25,6 +25,7 @@ from ..search.storage import sqlite_path
 
 __all__ = [
     "KNOBS",
+    "AccuracyAxis",
     "BaselinePoint",
     "FrontRow",
     "HypervolumeHistory",
@@ -32,11 +33,13 @@ __all__ = [
     "KnobMap",
     "StudyOverview",
     "TrialPoint",
+    "accuracy_axis",
     "baseline_points",
     "front_rows",
     "hypervolume_history",
     "knob_map",
     "param_importances",
+    "proxy_label",
     "study_overview",
     "trial_points",
 ]
@@ -125,12 +128,31 @@ class Importances:
 
 @dataclass(frozen=True)
 class BaselinePoint:
-    """A result of another method (pruning at init, a paper's number) to overlay on the front."""
+    """A result of another method (pruning at init, a paper's number) to overlay on the front.
+
+    ``accuracy`` is the mean over ``runs`` runs (folds or seeds), ``accuracy_std`` their sample
+    standard deviation (None with one run); ``label`` says what was measured, e.g. "compare:
+    test accuracy, 4 epochs, mean ± std over 5 folds", since it is not the search's proxy.
+    """
 
     method: str
     params: float
     macs: float | None
     accuracy: float
+    accuracy_std: float | None = None
+    runs: int = 1
+    label: str = "compare: test accuracy"
+
+
+@dataclass(frozen=True)
+class AccuracyAxis:
+    """The accuracy range the front plots show, zoomed to the points (and their error bars);
+    trials without an accuracy (over budget, failed) are drawn at ``untrained_y``, the
+    bottom of the range."""
+
+    low: float
+    high: float
+    untrained_y: float
 
 
 @dataclass(frozen=True)
@@ -358,7 +380,12 @@ def param_importances(study: optuna.Study,
 
 
 def baseline_points(storage: str | BaseStorage, study_name: str) -> list[BaselinePoint]:
-    """Points of study ``<study_name>-baselines`` (trials with user attr ``method``), or []."""
+    """One point per method (and epochs, folds) of study ``<study_name>-baselines``: the mean
+    and sample std of its runs' accuracies, or [] when there is no such study.
+
+    Runs of ``ssc-nas compare``'s equal-time schedule (user attr ``equal_time``) are left out:
+    the points are the common schedule, whose epochs the label names.
+    """
     name = f"{study_name}-baselines"
     path = sqlite_path(storage) if isinstance(storage, str) else None
     if path is not None and not path.exists():
@@ -370,18 +397,67 @@ def baseline_points(storage: str | BaseStorage, study_name: str) -> list[Baselin
     except Exception:  # an unreadable storage has no baselines for the report
         return []
     objectives = _objectives(study)
-    out = []
+    groups: dict[tuple[str, Any, Any], list[tuple[float, float, float | None]]] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         values = dict(zip(objectives, t.values or [], strict=False))
         attrs = t.user_attrs
         accuracy = attrs.get("accuracy", values.get("accuracy"))
         params = attrs.get("params", values.get("params"))
-        if "method" not in attrs or accuracy is None or params is None:
+        if "method" not in attrs or accuracy is None or params is None or attrs.get(
+                "equal_time"):
             continue
         macs = attrs.get("macs", values.get("macs"))
-        out.append(BaselinePoint(str(attrs["method"]), float(params),
-                                 None if macs is None else float(macs), float(accuracy)))
+        key = (str(attrs["method"]), attrs.get("epochs"), attrs.get("folds"))
+        groups.setdefault(key, []).append(
+            (float(accuracy), float(params), None if macs is None else float(macs)))
+    out = []
+    for (method, epochs, folds), runs in groups.items():
+        accs = [a for a, _, _ in runs]
+        macs_all = [m for _, _, m in runs]
+        out.append(BaselinePoint(
+            method, float(np.mean([p for _, p, _ in runs])),
+            None if None in macs_all else float(np.mean(macs_all)), float(np.mean(accs)),
+            float(np.std(accs, ddof=1)) if len(accs) > 1 else None, len(accs),
+            _baseline_label(epochs, folds, len(accs))))
     return out
+
+
+def _baseline_label(epochs: Any, folds: Any, runs: int) -> str:
+    label = "compare: test accuracy"
+    if epochs is not None:
+        label += f", {epochs} epoch{'' if epochs == 1 else 's'}"
+    if runs > 1:
+        label += f", mean ± std over {runs} {'folds' if folds is not None else 'seeds'}"
+    else:
+        label += ", 1 run"
+    return label
+
+
+def proxy_label(study: optuna.Study) -> str:
+    """What the search's accuracy is: "search: proxy val accuracy, 2 epochs"."""
+    epochs = (study.user_attrs.get("train") or {}).get("epochs")
+    label = "search: proxy val accuracy"
+    return label if epochs is None else f"{label}, {epochs} epoch{'' if epochs == 1 else 's'}"
+
+
+def accuracy_axis(points: list[TrialPoint] | tuple[TrialPoint, ...],
+                  baselines: list[BaselinePoint] | tuple[BaselinePoint, ...] = ()
+                  ) -> AccuracyAxis:
+    """The accuracy range around the trained trials and the baselines' mean ± std.
+
+    A margin of 8 % of the spread (at least 0.01) on top; below, room for one more margin and
+    the untrained trials' row. Without any accuracy: the whole range [0, 1].
+    """
+    values = [p.accuracy for p in points if p.accuracy is not None]
+    for b in baselines:
+        std = b.accuracy_std or 0.0
+        values += [b.accuracy - std, b.accuracy + std]
+    if not values:
+        return AccuracyAxis(-0.06, 1.02, -0.03)
+    low, high = min(values), max(values)
+    pad = max(0.01, 0.08 * (high - low))
+    return AccuracyAxis(max(-0.06, low - 3 * pad), min(1.02, high + pad),
+                        max(-0.03, low - 2 * pad))
 
 
 # -- header -----------------------------------------------------------------------------------
