@@ -579,9 +579,11 @@ def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str,
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
+    from .runtime import tune_malloc
     from .search import SearchInterrupted
 
     try:
+        tune_malloc()  # first: the allocator settings apply to everything this run allocates
         cli.main(standalone_mode=False)
     except SearchInterrupted as exc:
         err_console.print(str(exc), highlight=False, soft_wrap=True)
