@@ -176,21 +176,31 @@ def build(setting: Setting, c: int, channels_last: bool) -> dict[str, nn.Module]
     return modules
 
 
+def sync(x: torch.Tensor) -> None:
+    """Wait for queued GPU work on ``x``'s device (nothing on CPU)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+
+
 def train_step(module: nn.Module, x: torch.Tensor) -> float:
     """Seconds for forward + ``.sum().backward()``; gradients are cleared outside the timing."""
     for p in module.parameters():
         p.grad = None
     x.grad = None
+    sync(x)
     start = time.perf_counter()
     module(x).sum().backward()
+    sync(x)
     return time.perf_counter() - start
 
 
 def infer_step(module: nn.Module, x: torch.Tensor) -> float:
     """Seconds for one forward under ``torch.inference_mode()``."""
+    sync(x)
     start = time.perf_counter()
     with torch.inference_mode():
         module(x)
+    sync(x)
     return time.perf_counter() - start
 
 
@@ -323,11 +333,12 @@ def measure(
     max_others: float = 0.1,
     quiet_wait: float = 0.0,
     stat: str = "median",
+    device: str = "cpu",
 ) -> Row:
     """Build, check and time one setting (optionally waiting for a quiet machine first)."""
     torch.manual_seed(0)
-    modules = build(setting, c, channels_last)
-    x = torch.randn(BATCH, c, size, size)
+    modules = {k: m.to(device) for k, m in build(setting, c, channels_last).items()}
+    x = torch.randn(BATCH, c, size, size, device=device)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     err = max_error(modules, x)
@@ -550,6 +561,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep glibc's default malloc settings (default: tune them as ssc-nas does)",
     )
+    p.add_argument("--device", default="cpu", help="torch device to time on (default cpu)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table at the end")
     p.add_argument("--out", type=Path, default=None, help="also write the rows to this CSV file")
     p.add_argument("--only", default=None, help="run only settings whose name contains this text")
@@ -595,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         for channels_last in (False, True):
             for setting in settings:
                 run = (setting, c, size, channels_last, args.warmup, repeats, args.budget,
-                       args.max_others, args.quiet_wait, args.stat)  # fmt: skip
+                       args.max_others, args.quiet_wait, args.stat, args.device)  # fmt: skip
                 row = measure(*run)
                 for _ in range(args.retries):
                     if not row.others > args.max_others:

@@ -149,29 +149,46 @@ def designs(space_name: str, n: int, seed: int) -> list[Design]:
     return out
 
 
+def sync(x: torch.Tensor) -> None:
+    """Wait for queued GPU work on ``x``'s device (nothing on CPU)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+
+
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor) -> float:
     """Seconds for forward, loss, backward and an SGD step."""
+    sync(x)
     start = time.perf_counter()
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    sync(x)
     return time.perf_counter() - start
 
 
 def infer_step(model: nn.Module, x: torch.Tensor) -> float:
     """Seconds for one forward under inference mode."""
+    sync(x)
     start = time.perf_counter()
     with torch.inference_mode():
         model(x)
+    sync(x)
     return time.perf_counter() - start
 
 
-def peak_step_mb(step: Callable[[], object]) -> float:
-    """MB allocated at the peak of ``step`` beyond what existed before (profiler memory events);
-    NaN where this torch's profiler does not expose them."""
+def peak_step_mb(step: Callable[[], object], device: torch.device) -> float:
+    """MB allocated at the peak of ``step`` beyond what existed before (CUDA: the caching
+    allocator's peak; CPU: profiler memory events, NaN where torch does not expose them)."""
     from torch.profiler import ProfilerActivity, profile
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
@@ -208,7 +225,7 @@ class Row:
 
 
 def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last: bool,
-            memory: bool) -> Row:
+            memory: bool, device: torch.device) -> Row:
     """Build the three networks of ``design``, check ssc == masked, time them interleaved."""
     channels, size, classes, _ = SPACES[design.space]
     bound_dense = dense_arch(design.arch, BoundSpace(load_space(design.space), channels,
@@ -218,9 +235,11 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
     models = {"ssc": ssc, "masked": masked_copy(ssc),
               "dense": build(bound_dense, channels, classes, size)}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    models = {k: m.to(memory_format=fmt) for k, m in models.items()}
-    x = torch.randn(batch, channels, *size).contiguous(memory_format=fmt)
-    y = torch.randint(0, classes, (batch,))
+    cost = count(ssc, (channels, *size))
+    dense_cost = count(models["dense"], (channels, *size))
+    models = {k: m.to(device, memory_format=fmt) for k, m in models.items()}
+    x = torch.randn(batch, channels, *size, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, classes, (batch,), device=device)
     for m in models.values():
         m.eval()
     with torch.inference_mode():
@@ -245,13 +264,11 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
     if memory:
         for k in IMPLS:
             models[k].train()
-            peak[k] = peak_step_mb(lambda k=k: train_step(models[k], opts[k], x, y))
+            peak[k] = peak_step_mb(lambda k=k: train_step(models[k], opts[k], x, y), device)
 
     def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
         return statistics.median(p / q for p, q in zip(times[a], times[b], strict=True))
 
-    cost = count(ssc, (channels, *size))
-    dense_cost = count(models["dense"], (channels, *size))
     return Row(
         design.space, design.kind, design.name, cost.macs, cost.params,
         cost.macs / dense_cost.macs, cost.params / dense_cost.params,
@@ -311,7 +328,8 @@ def summary(rows: list[Row], cheap: float) -> str:
 def machine() -> str:
     """Torch, threads, cores, load and allocator settings."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (f"torch {torch.__version__}; threads {torch.get_num_threads()}; cores "
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    return (f"torch {torch.__version__}; GPU {gpu}; threads {torch.get_num_threads()}; cores "
             f"{os.cpu_count()}; load average {load}; malloc: {malloc_state()}")
 
 
@@ -332,6 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="NCHW tensors (default channels_last, as training uses)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--device", default="cpu", help="torch device to time on (default cpu)")
     p.add_argument("--glibc-malloc", action="store_true",
                    help="keep glibc's default malloc settings (default: tune as ssc-nas does)")
     p.add_argument("--cheap", type=float, default=0.3,
@@ -365,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             todo = [d for d in todo if d.kind == "sampled"]
         for design in todo:
             row = measure(design, args.batch, args.warmup, args.repeats, not args.contiguous,
-                          not args.no_memory)
+                          not args.no_memory, torch.device(args.device))
             rows.append(row)
             print(" | ".join(cells(row)), flush=True)
     print(f"\n{len(rows)} designs in {time.perf_counter() - start:.0f} s")
