@@ -41,8 +41,9 @@ def test_cuda_forward_and_backward_equal_the_dense_reference(
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
-    fast, ref = layer(x), layer.reference_forward(x)
+    fast, ref = layer._sparse_forward(x), layer.reference_forward(x)
     torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer(x), ref, rtol=1e-10, atol=1e-10)
     g = torch.randn_like(fast)
     params = list(layer.parameters())
     a = torch.autograd.grad((fast * g).sum(), [x, *params], materialize_grads=True)
