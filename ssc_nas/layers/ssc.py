@@ -350,6 +350,14 @@ class SSCConv2d(nn.Module):
         in_index = plan.in_index if plan.in_index is not None else ()
         self.register_buffer("_in_index", torch.tensor(in_index, dtype=torch.long),
                              persistent=False)
+        # Flat positions of the stored weights (spatial, then pointwise) in the dense weight.
+        cols, taps = spec.block * k * k, torch.tensor(
+            [i * k + j for i, j in positions], dtype=torch.long)
+        spatial = (rows.unsqueeze(2) * cols + win.unsqueeze(2) * k * k + taps.view(1, 1, -1))
+        center = (k // 2) * k + k // 2
+        self.register_buffer("_dense_index", torch.cat(
+            [spatial.flatten(), (rows * cols + pw * k * k + center).flatten()]),
+            persistent=False)
         for i, piece in enumerate(plan.pieces):
             self.register_buffer(f"_taps{i}", torch.tensor(piece.taps, dtype=torch.long),
                                  persistent=False)
@@ -473,11 +481,9 @@ class SSCConv2d(nn.Module):
     def to_dense_weight(self) -> torch.Tensor:
         """The equivalent dense (C_out, C_in / groups, K, K) weight (zeros where empty)."""
         s = self.spec
-        rows, win, taps, pw, center = self._structure_index()
-        w = self.spatial_weight.new_zeros(s.out_channels, s.block, s.kernel_size**2)
-        w = w.index_put((rows.unsqueeze(2), win.unsqueeze(2), taps.view(1, 1, -1)),
-                        self.spatial_weight)
-        w = w.index_put((rows, pw, center), self.pointwise_weight)
+        w = self.spatial_weight.new_zeros(s.out_channels * s.block * s.kernel_size**2)
+        values = torch.cat([self.spatial_weight.flatten(), self.pointwise_weight.flatten()])
+        w = w.index_put((self._dense_index,), values)
         return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
     def to_conv2d(self) -> nn.Conv2d:
