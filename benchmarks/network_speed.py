@@ -21,10 +21,14 @@ faster). Peak memory is the most memory a training step allocates beyond what ex
 it (parameters, input), from ``torch.profiler``'s memory events. As in ``ssc-nas``, the
 allocator is tuned first (``ssc_nas.runtime.tune_malloc``; ``--glibc-malloc`` to skip it).
 
+With ``--cpu-time`` the script runs one torch thread and times its CPU time, which other
+processes on a shared machine do not inflate (cache and memory-bandwidth contention remain).
+
 Usage::
 
     python benchmarks/network_speed.py --designs 3 --repeats 2      # quick check, minutes
     python benchmarks/network_speed.py --markdown --out nets.csv   # full run (20 designs)
+    python benchmarks/network_speed.py --cpu-time --designs 5       # on a busy machine
 """
 
 from __future__ import annotations
@@ -149,6 +153,9 @@ def designs(space_name: str, n: int, seed: int) -> list[Design]:
     return out
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.thread_time (one thread, immune to other processes)
+
+
 def sync(x: torch.Tensor) -> None:
     """Wait for queued GPU work on ``x``'s device (nothing on CPU)."""
     if x.is_cuda:
@@ -159,23 +166,23 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor) -> float:
     """Seconds for forward, loss, backward and an SGD step."""
     sync(x)
-    start = time.perf_counter()
+    start = CLOCK()
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     sync(x)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def infer_step(model: nn.Module, x: torch.Tensor) -> float:
     """Seconds for one forward under inference mode."""
     sync(x)
-    start = time.perf_counter()
+    start = CLOCK()
     with torch.inference_mode():
         model(x)
     sync(x)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def peak_step_mb(step: Callable[[], object], device: torch.device) -> float:
@@ -351,6 +358,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--device", default="cpu", help="torch device to time on (default cpu)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="on a shared CPU machine: one torch thread, timed by its CPU time "
+                   "(time.thread_time), which other processes do not inflate")
     p.add_argument("--glibc-malloc", action="store_true",
                    help="keep glibc's default malloc settings (default: tune as ssc-nas does)")
     p.add_argument("--cheap", type=float, default=0.3,
@@ -363,6 +373,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Time every design, print rows as they finish, then the summary."""
     args = parse_args(argv)
+    global CLOCK
+    if args.cpu_time:
+        if args.device != "cpu":
+            raise SystemExit("--cpu-time measures CPU work; it cannot time a GPU")
+        CLOCK = time.thread_time
+        args.threads = 1
     if not args.glibc_malloc:
         tune_malloc()
     if args.threads is not None:
@@ -372,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown space(s) {unknown}; choose from {', '.join(SPACES)}")
     print(machine())
-    print(f"batch {args.batch}; {args.warmup} warm-up + {args.repeats} timed rounds, "
+    print(f"clock: {'thread CPU time, 1 thread' if args.cpu_time else 'wall time'}; "
+          f"batch {args.batch}; {args.warmup} warm-up + {args.repeats} timed rounds, "
           "implementations interleaved; ratios: median per-round SSC time / other (< 1: SSC "
           "faster); MAC ratio: SSC / dense network at the same width", flush=True)
     print(" | ".join(HEADER), flush=True)
