@@ -37,7 +37,7 @@ KNOBS = {
     M_TRIM_THRESHOLD: (TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),
 }
 
-_state = "not applied"
+_state = "defaults (tune_malloc not called)"
 
 
 class MallocSettingError(SSCNasError, ValueError):
@@ -86,5 +86,5 @@ def tune_malloc(env: Mapping[str, str] | None = None) -> str:
 
 
 def malloc_state() -> str:
-    """What the last :func:`tune_malloc` call did ("not applied" before any call)."""
+    """What the last :func:`tune_malloc` call did (a note saying so before any call)."""
     return _state
