@@ -17,10 +17,11 @@ machine cancels out). Ratios below 1 mean SSC is faster; the ``noise`` column is
 half-interquartile range of a row's per-round ratios.
 
 With glibc's default malloc, tensors of a few MB and more come from fresh ``mmap`` pages or a
-heap that is trimmed back after use, so every iteration pays page faults for its temporaries;
-this is part of what a user pays, and it is noisy. To time without it, run with
-``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` in the environment; the machine line
-printed at the start and end says which malloc settings were in effect.
+heap that is trimmed back after use, so every iteration pays page faults for its temporaries.
+Like the ``ssc-nas`` command, the script first applies :func:`ssc_nas.runtime.tune_malloc`
+(freed blocks stay in the heap); ``--glibc-malloc`` times with glibc's defaults instead, for a
+before/after comparison. The machine line printed at the start and end says which malloc
+settings were in effect.
 
 Usage::
 
@@ -50,6 +51,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssc_nas.layers import SSCConv2d, executed_macs  # noqa: E402
+from ssc_nas.runtime import malloc_state, tune_malloc  # noqa: E402
 
 BATCH = 64
 MALLOC_ENV = ("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
@@ -174,21 +176,31 @@ def build(setting: Setting, c: int, channels_last: bool) -> dict[str, nn.Module]
     return modules
 
 
+def sync(x: torch.Tensor) -> None:
+    """Wait for queued GPU work on ``x``'s device (nothing on CPU)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+
+
 def train_step(module: nn.Module, x: torch.Tensor) -> float:
     """Seconds for forward + ``.sum().backward()``; gradients are cleared outside the timing."""
     for p in module.parameters():
         p.grad = None
     x.grad = None
+    sync(x)
     start = time.perf_counter()
     module(x).sum().backward()
+    sync(x)
     return time.perf_counter() - start
 
 
 def infer_step(module: nn.Module, x: torch.Tensor) -> float:
     """Seconds for one forward under ``torch.inference_mode()``."""
+    sync(x)
     start = time.perf_counter()
     with torch.inference_mode():
         module(x)
+    sync(x)
     return time.perf_counter() - start
 
 
@@ -321,11 +333,12 @@ def measure(
     max_others: float = 0.1,
     quiet_wait: float = 0.0,
     stat: str = "median",
+    device: str = "cpu",
 ) -> Row:
     """Build, check and time one setting (optionally waiting for a quiet machine first)."""
     torch.manual_seed(0)
-    modules = build(setting, c, channels_last)
-    x = torch.randn(BATCH, c, size, size)
+    modules = {k: m.to(device) for k, m in build(setting, c, channels_last).items()}
+    x = torch.randn(BATCH, c, size, size, device=device)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     err = max_error(modules, x)
@@ -438,7 +451,7 @@ def machine() -> str:
         f"CPU: {cpu_model()}; cores: {os.cpu_count()} (usable {usable}); "
         f"torch {torch.__version__}; threads {torch.get_num_threads()}; "
         f"mkldnn {torch.backends.mkldnn.is_available()}; "
-        f"malloc: {' '.join(tuned) or 'defaults'}; load average {load}"
+        f"malloc: {malloc_state()}; env: {' '.join(tuned) or 'none'}; load average {load}"
     )
 
 
@@ -543,6 +556,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="median: times are medians and ratios medians of per-round ratios (default); "
         "min: fastest times and their ratios, for a machine other processes keep busy",
     )
+    p.add_argument(
+        "--glibc-malloc",
+        action="store_true",
+        help="keep glibc's default malloc settings (default: tune them as ssc-nas does)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device to time on (default cpu)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table at the end")
     p.add_argument("--out", type=Path, default=None, help="also write the rows to this CSV file")
     p.add_argument("--only", default=None, help="run only settings whose name contains this text")
@@ -552,6 +571,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Time every setting, print rows as they finish, then the table, summary and machine."""
     args = parse_args(argv)
+    if not args.glibc_malloc:
+        tune_malloc()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 9)
@@ -586,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         for channels_last in (False, True):
             for setting in settings:
                 run = (setting, c, size, channels_last, args.warmup, repeats, args.budget,
-                       args.max_others, args.quiet_wait, args.stat)  # fmt: skip
+                       args.max_others, args.quiet_wait, args.stat, args.device)  # fmt: skip
                 row = measure(*run)
                 for _ in range(args.retries):
                     if not row.others > args.max_others:

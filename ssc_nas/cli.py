@@ -384,10 +384,12 @@ def export(study: str | None, storage: str, number: int, output: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off",
+              show_default=True, help="Mixed precision (autocast) on CUDA; ignored on CPU.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: int,
           batch_size: int, optimizer: str, lr: float, weight_decay: float,
-          out_dir: str | None, seed: int, device: str, quiet: bool) -> None:
+          out_dir: str | None, seed: int, device: str, amp: str, quiet: bool) -> None:
     """Fully train an exported architecture: cosine schedule, augmentation for CIFAR-style data,
     a checkpoint every epoch (rerun the same command to resume after a kill), test accuracy,
     and model.pt with weights + architecture (load it with ssc_nas.load)."""
@@ -399,7 +401,7 @@ def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: i
 
     try:
         config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                             weight_decay=weight_decay)
+                             weight_decay=weight_decay, amp=amp)
     except ValueError as exc:
         raise SSCNasError(str(exc)) from None
     if not Path(arch_file).exists():
@@ -606,8 +608,10 @@ def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str,
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
     from .errors import SearchInterrupted
+    from .runtime import tune_malloc
 
     try:
+        tune_malloc()  # first: the allocator settings apply to everything this run allocates
         cli.main(standalone_mode=False)
     except SearchInterrupted as exc:
         err_console.print(str(exc), highlight=False, soft_wrap=True)

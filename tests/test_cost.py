@@ -27,12 +27,22 @@ EXACT = {
     "depthwise": dict(in_channels=8, out_channels=8, groups=8),
     "pointwise": dict(in_channels=8, out_channels=16, kernel_size=1),
     "pointwise-n1": dict(in_channels=8, out_channels=16, spatial_channels=0, pointwise_channels=8),
-    "hetconv-plus": dict(in_channels=8, out_channels=16, spatial_channels=2, pointwise_channels=6,
-                         phases=4, pattern="plus"),
-    "tiled-x": dict(in_channels=8, out_channels=8, spatial_channels=4, phases=2, pattern="x"),
-    "tiled-checker-k5": dict(in_channels=8, out_channels=8, kernel_size=5, spatial_channels=2,
+    # Wide enough to run the sparse path (narrower ones run one grouped dense convolution).
+    "hetconv-plus": dict(in_channels=64, out_channels=128, spatial_channels=16,
+                         pointwise_channels=48, phases=4, pattern="plus"),
+    "tiled-x": dict(in_channels=64, out_channels=64, spatial_channels=32, phases=2, pattern="x"),
+    "tiled-checker-k5": dict(in_channels=64, out_channels=64, kernel_size=5, spatial_channels=16,
                              phases=4, pattern="checker"),
 }
+
+
+def test_dense_weight_path_reports_the_dense_work() -> None:
+    layer = SSCConv2d(16, 16, 3, groups=4, spatial_channels=2, pointwise_channels=1,
+                      pattern="plus", phases=2)
+    assert layer.plan.dense_weight
+    x = torch.randn(2, 16, 12, 12)
+    assert executed_macs(layer.spec, (12, 12)) == 12 * 12 * 16 * 4 * 9 == _torch_macs(layer, x)
+    assert count(layer, (16, 12, 12)).macs == layer.spec.macs((12, 12))
 
 
 @pytest.mark.parametrize("name", list(EXACT))

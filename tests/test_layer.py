@@ -58,6 +58,8 @@ def test_fast_path_equals_reference_and_dense_conv(
     assert fast.shape == (2, spec.out_channels, *spec.output_size(x.shape[2:]))
     torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(fast, dense, rtol=1e-10, atol=1e-10)
+    # The sparse path stays exact also where the layer runs the dense-weight path.
+    torch.testing.assert_close(layer._sparse_forward(x), ref, rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=60, deadline=None)
@@ -69,10 +71,25 @@ def test_gradients_agree_with_reference(spec: SSCSpec, seed: int) -> None:
     g = torch.randn(layer(x).shape, dtype=torch.float64)
     params = list(layer.parameters())
     fast = torch.autograd.grad((layer(x) * g).sum(), [x, *params], materialize_grads=True)
+    sparse = torch.autograd.grad((layer._sparse_forward(x) * g).sum(), [x, *params],
+                                 materialize_grads=True)
     ref = torch.autograd.grad((layer.reference_forward(x) * g).sum(), [x, *params],
                               materialize_grads=True)
-    for a, b in zip(fast, ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    for a, b, c in zip(fast, sparse, ref, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(b, c, rtol=1e-9, atol=1e-9)
+
+
+def test_path_choice() -> None:
+    """Small blocks whose slots need reordering run the grouped dense convolution; layers where
+    the sparse path saves most of the work keep it."""
+    small = SSCConv2d(16, 16, 3, groups=4, spatial_channels=2, pointwise_channels=1,
+                      pattern="plus", phases=2)
+    assert small.plan.dense_weight
+    for layer in (SSCConv2d.hetconv(64, 64, part=8), SSCConv2d.depthwise(64),
+                  SSCConv2d(64, 64, 3), SSCConv2d(128, 128, 3, spatial_channels=16,
+                                                  pointwise_channels=112, phases=8)):
+        assert not layer.plan.dense_weight, layer
 
 
 @settings(max_examples=100, deadline=None)

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ssc_nas"
 
 # Lower layers never import higher ones (docs/architecture.md).
-ORDER = ["errors", "layers", "cost", "budget", "models", "spaces", "convert", "data", "train",
-         "baselines", "search", "progress", "compare", "report", "cli"]
+ORDER = ["errors", "runtime", "layers", "cost", "budget", "models", "spaces", "convert", "data",
+         "train", "baselines", "search", "progress", "compare", "report", "cli"]
 
 
 def _layer_of(module: str) -> str | None:

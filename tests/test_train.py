@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -89,6 +90,16 @@ def test_bad_train_config_raises() -> None:
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="amp must be one of off, bf16, fp16"):
+        TrainConfig(amp="fp8")
+
+
+def test_mixed_precision_is_a_no_op_on_cpu(digits) -> None:
+    config = TrainConfig(epochs=1)
+    a = train_model(_model(1), digits.train, digits.val, config, num_classes=10, seed=3)
+    b = train_model(_model(1), digits.train, digits.val, replace(config, amp="bf16"),
+                    num_classes=10, seed=3)
+    assert a.val_accuracy == b.val_accuracy and a.train_loss == b.train_loss
 
 
 def test_validation_uses_batchnorm_statistics_of_the_current_weights(digits) -> None:

@@ -1,0 +1,96 @@
+"""CUDA paths: the layer stays exact on the GPU, and training steps there match the CPU.
+
+Skipped on machines without CUDA; ``benchmarks/gpu_check.sh`` runs them where there is one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssc_nas.data import load_splits
+from ssc_nas.layers import SSCConv2d, SSCSpec
+from ssc_nas.models import Architecture, build
+from ssc_nas.train import TrainConfig, Trainer, _to_device
+
+from .test_layer import specs
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def no_tf32():
+    """Exact fp32 convolutions and matmuls, so GPU and CPU can be compared tightly."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=specs(), seed=st.integers(0, 2**16), channels_last=st.booleans())
+def test_cuda_forward_and_backward_equal_the_dense_reference(
+    spec: SSCSpec, seed: int, channels_last: bool
+) -> None:
+    torch.manual_seed(seed)
+    layer = SSCConv2d.from_spec(spec).double().cuda()
+    size = spec.kernel_size + 4
+    x = torch.randn(2, spec.in_channels, size, size + 1, dtype=torch.float64, device="cuda")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    fast, ref = layer._sparse_forward(x), layer.reference_forward(x)
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer(x), ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(fast)
+    params = list(layer.parameters())
+    a = torch.autograd.grad((fast * g).sum(), [x, *params], materialize_grads=True)
+    b = torch.autograd.grad((ref * g).sum(), [x, *params], materialize_grads=True)
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-9)
+
+
+def test_cuda_layer_equals_cpu_layer() -> None:
+    torch.manual_seed(0)
+    layer = SSCConv2d(32, 64, 3, stride=2, groups=2, spatial_channels=4, pointwise_channels=8,
+                      pattern="plus", phases=4)
+    x = torch.randn(4, 32, 17, 17)
+    torch.testing.assert_close(layer.cuda()(x.cuda()).cpu(), layer.cpu()(x), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_pinned_non_blocking_copy_arrives_intact() -> None:
+    x = torch.randn(64, 3, 32, 32)
+    y = _to_device(x, torch.device("cuda"))
+    assert y.is_cuda
+    torch.testing.assert_close(y.cpu(), x, rtol=0, atol=0)
+
+
+def _trainer(device: str, amp: str = "off", epochs: int = 1) -> Trainer:
+    digits = load_splits("digits")
+    torch.manual_seed(0)
+    model = build(Architecture("resnet20", 0.5), 1, 10, (8, 8))
+    return Trainer(model, digits.train, TrainConfig(epochs=epochs, amp=amp), seed=0, device=device)
+
+
+def test_cuda_training_epoch_matches_cpu() -> None:
+    cpu, gpu = _trainer("cpu"), _trainer("cuda")
+    loss_cpu, loss_gpu = cpu.run_epoch(), gpu.run_epoch()
+    assert torch.backends.cudnn.benchmark
+    assert loss_gpu == pytest.approx(loss_cpu, rel=2e-3)
+    for p, q in zip(cpu.model.parameters(), gpu.model.parameters(), strict=True):
+        torch.testing.assert_close(q.cpu(), p, rtol=5e-3, atol=5e-3)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_mixed_precision_trains(amp: str) -> None:
+    digits = load_splits("digits")
+    trainer = _trainer("cuda", amp, epochs=3)
+    first = trainer.run_epoch()
+    for _ in range(2):
+        last = trainer.run_epoch()
+    assert last < first
+    trainer.recalibrate_batchnorm()
+    assert trainer.evaluate(digits.val) > 0.5  # chance is 0.1
