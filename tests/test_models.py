@@ -20,6 +20,7 @@ from ssc_nas.models import (
     build,
     get_family,
     plan,
+    read_architecture_file,
     slot_spec,
 )
 from ssc_nas.spaces import resolve_setting
@@ -143,9 +144,10 @@ def test_architecture_json_round_trip(tmp_path: Path) -> None:
     plain.write_text(text)
     wrapped = tmp_path / "result.json"
     wrapped.write_text(json.dumps({"score": 0.9, "architecture": data}))
-    assert Architecture.load(plain) == ARCH
-    assert Architecture.load(wrapped) == ARCH
-    a, b = build(ARCH, 3, 10, (32, 32)), build(Architecture.load(plain), 3, 10, (32, 32))
+    assert read_architecture_file(plain)[0] == ARCH
+    assert read_architecture_file(wrapped)[0] == ARCH
+    a = build(ARCH, 3, 10, (32, 32))
+    b = build(read_architecture_file(plain)[0], 3, 10, (32, 32))
     assert count(a, (3, 32, 32)) == count(b, (3, 32, 32))
     assert Architecture.from_dict({"family": "vgg11"}) == Architecture("vgg11")
     assert "resnet20 x0.5" in ARCH.summary()

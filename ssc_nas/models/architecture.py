@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 __all__ = ["Architecture", "ConvSlot", "LayerSetting", "make_divisible"]
@@ -102,11 +101,6 @@ class Architecture:
     @classmethod
     def from_json(cls, text: str) -> Architecture:
         return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Architecture:
-        data = json.loads(Path(path).read_text())
-        return cls.from_dict(data.get("architecture", data))
 
     def summary(self) -> str:
         """A short human-readable description: width and the most common knob values."""

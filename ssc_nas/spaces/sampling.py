@@ -25,7 +25,7 @@ from .schema import KNOBS, SearchSpace
 
 KnobsFor = Callable[[int, "ParamGroup"], Mapping[str, Any]]
 
-__all__ = ["BoundSpace", "ParamGroup", "resolve_setting", "suggest_architecture"]
+__all__ = ["BoundSpace", "ParamGroup", "resolve_setting"]
 
 
 def resolve_setting(slot: ConvSlot, values: Mapping[str, Any]) -> LayerSetting:
@@ -213,8 +213,3 @@ class BoundSpace:
         return (Cost(min(c.params for c in lows), min(c.macs for c in lows)),
                 Cost(max(c.params for c in highs), max(c.macs for c in highs)))
 
-
-def suggest_architecture(trial: optuna.trial.BaseTrial, space: SearchSpace, in_channels: int,
-                         num_classes: int, input_size: tuple[int, int]) -> Architecture:
-    """One-call form of ``BoundSpace(space, ...).suggest(trial)``."""
-    return BoundSpace(space, in_channels, num_classes, input_size).suggest(trial)
