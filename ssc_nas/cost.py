@@ -6,7 +6,7 @@ Conventions, as in the efficient-network literature (MobileNet, ShuffleNet):
   statistics not);
 * ``macs`` counts multiply-accumulates per image of convolutions and linear layers only.
   BatchNorm folds into the preceding convolution at inference, and activations and pooling
-  multiply nothing, so they add no MACs. The CLI's ``--flops`` budget is in these MACs.
+  multiply nothing, so they add no MACs. The CLI's ``--macs`` budget is in these MACs.
 
 Analytic costs (:func:`layer_cost`) need no module, so a search can reject a candidate in
 microseconds; :func:`count` walks a built model and must agree with them.

@@ -193,3 +193,29 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, args, message) -> No
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "ssc-nas.db").exists()  # nothing written for a bad command
+
+
+def test_config_file_is_the_default_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--config fills the defaults (flops read as macs); flags and --flops still override it."""
+    from click.testing import CliRunner
+
+    import ssc_nas.search as search_api
+    from ssc_nas.cli import cli
+
+    seen: list[SearchConfig] = []
+
+    def fake_run(config: SearchConfig, reporter: object = None) -> None:
+        seen.append(config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_api, "run_search", fake_run)
+    path = tmp_path / "c.yaml"
+    path.write_text("budget: 60k\nflops: 5M\nobjectives: [accuracy, params]\ntrials: 3\n")
+    runner = CliRunner()
+    cases = (([], 5_000_000, 3), (["--macs", "7M", "--trials", "5"], 7_000_000, 5),
+             (["--flops", "8M"], 8_000_000, 3))
+    for extra, macs, trials in cases:
+        runner.invoke(cli, ["search", "--quiet", "--config", str(path), *extra])
+        config = seen.pop()
+        assert config.budget == Budget(60_000, macs)
+        assert config.objectives == ("accuracy", "params") and config.trials == trials
