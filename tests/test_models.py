@@ -46,7 +46,7 @@ def _mixed(family: str, width: float = 1.0, input_size: tuple[int, int] = (32, 3
     patterns = ("plus", "x", "checker", "full")
     for i, slot in enumerate(plan(family, width, in_channels, 10, input_size).searchable):
         groups = 2 if slot.in_channels % 2 == 0 and slot.out_channels % 2 == 0 else 1
-        if slot.default.groups == 0:
+        if slot.default.depthwise:
             groups = "depthwise"
         values = {"groups": groups, "pattern": patterns[i % 4], "spatial_fraction": 0.5,
                   "pointwise_fraction": (1.0, 0.5, 0.0)[i % 3], "phases": "cover"}
@@ -131,7 +131,7 @@ def test_forward_backward_gives_finite_gradients(family: str) -> None:
 ARCH = Architecture("resnet20", 0.5, {
     "stage1.block0.conv1": LayerSetting(groups=2, spatial_channels=2, pointwise_channels=2,
                                         pattern="plus", phases=2),
-    "stage3.block2.conv2": LayerSetting(groups=0),
+    "stage3.block2.conv2": LayerSetting(groups="depthwise"),
 })
 
 
@@ -139,7 +139,9 @@ def test_architecture_json_round_trip(tmp_path: Path) -> None:
     text = ARCH.to_json(indent=2)
     assert Architecture.from_json(text) == ARCH
     data = json.loads(text)
-    assert data["layers"]["stage3.block2.conv2"] == {"groups": 0}  # defaults left out
+    assert data["layers"]["stage3.block2.conv2"] == {"groups": "depthwise"}  # defaults left out
+    legacy = {**data, "layers": {**data["layers"], "stage3.block2.conv2": {"groups": 0}}}
+    assert Architecture.from_dict(legacy) == ARCH  # groups 0: old files' depthwise
     plain = tmp_path / "arch.json"
     plain.write_text(text)
     wrapped = tmp_path / "result.json"
@@ -154,7 +156,8 @@ def test_architecture_json_round_trip(tmp_path: Path) -> None:
 
 
 def test_depthwise_default_resolves_to_in_channels() -> None:
-    assert LayerSetting(groups=0).knobs(24)["groups"] == 24
+    assert LayerSetting(groups="depthwise").knobs(24)["groups"] == 24
+    assert LayerSetting(groups=0) == LayerSetting(groups="depthwise")  # legacy spelling
     layer = dict(build(ARCH, 3, 10, (32, 32)).named_modules())["blocks.8.conv2"]
     assert layer.spec.groups == layer.spec.in_channels == 32
 

@@ -134,7 +134,7 @@ def test_depthwise_layers_stay_depthwise() -> None:
             assert g.choices["pattern"] == ("full",)  # 1 x 1 layers: no spatial pattern
     arch = bound.sample(random.Random(0))
     for name, setting in arch.layers.items():
-        assert (setting.groups == 0) == name.endswith(".depthwise")
+        assert setting.depthwise == name.endswith(".depthwise")
 
 
 def _expected_params(bound: BoundSpace) -> set[str]:

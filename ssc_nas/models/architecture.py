@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Architecture", "ConvSlot", "LayerSetting", "make_divisible"]
+__all__ = ["DEPTHWISE", "Architecture", "ConvSlot", "LayerSetting", "make_divisible"]
+
+#: The ``groups`` value of a depthwise layer (groups = in_channels), as in search-space YAML.
+DEPTHWISE = "depthwise"
 
 
 @dataclass(frozen=True)
@@ -19,19 +22,31 @@ class LayerSetting:
     """The SSC knobs of one layer, besides its shape (channels, kernel, stride).
 
     ``spatial_channels=None`` means every channel of the group block (a standard or grouped
-    convolution); ``groups=0`` means depthwise (groups = in_channels).
+    convolution); ``groups="depthwise"`` means groups = in_channels. The legacy spelling
+    ``groups=0`` (architecture files and studies of older versions) is read as ``"depthwise"``.
     """
 
-    groups: int = 1
+    groups: int | str = 1
     spatial_channels: int | None = None
     pointwise_channels: int = 0
     pattern: str = "full"
     phases: int = 1
 
+    def __post_init__(self) -> None:
+        if self.groups == 0:  # the legacy spelling of depthwise
+            object.__setattr__(self, "groups", DEPTHWISE)
+        elif isinstance(self.groups, str) and self.groups != DEPTHWISE:
+            raise ValueError(f"groups must be an integer or {DEPTHWISE!r}, "
+                             f"but got {self.groups!r}")
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups == DEPTHWISE
+
     def knobs(self, in_channels: int) -> dict[str, Any]:
         """Keyword arguments for ``SSCConv2d`` on a layer with ``in_channels`` inputs."""
         d = asdict(self)
-        if d["groups"] == 0:
+        if self.depthwise:
             d["groups"] = in_channels
         return d
 

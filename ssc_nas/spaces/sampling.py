@@ -43,7 +43,7 @@ def resolve_setting(slot: ConvSlot, values: Mapping[str, Any]) -> LayerSetting:
         phases = math.ceil(block / n_k) if n_k else 1
     pattern = values["pattern"] if slot.kernel_size > 1 and n_k else "full"
     return LayerSetting(
-        groups=0 if groups == "depthwise" else g,
+        groups="depthwise" if groups == "depthwise" else g,
         spatial_channels=n_k,
         pointwise_channels=n_1,
         pattern=pattern,
@@ -99,7 +99,7 @@ class BoundSpace:
             overridden = self.space.overridden(key)
             default = first.default
             if default.groups != 1 and "groups" not in overridden:
-                choices["groups"] = ("depthwise",) if default.groups == 0 else (default.groups,)
+                choices["groups"] = (default.groups,)
             variants = [s for n in names for s in slots_by_name[n]]
             valid = tuple(g for g in choices["groups"] if all(_groups_valid(g, s)
                                                                for s in variants))
