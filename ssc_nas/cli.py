@@ -135,8 +135,8 @@ def space_show(ctx: click.Context, space_file: str, budget: str | None, macs: st
         for knob, choices in ov.knobs.items():
             table.add_row(f"  {ov.match}: {knob}", ", ".join(str(x) for x in choices))
     console.print(table)
-    n_layers = sum(len(g.slots) for g in bound.groups)
-    console.print(f"searched layers: {n_layers} in {len(bound.groups)} parameter groups; "
+    n_layers = sum(len(g.slots) for g in bound.param_groups)
+    console.print(f"searched layers: {n_layers} in {len(bound.param_groups)} parameter groups; "
                   f"space size: {summary.size:.3g} assignments")
     cost = Table("", "smallest reachable", "largest reachable")
     cost.add_row("params", format_count(summary.low.params), format_count(summary.high.params))
@@ -576,7 +576,8 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
 
     ssc-search retrains the most accurate architecture within budget of the SSC study's front
     (searching --search-trials trials first if there is none); ssc-uniform is HetConv-style
-    uniform SSC (P in 2, 4, 8, sized to the budget); snip, grasp, synflow, erk and random prune
+    uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels, sized
+    to the budget); snip, grasp, synflow, erk and random prune
     the dense network at init to exactly --budget params. Every method trains with SGD
     one-cycle for --epochs, no early stop; accuracy is on the test split. Runs are stored in
     study <study>-baselines (ssc-nas report overlays them) and reused when rerun.

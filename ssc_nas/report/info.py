@@ -24,7 +24,7 @@ from ..search.results import front
 from ..search.storage import sqlite_path
 
 __all__ = [
-    "KNOBS",
+    "KNOB_MAP_COLUMNS",
     "BaselinePoint",
     "FrontRow",
     "HypervolumeHistory",
@@ -43,7 +43,8 @@ __all__ = [
 
 # Per-layer values shown in the knob map; ``density`` is the layer's stored weights relative to
 # a standard (dense, groups=1, full K x K) convolution of the same shape.
-KNOBS = ("density", "groups", "pattern", "spatial_channels", "pointwise_channels", "phases")
+KNOB_MAP_COLUMNS = ("density", "groups", "pattern", "spatial_channels", "pointwise_channels",
+                    "phases")
 # How many times the costliest feasible trial a cost objective's reference point sits at, when
 # the study has no budget on that objective (so the costliest trial still adds volume).
 UNBUDGETED_REFERENCE = 1.1
@@ -298,7 +299,7 @@ def _layer_knobs(arch: Architecture, shape: dict[str, Any] | None) -> dict[str, 
 
 
 def knob_map(study: optuna.Study) -> KnobMap:
-    """Layers x front trials -> each knob's value (see :data:`KNOBS`)."""
+    """Layers x front trials -> each knob's value (see :data:`KNOB_MAP_COLUMNS`)."""
     shape = study.user_attrs.get("input")
     columns: list[dict[str, dict[str, Any]]] = []
     trials, labels = [], []
@@ -318,7 +319,8 @@ def knob_map(study: optuna.Study) -> KnobMap:
     names: list[str] = []
     for col in columns:
         names.extend(n for n in col if n not in names)
-    values = {k: [[col.get(n, {}).get(k) for col in columns] for n in names] for k in KNOBS}
+    values = {k: [[col.get(n, {}).get(k) for col in columns] for n in names]
+              for k in KNOB_MAP_COLUMNS}
     return KnobMap(names, trials, labels, values, note)
 
 

@@ -20,7 +20,7 @@ def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, 
 
 def reference_designs(bound: BoundSpace) -> dict[str, Any]:
     """The classic special cases, as knob values for every layer (or a per-layer rule)."""
-    first = bound.groups[0].choices["groups"] if bound.groups else (1,)
+    first = bound.param_groups[0].choices["groups"] if bound.param_groups else (1,)
     groups = [g for g in first if isinstance(g, int)] or [1]
     dense = {"groups": 1, "pattern": "full", "spatial_fraction": 1.0, "pointwise_fraction": 0.0,
              "phases": "cover"}
@@ -30,7 +30,7 @@ def reference_designs(bound: BoundSpace) -> dict[str, Any]:
         "depthwise-separable": _alternate({**dense, "groups": "depthwise"},
                                           {**dense, "pattern": "center"}),
         "hetconv-p4": {**dense, "spatial_fraction": 0.25, "pointwise_fraction": 1.0},
-        "uniform-ssc": {**dense, "groups": 2, "pattern": "plus", "spatial_fraction": 0.5,
+        "ssc-uniform": {**dense, "groups": 2, "pattern": "plus", "spatial_fraction": 0.5,
                         "pointwise_fraction": 0.5},
     }
 

@@ -21,7 +21,7 @@ from ..cost import Cost
 from ..errors import SpaceError
 from ..layers import num_positions
 from ..models import Architecture, ConvSlot, LayerSetting, Plan, plan
-from .schema import KNOBS, SearchSpace
+from .schema import SPACE_KNOBS, SearchSpace
 
 KnobsFor = Callable[[int, "ParamGroup"], Mapping[str, Any]]
 
@@ -81,7 +81,7 @@ class BoundSpace:
             w: plan(space.family, w, in_channels, num_classes, self.input_size)
             for w in space.width
         }
-        self.groups = self._param_groups()
+        self.param_groups = self._param_groups()
 
     def _param_groups(self) -> tuple[ParamGroup, ...]:
         plans = list(self.plans.values())
@@ -113,7 +113,7 @@ class BoundSpace:
             choices["groups"] = valid
             if all(s.kernel_size == 1 for s in variants):
                 choices["pattern"] = ("full",)
-            out.append(ParamGroup(key, tuple(names), {k: choices[k] for k in KNOBS}))
+            out.append(ParamGroup(key, tuple(names), {k: choices[k] for k in SPACE_KNOBS}))
         return tuple(out)
 
     # -- sampling -----------------------------------------------------------------------------
@@ -123,14 +123,14 @@ class BoundSpace:
         p = self.plans[width]
         slots = {s.name: s for s in p.searchable}
         layers = {name: resolve_setting(slots[name], values[g.key])
-                  for g in self.groups for name in g.slots}
+                  for g in self.param_groups for name in g.slots}
         return Architecture(self.space.family, width, layers)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Architecture:
         """Sample through Optuna: ``width`` and ``<layer>.<knob>`` categorical parameters."""
         width = self._pick(trial, "width", self.space.width)
         values = {g.key: {k: self._pick(trial, g.param(k), c) for k, c in g.choices.items()}
-                  for g in self.groups}
+                  for g in self.param_groups}
         return self.architecture(width, values)
 
     @staticmethod
@@ -142,7 +142,8 @@ class BoundSpace:
     def sample(self, rng: random.Random) -> Architecture:
         """A uniformly random architecture, without Optuna (for space statistics)."""
         width = rng.choice(self.space.width)
-        values = {g.key: {k: rng.choice(c) for k, c in g.choices.items()} for g in self.groups}
+        values = {g.key: {k: rng.choice(c) for k, c in g.choices.items()}
+                  for g in self.param_groups}
         return self.architecture(width, values)
 
     def params_for(
@@ -156,7 +157,7 @@ class BoundSpace:
         if width not in self.space.width:
             return None
         params: dict[str, Any] = {} if len(self.space.width) == 1 else {"width": width}
-        for i, g in enumerate(self.groups):
+        for i, g in enumerate(self.param_groups):
             values = knobs(i, g) if callable(knobs) else knobs
             for knob, choices in g.choices.items():
                 value = values.get(knob, choices[0] if len(choices) == 1 else None)
@@ -170,7 +171,7 @@ class BoundSpace:
         """The architecture Optuna parameters describe (fixed knobs take their one choice)."""
         width = params.get("width", self.space.width[0])
         values = {g.key: {k: params.get(g.param(k), c[0]) for k, c in g.choices.items()}
-                  for g in self.groups}
+                  for g in self.param_groups}
         return self.architecture(width, values)
 
     # -- cost ---------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class BoundSpace:
     def size(self) -> int:
         """Number of distinct parameter assignments (some may build the same network)."""
         n = len(self.space.width)
-        for g in self.groups:
+        for g in self.param_groups:
             n *= math.prod(len(c) for c in g.choices.values())
         return n
 
@@ -192,7 +193,7 @@ class BoundSpace:
             slots = {s.name: s for s in p.searchable}
             low = high = p.fixed_cost() + sum(
                 (p.slot_cost(s, s.default) for s in p.slots if not s.searchable), Cost())
-            for g in self.groups:
+            for g in self.param_groups:
                 costs = []
                 # phases never changes the cost; patterns only through their tap counts.
                 taps: dict[tuple[int, ...], str] = {}
