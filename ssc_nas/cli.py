@@ -284,21 +284,22 @@ def _trials(trials: Any, timeout: Any) -> int | None:
 
 
 def _print_front(study: Any) -> None:
-    from .search import front
+    from .search import front_rows
 
-    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+    rows = front_rows(study)
+    objectives = list(rows[0].values) if rows else study.user_attrs.get(
+        "objectives", ["accuracy", "params", "macs"])
     table = Table("trial", *objectives, "design", title="Pareto front (feasible, non-dominated)")
-    for t in front(study):
+    for row in rows:
         cells = []
-        for name, value in zip(objectives, t.values, strict=True):
+        for name, value in row.values.items():
             if name == "accuracy":
                 cells.append(f"{value:.4f}")
             elif name == "latency":
                 cells.append(f"{value * 1e3:.2f} ms")
             else:
                 cells.append(format_count(value))
-        design = t.user_attrs.get("reference") or t.user_attrs.get("summary", "")
-        table.add_row(str(t.number), *cells, design)
+        table.add_row(str(row.number), *cells, row.design)
     console.print(table)
 
 
@@ -377,7 +378,7 @@ def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> N
     from .search import front_rows, load_existing_study
 
     s = load_existing_study(study, storage)
-    rows = front_rows(s)
+    rows = [r.to_dict() for r in front_rows(s)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif as_csv:

@@ -15,10 +15,13 @@ from ssc_nas.layers import SSCConv2d
 from ssc_nas.models import (
     FAMILIES,
     Architecture,
+    InputShape,
     LayerSetting,
     architecture_cost,
     build,
+    describe,
     get_family,
+    layer_table,
     plan,
     read_architecture_file,
     slot_spec,
@@ -152,7 +155,7 @@ def test_architecture_json_round_trip(tmp_path: Path) -> None:
     b = build(read_architecture_file(plain)[0], 3, 10, (32, 32))
     assert count(a, (3, 32, 32)) == count(b, (3, 32, 32))
     assert Architecture.from_dict({"family": "vgg11"}) == Architecture("vgg11")
-    assert "resnet20 x0.5" in ARCH.summary()
+    assert ARCH.summary().startswith("ResNet-20 x0.5")
 
 
 def test_depthwise_default_resolves_to_in_channels() -> None:
@@ -185,3 +188,31 @@ def test_build_rejects_layers_the_family_lacks() -> None:
     arch = Architecture("resnet20", 1.0, {"stage1.block8.conv1": LayerSetting()})
     with pytest.raises(ValueError, match="does not have"):
         build(arch, 3, 10, (32, 32))
+
+
+def test_describe_says_the_dominant_settings_in_words() -> None:
+    shape = InputShape(3, (32, 32), 10)
+    assert describe(Architecture("resnet20", 0.5), shape) == (
+        "ResNet-20 x0.5, ungrouped, full 3x3 on all channels")
+    p = plan("resnet20", 1.0, 3, 10, (32, 32))
+    stage1 = [s.name for s in p.searchable if s.in_channels == s.out_channels == 16]
+    het = LayerSetting(spatial_channels=4, pointwise_channels=12, phases=4, pattern="plus")
+    layers = {name: het for name in stage1}
+    text = describe(Architecture("resnet20", 1.0, layers), shape)
+    assert text == "ResNet-20 x1, ungrouped, mostly full 3x3 on all channels"  # 12 of 18
+    layers = {s.name: LayerSetting(spatial_channels=s.in_channels // 4, pattern="plus",
+                                   pointwise_channels=s.in_channels * 3 // 4, phases=4)
+              for s in p.searchable[:12]}
+    assert describe(Architecture("resnet20", 1.0, layers), shape) == (
+        "ResNet-20 x1, ungrouped, mostly plus 3x3 on 1/4 of channels, mostly 1x1 on the rest, "
+        "mostly 4 phases")
+    rows = layer_table(Architecture("resnet20", 1.0, layers), shape)
+    assert [r["layer"] for r in rows] == [s.name for s in p.searchable]
+    assert all(r["params"] > 0 for r in rows)
+
+
+def test_input_shape_reads_both_vocabularies() -> None:
+    new = InputShape(1, (8, 8), 10)
+    assert new.to_dict() == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
+    assert InputShape.from_dict(new.to_dict()) == new
+    assert InputShape.from_dict({"channels": 1, "size": [8, 8], "classes": 10}) == new

@@ -219,3 +219,31 @@ def test_config_file_is_the_default_map(tmp_path: Path, monkeypatch: pytest.Monk
         config = seen.pop()
         assert config.budget == Budget(60_000, macs)
         assert config.objectives == ("accuracy", "params") and config.trials == trials
+
+
+def test_old_study_vocabulary_is_still_read(tmp_path: Path) -> None:
+    """A study of an older version: input as channels/size/classes, depthwise as groups 0 and
+    the reference design uniform-ssc. The front and export speak today's vocabulary."""
+    import json
+
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from ssc_nas.search import export_trial, front_rows
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    study.set_user_attr("input", {"channels": 1, "size": [8, 8], "classes": 10})
+    arch = {"family": "resnet20", "width": 0.5,
+            "layers": {"stage1.block0.conv1": {"groups": 0}}}
+    study.add_trial(create_trial(
+        values=[0.9, 1000, 2000], params={"stage1.groups": 2},
+        distributions={"stage1.groups": CategoricalDistribution([1, 2])},
+        user_attrs={"architecture": arch, "reference": "uniform-ssc", "summary": "old"}))
+    (row,) = front_rows(study)
+    assert row.reference == "ssc-uniform"
+    assert row.design.startswith("ssc-uniform: ResNet-20 x0.5, mostly ungrouped")
+    assert row.to_dict()["trial"] == 0 and row.values["params"] == 1000
+    data = json.loads(export_trial(study, 0, tmp_path / "a.json", "memory").read_text())
+    assert data["input"] == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
+    assert data["layer_table"][0]["groups"] == "depthwise"

@@ -9,12 +9,42 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["DEPTHWISE", "Architecture", "ConvSlot", "LayerSetting", "make_divisible"]
+__all__ = ["DEPTHWISE", "Architecture", "ConvSlot", "InputShape", "LayerSetting",
+           "make_divisible"]
 
 #: The ``groups`` value of a depthwise layer (groups = in_channels), as in search-space YAML.
 DEPTHWISE = "depthwise"
+
+
+class InputShape(NamedTuple):
+    """What a network is built for: image channels, (H, W) and classes.
+
+    Stored as the study attribute ``input`` and in architecture and model files, with these
+    key names; files and studies of older versions say ``channels``, ``size`` and ``classes``,
+    which :meth:`from_dict` still reads.
+    """
+
+    in_channels: int
+    input_size: tuple[int, int]
+    num_classes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"in_channels": self.in_channels, "input_size": list(self.input_size),
+                "num_classes": self.num_classes}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputShape:
+        """Read either vocabulary; ``KeyError`` when a key is missing."""
+        if isinstance(data, InputShape):
+            return data
+        def get(new: str, old: str) -> Any:
+            return data[new] if new in data else data[old]
+
+        size = get("input_size", "size")
+        return cls(int(get("in_channels", "channels")), (int(size[0]), int(size[1])),
+                   int(get("num_classes", "classes")))
 
 
 @dataclass(frozen=True)
@@ -118,17 +148,11 @@ class Architecture:
         return cls.from_dict(json.loads(text))
 
     def summary(self) -> str:
-        """A short human-readable description: width and the most common knob values."""
-        if not self.layers:
-            return f"{self.family} x{self.width:g} standard"
-        from collections import Counter
+        """A short plain-English line (channel counts; see :func:`ssc_nas.models.describe`,
+        which gives shares of channels when it knows the input shape)."""
+        from .describe import describe
 
-        def top(key: str) -> str:
-            values = Counter(str(getattr(s, key)) for s in self.layers.values())
-            return "/".join(v for v, _ in values.most_common(2))
-
-        return (f"{self.family} x{self.width:g} g={top('groups')} {top('pattern')} "
-                f"P={top('phases')}")
+        return describe(self)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

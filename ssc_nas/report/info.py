@@ -19,8 +19,15 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..budget import format_count
-from ..models import Architecture, LayerSetting, plan, slot_spec
-from ..search.results import front
+from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
+from ..search.results import (
+    FrontRow,
+    front,
+    front_rows,
+    reference_name,
+    study_input_shape,
+    trial_design,
+)
 from ..search.storage import sqlite_path
 
 __all__ = [
@@ -67,20 +74,6 @@ class TrialPoint:
     reference: str | None
     design: str
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class FrontRow:
-    """One Pareto-front trial, best accuracy first (the order of :func:`ssc_nas.search.front`)."""
-
-    number: int
-    accuracy: float
-    params: int
-    macs: int
-    design: str
-    width: float | None
-    reference: str | None
-    latency_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -175,10 +168,6 @@ def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
     return None if value is None else int(value)
 
 
-def _design(trial: FrozenTrial) -> str:
-    return str(trial.user_attrs.get("reference") or trial.user_attrs.get("summary") or "")
-
-
 def _state(trial: FrozenTrial) -> str:
     if not _feasible(trial) or trial.user_attrs.get("rejected"):
         return "over-budget"
@@ -197,6 +186,7 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     objectives = _objectives(study)
     acc = objectives.index("accuracy")
     on_front = {t.number for t in study.best_trials}
+    shape = study_input_shape(study)
     points = []
     for t in study.get_trials(deepcopy=False):
         accuracy = t.values[acc] if t.state == TrialState.COMPLETE and t.values else None
@@ -204,27 +194,10 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
         points.append(TrialPoint(
             number=t.number, state=_state(t), accuracy=accuracy,
             params=_cost(t, "params", objectives), macs=_cost(t, "macs", objectives),
-            on_front=t.number in on_front, reference=t.user_attrs.get("reference"),
-            design=_design(t), note=None if note is None else str(note),
+            on_front=t.number in on_front, reference=reference_name(t),
+            design=trial_design(t, shape), note=None if note is None else str(note),
         ))
     return points
-
-
-def front_rows(study: optuna.Study) -> list[FrontRow]:
-    """The Pareto front (``study.best_trials``), best accuracy first."""
-    objectives = _objectives(study)
-    acc = objectives.index("accuracy")
-    rows = []
-    for t in front(study):
-        arch = t.user_attrs.get("architecture") or {}
-        latency = t.values[objectives.index("latency")] if "latency" in objectives else None
-        rows.append(FrontRow(
-            number=t.number, accuracy=float(t.values[acc]),
-            params=_cost(t, "params", objectives) or 0, macs=_cost(t, "macs", objectives) or 0,
-            design=_design(t), width=arch.get("width"), reference=t.user_attrs.get("reference"),
-            latency_s=latency,
-        ))
-    return rows
 
 
 # -- hypervolume ------------------------------------------------------------------------------
@@ -274,18 +247,23 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
 # -- knob map ---------------------------------------------------------------------------------
 
 
-def _layer_knobs(arch: Architecture, shape: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Resolved knobs of every searched layer; the stored knobs when it cannot be planned."""
+def _layer_knobs(arch: Architecture, shape: InputShape | None) -> dict[str, dict[str, Any]]:
+    """Resolved knobs of every searched layer; the stored knobs when it cannot be planned.
+
+    ``groups`` is spelled as in ``LayerSetting`` (``"depthwise"``, not in_channels).
+    """
     if shape:
         try:
-            p = plan(arch.family, arch.width, int(shape["channels"]), int(shape["classes"]),
-                     tuple(shape["size"]))
+            p = plan(arch.family, arch.width, shape.in_channels, shape.num_classes,
+                     shape.input_size)
             out = {}
             for slot in p.searchable:
-                spec = slot_spec(slot, arch.setting(slot))
+                setting = arch.setting(slot)
+                spec = slot_spec(slot, setting)
                 dense = slot_spec(slot, LayerSetting()).params
                 out[slot.name] = {
-                    "density": spec.params / dense, "groups": spec.groups,
+                    "density": spec.params / dense,
+                    "groups": setting.groups if setting.depthwise else spec.groups,
                     "pattern": spec.pattern, "spatial_channels": spec.spatial_channels,
                     "pointwise_channels": spec.pointwise_channels, "phases": spec.phases,
                 }
@@ -300,7 +278,7 @@ def _layer_knobs(arch: Architecture, shape: dict[str, Any] | None) -> dict[str, 
 
 def knob_map(study: optuna.Study) -> KnobMap:
     """Layers x front trials -> each knob's value (see :data:`KNOB_MAP_COLUMNS`)."""
-    shape = study.user_attrs.get("input")
+    shape = study_input_shape(study)
     columns: list[dict[str, dict[str, Any]]] = []
     trials, labels = [], []
     note = None
