@@ -19,6 +19,7 @@ from .data import DATASETS, dataset_info
 from .errors import SSCNasError
 from .models import FAMILIES
 from .search.config import OBJECTIVES, SAMPLERS
+from .search.references import REFERENCE_DESIGNS
 from .train import OPTIMIZERS
 
 __all__ = ["cli", "main"]
@@ -216,8 +217,8 @@ def _storage_where(storage: str) -> str:
 @click.option("--latency-batch", type=int, default=32, show_default=True,
               help="Second batch size whose latency is stored when latency is an objective.")
 @click.option("--reference-designs/--no-reference-designs", default=True, show_default=True,
-              help="Start with standard, groupwise, depthwise-separable, HetConv-P4 and uniform "
-                   "SSC designs sized to the budget.")
+              help="Start with the reference designs (" + ", ".join(REFERENCE_DESIGNS)
+                   + "), each at the widest width that fits the budget.")
 @click.option("--prescreen", type=click.Choice(PROXIES),
               default=None, help="Zero-cost proxy that picks, per trial, the best of "
                                  "--prescreen-k sampled candidates; only that one is trained.")

@@ -204,7 +204,8 @@ def test_describe_says_the_dominant_settings_in_words() -> None:
                                    pointwise_channels=s.in_channels * 3 // 4, phases=4)
               for s in p.searchable[:12]}
     assert describe(Architecture("resnet20", 1.0, layers), shape) == (
-        "ResNet-20 x1, ungrouped, mostly plus 3x3 on 1/4 of channels, mostly 1x1 on the rest, "
+        "ResNet-20 x1, ungrouped, mostly plus-pattern 3x3 on 1/4 of channels, mostly 1x1 on the "
+        "rest, "
         "mostly 4 phases")
     rows = layer_table(Architecture("resnet20", 1.0, layers), shape)
     assert [r["layer"] for r in rows] == [s.name for s in p.searchable]

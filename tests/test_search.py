@@ -247,3 +247,11 @@ def test_old_study_vocabulary_is_still_read(tmp_path: Path) -> None:
     data = json.loads(export_trial(study, 0, tmp_path / "a.json", "memory").read_text())
     assert data["input"] == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
     assert data["layer_table"][0]["groups"] == "depthwise"
+
+
+def test_reference_design_names_match_the_constant() -> None:
+    from ssc_nas.search.references import REFERENCE_DESIGNS, reference_designs
+    from ssc_nas.spaces import BoundSpace, load_space
+
+    bound = BoundSpace(load_space("digits-tiny"), 1, 10, (8, 8))
+    assert tuple(reference_designs(bound)) == REFERENCE_DESIGNS

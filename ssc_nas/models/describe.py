@@ -1,10 +1,10 @@
 """Plain-English descriptions of an architecture: one line for tables, one row per layer for files.
 
 The line names the family, the width and the dominant value of each per-layer aspect (grouping,
-spatial kernels, 1 x 1 kernels, phases), e.g. ``ResNet-20 x1, mostly 4 groups, plus 3x3 on 1/4
-of channels, 1x1 on the rest, 4 phases``: an aspect all layers share is stated, "mostly" marks a
+spatial kernels, 1 x 1 kernels, phases), e.g. ``ResNet-20 x1, mostly 4 groups, plus-pattern 3x3 on
+1/4 of channels, 1x1 on the rest, 4 phases``: an aspect all layers share is stated, "mostly" marks a
 value most layers (more than half) have; without such a majority the most common value is given
-with its count (``plus 3x3 on 1/2 of channels in 7/18 layers``).
+with its count (``plus-pattern 3x3 on 1/2 of channels in 7/18 layers``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def _aspects(setting: LayerSetting, kernel: int | None = None,
     grouping = ("depthwise" if setting.depthwise else "ungrouped" if setting.groups == 1
                 else f"{setting.groups} groups")
     shape = "kernels" if kernel is None else f"{kernel}x{kernel}"
-    kind = shape if kernel == 1 else f"{setting.pattern} {shape}"  # no pattern in a 1 x 1
+    pattern = "full" if setting.pattern == "full" else f"{setting.pattern}-pattern"
+    kind = shape if kernel == 1 else f"{pattern} {shape}"  # a 1 x 1 has no pattern
     if n_k == 0:
         spatial = f"no {shape}" if kernel is not None else "no spatial kernels"
     else:

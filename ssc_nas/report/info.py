@@ -248,29 +248,27 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
 
 
 def _layer_knobs(arch: Architecture, shape: InputShape | None) -> dict[str, dict[str, Any]]:
-    """Resolved knobs of every searched layer; the stored knobs when it cannot be planned.
-
-    ``groups`` is spelled as in ``LayerSetting`` (``"depthwise"``, not in_channels).
-    """
+    """Resolved knobs of every searched layer (as ``SSCConv2d`` has them: a depthwise layer's
+    ``groups`` is its in_channels); the stored knobs when it cannot be planned."""
     if shape:
         try:
             p = plan(arch.family, arch.width, shape.in_channels, shape.num_classes,
                      shape.input_size)
             out = {}
             for slot in p.searchable:
-                setting = arch.setting(slot)
-                spec = slot_spec(slot, setting)
+                spec = slot_spec(slot, arch.setting(slot))
                 dense = slot_spec(slot, LayerSetting()).params
                 out[slot.name] = {
-                    "density": spec.params / dense,
-                    "groups": setting.groups if setting.depthwise else spec.groups,
+                    "density": spec.params / dense, "groups": spec.groups,
                     "pattern": spec.pattern, "spatial_channels": spec.spatial_channels,
                     "pointwise_channels": spec.pointwise_channels, "phases": spec.phases,
                 }
             return out
         except (KeyError, TypeError, ValueError):
             pass
-    return {name: {"density": None, "groups": s.groups, "pattern": s.pattern,
+    # Without channel counts a depthwise layer's groups are unknown (its cell stays empty).
+    return {name: {"density": None, "groups": None if s.depthwise else s.groups,
+                   "pattern": s.pattern,
                    "spatial_channels": s.spatial_channels,
                    "pointwise_channels": s.pointwise_channels, "phases": s.phases}
             for name, s in arch.layers.items()}

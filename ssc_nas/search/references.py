@@ -11,7 +11,10 @@ import optuna
 from ..budget import Budget
 from ..spaces import BoundSpace, ParamGroup
 
-__all__ = ["enqueue_reference_designs", "reference_designs"]
+__all__ = ["REFERENCE_DESIGNS", "enqueue_reference_designs", "reference_designs"]
+
+#: The names of :func:`reference_designs`, in enqueue order.
+REFERENCE_DESIGNS = ("standard", "groupwise", "depthwise-separable", "hetconv-p4", "ssc-uniform")
 
 
 def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, ParamGroup], dict]:
