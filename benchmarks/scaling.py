@@ -192,8 +192,8 @@ def _cheap_job(storage: Any, name: str, epochs: int) -> Any:
     space = load_space(config.space)
     info = dataset_info(config.dataset)
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
-    shape = {"channels": info.in_channels, "size": list(info.input_size),
-             "classes": info.num_classes}
+    shape = {"in_channels": info.in_channels, "input_size": list(info.input_size),
+             "num_classes": info.num_classes}
     directions = ["maximize" if o == "accuracy" else "minimize" for o in config.objectives]
     study = optuna.create_study(storage=storage, study_name=name, directions=directions,
                                 sampler=optuna.samplers.RandomSampler(seed=0))

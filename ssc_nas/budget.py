@@ -53,7 +53,7 @@ class Budget:
     def parse(cls, params: str | int | None = None, macs: str | int | None = None) -> Budget:
         return cls(
             None if params is None else parse_count(params, "--budget"),
-            None if macs is None else parse_count(macs, "--flops"),
+            None if macs is None else parse_count(macs, "--macs"),
         )
 
     def fits(self, cost: Cost) -> bool:

@@ -12,9 +12,15 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__
+from .baselines.proxies import PROXIES
 from .budget import Budget, format_count
+from .compare.config import DEFAULT_METHODS, METHODS
 from .data import DATASETS, dataset_info
 from .errors import SSCNasError
+from .models import FAMILIES
+from .search.config import OBJECTIVES, SAMPLERS
+from .search.references import REFERENCE_DESIGNS
+from .train import OPTIMIZERS
 
 __all__ = ["cli", "main"]
 
@@ -22,8 +28,47 @@ console = Console()
 err_console = Console(stderr=True)
 
 BUDGET_HELP = "Parameter budget, e.g. 0.5M, 500k, 500000 or 5e5."
-FLOPS_HELP = ("Compute budget in multiply-accumulates (MACs) per image, e.g. 40M; like MobileNet "
-              "and ShuffleNet, one multiply-add counts once.")
+MACS_HELP = ("Compute budget in multiply-accumulates (MACs) per image, e.g. 40M; like MobileNet "
+             "and ShuffleNet, one multiply-add counts once.")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class CommaList(click.ParamType):
+    """A comma-separated list (or a YAML list from --config) -> a tuple of stripped names.
+
+    Each name is checked by the config object it goes to, whose error names the valid choices.
+    """
+
+    name = "list"
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        self.choices = choices
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + ",".join(self.choices) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _macs_option(command: Any) -> Any:
+    """``--macs`` plus its hidden old name ``--flops`` (merged by :func:`_macs`)."""
+    command = click.option("--flops", default=None, hidden=True,
+                           help="Old name of --macs.")(command)
+    return click.option("--macs", default=None, help=MACS_HELP)(command)
+
+
+def _macs(ctx: click.Context, macs: str | None, flops: str | None) -> str | None:
+    """The MAC budget from ``--macs`` or its old name ``--flops`` (given on the command line)."""
+    from click.core import ParameterSource
+
+    if flops is None:
+        return macs
+    if macs is not None and ctx.get_parameter_source("macs") is ParameterSource.COMMANDLINE:
+        raise SSCNasError("give the MAC budget once: --macs (--flops is its old name)")
+    return flops
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -60,14 +105,15 @@ def space_list() -> None:
 @space.command("show")
 @click.argument("space_file")
 @click.option("--budget", "budget", default=None, help=BUDGET_HELP)
-@click.option("--flops", default=None, help=FLOPS_HELP)
+@_macs_option
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True,
               help="Dataset whose image shape and classes the space is costed for.")
 @click.option("--samples", default=1000, show_default=True,
               help="Random architectures drawn to measure the share that fits the budget.")
 @click.option("--seed", default=0, show_default=True, help="Seed of those random draws.")
-def space_show(space_file: str, budget: str | None, flops: str | None, dataset: str,
-               samples: int, seed: int) -> None:
+@click.pass_context
+def space_show(ctx: click.Context, space_file: str, budget: str | None, macs: str | None,
+               flops: str | None, dataset: str, samples: int, seed: int) -> None:
     """Show a space's knobs, size, reachable params/MACs and the share of samples that fit.
 
     SPACE_FILE is a YAML file or the name of a shipped space (see: ssc-nas space list).
@@ -77,7 +123,7 @@ def space_show(space_file: str, budget: str | None, flops: str | None, dataset: 
     sp = load_space(space_file)
     info = dataset_info(dataset)
     bound = BoundSpace(sp, info.in_channels, info.num_classes, info.input_size)
-    summary = summarize(bound, Budget.parse(budget, flops), samples, seed)
+    summary = summarize(bound, Budget.parse(budget, _macs(ctx, macs, flops)), samples, seed)
     c, (h, w) = info.in_channels, info.input_size
     console.print(f"[bold]{sp.name}[/]  {sp.description}")
     console.print(f"family {sp.family}, knobs per {sp.share}, costed for {dataset} "
@@ -90,8 +136,8 @@ def space_show(space_file: str, budget: str | None, flops: str | None, dataset: 
         for knob, choices in ov.knobs.items():
             table.add_row(f"  {ov.match}: {knob}", ", ".join(str(x) for x in choices))
     console.print(table)
-    n_layers = sum(len(g.slots) for g in bound.groups)
-    console.print(f"searched layers: {n_layers} in {len(bound.groups)} parameter groups; "
+    n_layers = sum(len(g.slots) for g in bound.param_groups)
+    console.print(f"searched layers: {n_layers} in {len(bound.param_groups)} parameter groups; "
                   f"space size: {summary.size:.3g} assignments")
     cost = Table("", "smallest reachable", "largest reachable")
     cost.add_row("params", format_count(summary.low.params), format_count(summary.high.params))
@@ -105,23 +151,17 @@ def space_show(space_file: str, budget: str | None, flops: str | None, dataset: 
 # -- search -----------------------------------------------------------------------------------
 
 
-def _from_config(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
-    """Defaults < --config file < flags given on the command line."""
-    from click.core import ParameterSource
-
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Eager ``--config``: the study config file becomes the command's ``default_map``, so
+    defaults < --config file < flags given on the command line."""
     from .search import load_study_config
 
-    if not values.get("config"):
-        return values
-    config = load_study_config(values["config"])
-    merged = dict(values)
-    for key, value in config.items():
-        if key == "description":
-            continue
-        source = ctx.get_parameter_source(key)
-        if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
-            merged[key] = value
-    return merged
+    if value is not None:
+        config = load_study_config(value)
+        defaults = {("macs" if key == "flops" else key): v for key, v in config.items()
+                    if key != "description"}
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
 
 
 def _dashboard_hint(storage: str) -> str:
@@ -137,10 +177,11 @@ def _storage_where(storage: str) -> str:
 
 @cli.command()
 @click.option("--budget", default=None, help=BUDGET_HELP + " Required (here or in --config).")
-@click.option("--flops", default=None, help=FLOPS_HELP)
+@_macs_option
 @click.option("--space", default="resnet20-ssc", show_default=True,
               help="Search space: a YAML file or a shipped space name (ssc-nas space list).")
-@click.option("--config", default=None,
+@click.option("--config", default=None, is_eager=True, expose_value=False,
+              callback=_load_config,
               help="A study config (studies/NAME.yaml or its name); flags override its values.")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True,
               help="mnist-5k and digits ship with the install; the others read --data-dir.")
@@ -157,10 +198,10 @@ def _storage_where(storage: str) -> str:
 @click.option("--subset", type=float, default=1.0, show_default=True,
               help="Fraction of the training split used for proxy training.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
               show_default=True, help="Proxy optimizer (one-cycle cosine schedule).")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [sgd 0.05, adamw 2e-3].")
-@click.option("--sampler", type=click.Choice(["tpe", "nsga2", "random"]), default="tpe",
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe",
               show_default=True, help="Optuna sampler; budgets go to its constraints_func.")
 @click.option("--study", default=None,
               help="Study name [default: <dataset>-<space>-<budget>, so reruns resume].")
@@ -168,17 +209,17 @@ def _storage_where(storage: str) -> str:
               help="Optuna storage URL (SQLite file, or postgresql://... for many workers).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the sampler, data splits and weight init.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True, help="auto: CUDA when present, else CPU.")
-@click.option("--objectives", default="accuracy,params,macs", show_default=True,
-              help="Comma-separated, from accuracy,params,macs,latency "
-                   "(latency: measured at batch 1 on --device).")
+@click.option("--objectives", type=CommaList(OBJECTIVES), default="accuracy,params,macs",
+              show_default=True, help="Comma-separated, from " + ", ".join(OBJECTIVES)
+              + "; accuracy is required (latency: measured at batch 1 on --device).")
 @click.option("--latency-batch", type=int, default=32, show_default=True,
               help="Second batch size whose latency is stored when latency is an objective.")
 @click.option("--reference-designs/--no-reference-designs", default=True, show_default=True,
-              help="Start with standard, groupwise, depthwise-separable, HetConv-P4 and uniform "
-                   "SSC designs sized to the budget.")
-@click.option("--prescreen", type=click.Choice(["synflow", "snip", "grad_norm", "naswot"]),
+              help="Start with the reference designs (" + ", ".join(REFERENCE_DESIGNS)
+                   + "), each at the widest width that fits the budget.")
+@click.option("--prescreen", type=click.Choice(PROXIES),
               default=None, help="Zero-cost proxy that picks, per trial, the best of "
                                  "--prescreen-k sampled candidates; only that one is trained.")
 @click.option("--prescreen-k", type=int, default=10, show_default=True)
@@ -201,25 +242,23 @@ def search(ctx: click.Context, **values: Any) -> None:
     from .search import SearchConfig, parse_duration, run_search
     from .train import TrainConfig
 
-    v = _from_config(ctx, values)
-    if v["budget"] is None and v["flops"] is None:
-        raise SSCNasError("give a budget: --budget 0.5M (params) and/or --flops 40M (MACs), "
+    v = values
+    macs = _macs(ctx, v["macs"], v["flops"])
+    if v["budget"] is None and macs is None:
+        raise SSCNasError("give a budget: --budget 0.5M (params) and/or --macs 40M (MACs), "
                           "or a --config that sets one")
     try:
         train = TrainConfig(epochs=int(v["epochs"]), batch_size=int(v["batch_size"]),
                             optimizer=v["optimizer"], lr=v["lr"])
     except ValueError as exc:
         raise SSCNasError(str(exc)) from None
-    objectives = v["objectives"]
-    if isinstance(objectives, str):
-        objectives = [o.strip() for o in objectives.split(",") if o.strip()]
     config = SearchConfig(
-        budget=Budget.parse(v["budget"], v["flops"]), space=str(v["space"]),
+        budget=Budget.parse(v["budget"], macs), space=str(v["space"]),
         dataset=v["dataset"], data_dir=str(v["data_dir"]), download=bool(v["download"]),
         trials=_trials(v["trials"], v["timeout"]),
         timeout=parse_duration(v["timeout"]), train=train, subset=float(v["subset"]),
         sampler=v["sampler"], study=v["study"], storage=v["storage"], seed=int(v["seed"]),
-        device=v["device"], objectives=tuple(objectives),
+        device=v["device"], objectives=tuple(v["objectives"]),
         latency_batch=int(v["latency_batch"]), reference_designs=bool(v["reference_designs"]),
         workers=int(v["workers"]), heartbeat=float(v["heartbeat"]),
         prescreen=v["prescreen"], prescreen_k=int(v["prescreen_k"]),
@@ -246,21 +285,22 @@ def _trials(trials: Any, timeout: Any) -> int | None:
 
 
 def _print_front(study: Any) -> None:
-    from .search import front
+    from .search import front_rows
 
-    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+    rows = front_rows(study)
+    objectives = list(rows[0].values) if rows else study.user_attrs.get(
+        "objectives", ["accuracy", "params", "macs"])
     table = Table("trial", *objectives, "design", title="Pareto front (feasible, non-dominated)")
-    for t in front(study):
+    for row in rows:
         cells = []
-        for name, value in zip(objectives, t.values, strict=True):
+        for name, value in row.values.items():
             if name == "accuracy":
                 cells.append(f"{value:.4f}")
             elif name == "latency":
                 cells.append(f"{value * 1e3:.2f} ms")
             else:
                 cells.append(format_count(value))
-        design = t.user_attrs.get("reference") or t.user_attrs.get("summary", "")
-        table.add_row(str(t.number), *cells, design)
+        table.add_row(str(row.number), *cells, row.design)
     console.print(table)
 
 
@@ -269,7 +309,7 @@ def _print_front(study: Any) -> None:
 @click.option("--storage", required=True,
               help="Its storage URL, e.g. postgresql://user:pass@host/db (any Optuna RDB URL).")
 @click.option("--data-dir", default="data", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True)
 @click.option("--timeout", default=None, help="Stop starting new trials after this long.")
 @click.option("--threads", type=int, default=None, help="Torch CPU threads [default: torch's].")
@@ -339,7 +379,7 @@ def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> N
     from .search import front_rows, load_existing_study
 
     s = load_existing_study(study, storage)
-    rows = front_rows(s)
+    rows = [r.to_dict() for r in front_rows(s)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif as_csv:
@@ -375,14 +415,14 @@ def export(study: str | None, storage: str, number: int, output: str) -> None:
 @click.option("--download", is_flag=True, help="Let torchvision download CIFAR (needs internet).")
 @click.option("--epochs", type=int, default=200, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
               show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True, help="Peak learning rate.")
 @click.option("--weight-decay", type=float, default=5e-4, show_default=True)
 @click.option("--out", "out_dir", default=None,
               help="Run folder for checkpoint.pt and model.pt [default: runs/<arch>-<dataset>].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True)
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off",
               show_default=True, help="Mixed precision (autocast) on CUDA; ignored on CPU.")
@@ -503,12 +543,10 @@ class _CompareProgress:
 @cli.command()
 @click.option("--budget", required=True, help=BUDGET_HELP + " Pruned networks keep exactly "
                                                             "this many parameters.")
-@click.option("--family", default="vgg16", show_default=True,
-              help="Model family: vgg16, vgg11, resnet20, resnet56, resnet18, mobilenetv2.")
-@click.option("--methods", default="ssc-search,ssc-uniform,snip,grasp,synflow,erk,random",
-              show_default=True,
-              help="Comma-separated, from ssc-search, ssc-uniform, snip, grasp, synflow, erk, "
-                   "random, magnitude.")
+@click.option("--family", type=click.Choice(list(FAMILIES)), default="vgg16",
+              show_default=True, help="Model family.")
+@click.option("--methods", type=CommaList(METHODS), default=",".join(DEFAULT_METHODS),
+              show_default=True, help="Comma-separated, from " + ", ".join(METHODS) + ".")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True)
 @click.option("--data-dir", default="data", show_default=True,
               help="Where CIFAR-10/100 and Tiny-ImageNet files are.")
@@ -533,7 +571,7 @@ class _CompareProgress:
                    "search --space <family>-ssc makes]; results go to <study>-baselines.")
 @click.option("--storage", default="sqlite:///ssc-nas.db", show_default=True,
               help="Optuna storage URL (the same as the search's).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True)
 @click.option("--equal-time/--no-equal-time", default=True, show_default=True,
               help="Also train the SSC methods for the pruned runs' mean training time.")
@@ -541,15 +579,16 @@ class _CompareProgress:
               help="Equal-time target in seconds for every method [default: the pruned runs' "
                    "mean training time].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str, epochs: int,
-            folds: int, batch_size: int, subset: float, width: float | None,
+def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, data_dir: str,
+            epochs: int, folds: int, batch_size: int, subset: float, width: float | None,
             space: str | None, search_trials: int, study: str | None, storage: str,
             device: str, equal_time: bool, equal_time_s: float | None, quiet: bool) -> None:
     """Train SSC designs and pruning-at-init baselines at one parameter budget, same schedule.
 
     ssc-search retrains the most accurate architecture within budget of the SSC study's front
     (searching --search-trials trials first if there is none); ssc-uniform is HetConv-style
-    uniform SSC (P in 2, 4, 8, sized to the budget); snip, grasp, synflow, erk and random prune
+    uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels, sized
+    to the budget); snip, grasp, synflow, erk and random prune
     the dense network at init to exactly --budget params. Evaluation is --folds-fold
     cross-validation: fold i is held out as the test set of every method's run i (seed i), so
     every image is scored once and methods are compared paired by fold. Every method trains
@@ -578,9 +617,8 @@ def compare(budget: str, family: str, methods: str, dataset: str, data_dir: str,
     )
     from .progress import SearchProgress
 
-    names = tuple(m.strip() for m in methods.split(",") if m.strip())
     config = CompareConfig(
-        budget=Budget.parse(budget), family=family, methods=names, dataset=dataset,
+        budget=Budget.parse(budget), family=family, methods=methods, dataset=dataset,
         data_dir=data_dir, epochs=epochs, folds=folds, batch_size=batch_size, subset=subset,
         storage=storage, study=study, space=space, search_trials=search_trials, width=width,
         device=device, equal_time=equal_time, equal_time_s=equal_time_s)

@@ -19,7 +19,7 @@ from torch import nn
 
 from .layers import SSCConv2d
 from .models import ConvSlot
-from .spaces import KNOBS, resolve_setting
+from .spaces import SPACE_KNOBS, resolve_setting
 from .spaces.schema import DEFAULT_CHOICES, _choices
 
 __all__ = ["Setting", "convert", "is_eligible"]
@@ -58,9 +58,9 @@ def is_eligible(conv: nn.Module) -> bool:
 
 def _validate(values: Mapping[str, Any]) -> dict[str, Any]:
     """Check a knob mapping (one value per knob) with the search-space schema's rules."""
-    unknown = [k for k in values if k not in KNOBS]
+    unknown = [k for k in values if k not in SPACE_KNOBS]
     if unknown:
-        raise ValueError(f"unknown SSC knob(s) {unknown}; valid knobs: {', '.join(KNOBS)}")
+        raise ValueError(f"unknown SSC knob(s) {unknown}; valid knobs: {', '.join(SPACE_KNOBS)}")
     out = {}
     for knob, value in values.items():
         if isinstance(value, list | tuple):
@@ -75,7 +75,7 @@ def _knobs_for(conv: nn.Conv2d, name: str, values: Mapping[str, Any]) -> dict[st
     Knobs left out keep the convolution's own structure: its ``groups``, all channels spatial
     with the ``full`` pattern (the schema's defaults for the other knobs).
     """
-    full = {k: DEFAULT_CHOICES[k][0] for k in KNOBS}
+    full = {k: DEFAULT_CHOICES[k][0] for k in SPACE_KNOBS}
     full["groups"] = conv.groups
     full.update(values)
     c_in, c_out = conv.in_channels, conv.out_channels
@@ -94,7 +94,7 @@ def _choose(setting: Setting, name: str, conv: nn.Conv2d) -> dict[str, Any] | No
     if isinstance(choice, str):
         if choice != STANDARD:
             raise ValueError(
-                f"a setting is {STANDARD!r}, a mapping of knobs ({', '.join(KNOBS)}) or a "
+                f"a setting is {STANDARD!r}, a mapping of knobs ({', '.join(SPACE_KNOBS)}) or a "
                 f"callable (name, conv) -> setting | None, but got {choice!r} for {name!r}"
             )
         return {}

@@ -6,7 +6,7 @@ Conventions, as in the efficient-network literature (MobileNet, ShuffleNet):
   statistics not);
 * ``macs`` counts multiply-accumulates per image of convolutions and linear layers only.
   BatchNorm folds into the preceding convolution at inference, and activations and pooling
-  multiply nothing, so they add no MACs. The CLI's ``--flops`` budget is in these MACs.
+  multiply nothing, so they add no MACs. The CLI's ``--macs`` budget is in these MACs.
 
 Analytic costs (:func:`layer_cost`) need no module, so a search can reject a candidate in
 microseconds; :func:`count` walks a built model and must agree with them.
@@ -23,13 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import SSCConv2d, SSCSpec, executed_macs
+from .layers import SSCConv2d, SSCSpec
 
 __all__ = [
     "Cost",
     "conv_cost",
     "count",
-    "fast_path_macs",
     "layer_cost",
     "linear_cost",
     "measure_latency",
@@ -92,16 +91,13 @@ def _module_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int
 _COSTED = (SSCConv2d, nn.Conv2d, nn.Linear)
 
 
-def _traced_macs(model: nn.Module, input_size: Sequence[int], executed: bool) -> int:
+def _traced_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     """MACs summed over every costed module call in one eval forward of a zero (1, C, H, W)."""
     macs = 0
 
     def hook(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
         nonlocal macs
-        if executed and isinstance(module, SSCConv2d):
-            macs += executed_macs(module.spec, (args[0].shape[2], args[0].shape[3]))
-        else:
-            macs += _module_macs(module, args[0], out)
+        macs += _module_macs(module, args[0], out)
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _COSTED)]
     param = next(model.parameters(), None)
@@ -126,12 +122,7 @@ def count(model: nn.Module, input_size: Sequence[int]) -> Cost:
     params are the trainable ``model.parameters()``.
     """
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return Cost(params, _traced_macs(model, input_size, executed=False))
-
-
-def fast_path_macs(model: nn.Module, input_size: Sequence[int]) -> int:
-    """MACs per image the SSC fast path actually executes (>= structural MACs), for reports."""
-    return _traced_macs(model, input_size, executed=True)
+    return Cost(params, _traced_macs(model, input_size))
 
 
 def measure_latency(

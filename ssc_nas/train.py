@@ -408,7 +408,7 @@ def train_architecture(
     one dataset can be trained on another.
     """
     from .data import dataset_info, load_splits
-    from .models import build, read_architecture_file, save_model
+    from .models import InputShape, build, read_architecture_file, save_model
 
     arch, _, source = read_architecture_file(arch_file)
     info = dataset_info(dataset)
@@ -416,9 +416,8 @@ def train_architecture(
     splits = load_splits(dataset, data_dir, split_seed=seed, download=download)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shape = {"channels": info.in_channels, "size": list(info.input_size),
-             "classes": splits.info.num_classes}
-    model = build(arch, shape["channels"], shape["classes"], info.input_size)
+    shape = InputShape(info.in_channels, tuple(info.input_size), splits.info.num_classes)
+    model = build(arch, shape.in_channels, shape.num_classes, shape.input_size)
     checkpoint = out_dir / "checkpoint.pt"
     trainer = train_with_checkpoints(model, splits.train, splits.val, config, checkpoint,
                                      seed=seed, device=resolve_device(device),

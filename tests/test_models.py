@@ -15,11 +15,15 @@ from ssc_nas.layers import SSCConv2d
 from ssc_nas.models import (
     FAMILIES,
     Architecture,
+    InputShape,
     LayerSetting,
     architecture_cost,
     build,
+    describe,
     get_family,
+    layer_table,
     plan,
+    read_architecture_file,
     slot_spec,
 )
 from ssc_nas.spaces import resolve_setting
@@ -45,7 +49,7 @@ def _mixed(family: str, width: float = 1.0, input_size: tuple[int, int] = (32, 3
     patterns = ("plus", "x", "checker", "full")
     for i, slot in enumerate(plan(family, width, in_channels, 10, input_size).searchable):
         groups = 2 if slot.in_channels % 2 == 0 and slot.out_channels % 2 == 0 else 1
-        if slot.default.groups == 0:
+        if slot.default.depthwise:
             groups = "depthwise"
         values = {"groups": groups, "pattern": patterns[i % 4], "spatial_fraction": 0.5,
                   "pointwise_fraction": (1.0, 0.5, 0.0)[i % 3], "phases": "cover"}
@@ -130,7 +134,7 @@ def test_forward_backward_gives_finite_gradients(family: str) -> None:
 ARCH = Architecture("resnet20", 0.5, {
     "stage1.block0.conv1": LayerSetting(groups=2, spatial_channels=2, pointwise_channels=2,
                                         pattern="plus", phases=2),
-    "stage3.block2.conv2": LayerSetting(groups=0),
+    "stage3.block2.conv2": LayerSetting(groups="depthwise"),
 })
 
 
@@ -138,21 +142,25 @@ def test_architecture_json_round_trip(tmp_path: Path) -> None:
     text = ARCH.to_json(indent=2)
     assert Architecture.from_json(text) == ARCH
     data = json.loads(text)
-    assert data["layers"]["stage3.block2.conv2"] == {"groups": 0}  # defaults left out
+    assert data["layers"]["stage3.block2.conv2"] == {"groups": "depthwise"}  # defaults left out
+    legacy = {**data, "layers": {**data["layers"], "stage3.block2.conv2": {"groups": 0}}}
+    assert Architecture.from_dict(legacy) == ARCH  # groups 0: old files' depthwise
     plain = tmp_path / "arch.json"
     plain.write_text(text)
     wrapped = tmp_path / "result.json"
     wrapped.write_text(json.dumps({"score": 0.9, "architecture": data}))
-    assert Architecture.load(plain) == ARCH
-    assert Architecture.load(wrapped) == ARCH
-    a, b = build(ARCH, 3, 10, (32, 32)), build(Architecture.load(plain), 3, 10, (32, 32))
+    assert read_architecture_file(plain)[0] == ARCH
+    assert read_architecture_file(wrapped)[0] == ARCH
+    a = build(ARCH, 3, 10, (32, 32))
+    b = build(read_architecture_file(plain)[0], 3, 10, (32, 32))
     assert count(a, (3, 32, 32)) == count(b, (3, 32, 32))
     assert Architecture.from_dict({"family": "vgg11"}) == Architecture("vgg11")
-    assert "resnet20 x0.5" in ARCH.summary()
+    assert ARCH.summary().startswith("ResNet-20 x0.5")
 
 
 def test_depthwise_default_resolves_to_in_channels() -> None:
-    assert LayerSetting(groups=0).knobs(24)["groups"] == 24
+    assert LayerSetting(groups="depthwise").knobs(24)["groups"] == 24
+    assert LayerSetting(groups=0) == LayerSetting(groups="depthwise")  # legacy spelling
     layer = dict(build(ARCH, 3, 10, (32, 32)).named_modules())["blocks.8.conv2"]
     assert layer.spec.groups == layer.spec.in_channels == 32
 
@@ -180,3 +188,32 @@ def test_build_rejects_layers_the_family_lacks() -> None:
     arch = Architecture("resnet20", 1.0, {"stage1.block8.conv1": LayerSetting()})
     with pytest.raises(ValueError, match="does not have"):
         build(arch, 3, 10, (32, 32))
+
+
+def test_describe_says_the_dominant_settings_in_words() -> None:
+    shape = InputShape(3, (32, 32), 10)
+    assert describe(Architecture("resnet20", 0.5), shape) == (
+        "ResNet-20 x0.5, ungrouped, full 3x3 on all channels")
+    p = plan("resnet20", 1.0, 3, 10, (32, 32))
+    stage1 = [s.name for s in p.searchable if s.in_channels == s.out_channels == 16]
+    het = LayerSetting(spatial_channels=4, pointwise_channels=12, phases=4, pattern="plus")
+    layers = {name: het for name in stage1}
+    text = describe(Architecture("resnet20", 1.0, layers), shape)
+    assert text == "ResNet-20 x1, ungrouped, mostly full 3x3 on all channels"  # 12 of 18
+    layers = {s.name: LayerSetting(spatial_channels=s.in_channels // 4, pattern="plus",
+                                   pointwise_channels=s.in_channels * 3 // 4, phases=4)
+              for s in p.searchable[:12]}
+    assert describe(Architecture("resnet20", 1.0, layers), shape) == (
+        "ResNet-20 x1, ungrouped, mostly plus-pattern 3x3 on 1/4 of channels, mostly 1x1 on the "
+        "rest, "
+        "mostly 4 phases")
+    rows = layer_table(Architecture("resnet20", 1.0, layers), shape)
+    assert [r["layer"] for r in rows] == [s.name for s in p.searchable]
+    assert all(r["params"] > 0 for r in rows)
+
+
+def test_input_shape_reads_both_vocabularies() -> None:
+    new = InputShape(1, (8, 8), 10)
+    assert new.to_dict() == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
+    assert InputShape.from_dict(new.to_dict()) == new
+    assert InputShape.from_dict({"channels": 1, "size": [8, 8], "classes": 10}) == new

@@ -29,7 +29,7 @@ from ssc_nas.report import (
 )
 from ssc_nas.report.figures import front_figure
 from ssc_nas.report.html import ERROR_COLLECTOR_JS, SECTIONS
-from ssc_nas.report.info import KNOBS
+from ssc_nas.report.info import KNOB_MAP_COLUMNS
 from ssc_nas.search import SearchConfig, run_search
 from ssc_nas.train import TrainConfig
 
@@ -137,7 +137,7 @@ def test_knob_map_has_one_column_per_front_trial(study: optuna.Study) -> None:
     data = knob_map(study)
     assert data.trials == [r.number for r in front_rows(study)]
     assert len(data.labels) == len(data.trials) and data.layers
-    for knob in KNOBS:
+    for knob in KNOB_MAP_COLUMNS:
         grid = data.values[knob]
         assert len(grid) == len(data.layers)
         assert all(len(row) == len(data.trials) for row in grid)

@@ -193,3 +193,65 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, args, message) -> No
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "ssc-nas.db").exists()  # nothing written for a bad command
+
+
+def test_config_file_is_the_default_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--config fills the defaults (flops read as macs); flags and --flops still override it."""
+    from click.testing import CliRunner
+
+    import ssc_nas.search as search_api
+    from ssc_nas.cli import cli
+
+    seen: list[SearchConfig] = []
+
+    def fake_run(config: SearchConfig, reporter: object = None) -> None:
+        seen.append(config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_api, "run_search", fake_run)
+    path = tmp_path / "c.yaml"
+    path.write_text("budget: 60k\nflops: 5M\nobjectives: [accuracy, params]\ntrials: 3\n")
+    runner = CliRunner()
+    cases = (([], 5_000_000, 3), (["--macs", "7M", "--trials", "5"], 7_000_000, 5),
+             (["--flops", "8M"], 8_000_000, 3))
+    for extra, macs, trials in cases:
+        runner.invoke(cli, ["search", "--quiet", "--config", str(path), *extra])
+        config = seen.pop()
+        assert config.budget == Budget(60_000, macs)
+        assert config.objectives == ("accuracy", "params") and config.trials == trials
+
+
+def test_old_study_vocabulary_is_still_read(tmp_path: Path) -> None:
+    """A study of an older version: input as channels/size/classes, depthwise as groups 0 and
+    the reference design uniform-ssc. The front and export speak today's vocabulary."""
+    import json
+
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from ssc_nas.search import export_trial, front_rows
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    study.set_user_attr("input", {"channels": 1, "size": [8, 8], "classes": 10})
+    arch = {"family": "resnet20", "width": 0.5,
+            "layers": {"stage1.block0.conv1": {"groups": 0}}}
+    study.add_trial(create_trial(
+        values=[0.9, 1000, 2000], params={"stage1.groups": 2},
+        distributions={"stage1.groups": CategoricalDistribution([1, 2])},
+        user_attrs={"architecture": arch, "reference": "uniform-ssc", "summary": "old"}))
+    (row,) = front_rows(study)
+    assert row.reference == "ssc-uniform"
+    assert row.design.startswith("ssc-uniform: ResNet-20 x0.5, mostly ungrouped")
+    assert row.to_dict()["trial"] == 0 and row.values["params"] == 1000
+    data = json.loads(export_trial(study, 0, tmp_path / "a.json", "memory").read_text())
+    assert data["input"] == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
+    assert data["layer_table"][0]["groups"] == "depthwise"
+
+
+def test_reference_design_names_match_the_constant() -> None:
+    from ssc_nas.search.references import REFERENCE_DESIGNS, reference_designs
+    from ssc_nas.spaces import BoundSpace, load_space
+
+    bound = BoundSpace(load_space("digits-tiny"), 1, 10, (8, 8))
+    assert tuple(reference_designs(bound)) == REFERENCE_DESIGNS

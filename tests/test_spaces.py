@@ -16,7 +16,7 @@ from ssc_nas.cost import count
 from ssc_nas.errors import BudgetError, SpaceError
 from ssc_nas.models import Architecture, architecture_cost, build
 from ssc_nas.spaces import (
-    KNOBS,
+    SPACE_KNOBS,
     BoundSpace,
     ParamGroup,
     check_budget,
@@ -45,9 +45,9 @@ def test_shipped_spaces_load() -> None:
         space = load_space(path)
         assert space == load_space(name)  # by name or by file
         assert space.name == name and space.source == str(path)
-        assert set(space.knobs) == set(KNOBS)
+        assert set(space.knobs) == set(SPACE_KNOBS)
         bound = _bound(name)
-        assert bound.size() > 1 and bound.groups
+        assert bound.size() > 1 and bound.param_groups
 
 
 def _check_samples(name: str, n: int, seed: int) -> None:
@@ -98,13 +98,13 @@ def test_groups_that_do_not_divide_a_layer_are_excluded_for_that_layer() -> None
     space = parse_space({"family": "resnet20", "width": [0.5, 1.0],
                          "knobs": {"groups": [1, 3, 16], "pattern": ["full", "x"]}})
     bound = BoundSpace(space, *CIFAR)
-    choices = {g.key: g.choices["groups"] for g in bound.groups}
+    choices = {g.key: g.choices["groups"] for g in bound.param_groups}
     # 3 divides no channel count; 16 not the 8 channels of stage 1 at width 0.5.
     assert choices["stage1.block0.conv1"] == (1,)
     assert choices["stage2.block0.conv1"] == (1,)  # 16 -> 32 at width 1, 8 -> 16 at 0.5
     assert choices["stage2.block0.conv2"] == (1, 16)
     assert choices["stage3.block2.conv2"] == (1, 16)
-    for g in bound.groups:
+    for g in bound.param_groups:
         slots = [s for p in bound.plans.values() for s in p.searchable if s.name in g.slots]
         want = tuple(v for v in (1, 3, 16)
                      if all(s.in_channels % v == 0 == s.out_channels % v for s in slots))
@@ -126,7 +126,7 @@ def test_groups_with_no_valid_choice_is_a_clear_error() -> None:
 
 def test_depthwise_layers_stay_depthwise() -> None:
     bound = _bound("mobilenetv2-ssc", CIFAR)
-    for g in bound.groups:
+    for g in bound.param_groups:
         if g.key.endswith(".depthwise"):
             assert g.choices["groups"] == ("depthwise",)
             assert g.choices["pattern"] == ("full", "plus", "x", "checker")
@@ -134,12 +134,13 @@ def test_depthwise_layers_stay_depthwise() -> None:
             assert g.choices["pattern"] == ("full",)  # 1 x 1 layers: no spatial pattern
     arch = bound.sample(random.Random(0))
     for name, setting in arch.layers.items():
-        assert (setting.groups == 0) == name.endswith(".depthwise")
+        assert setting.depthwise == name.endswith(".depthwise")
 
 
 def _expected_params(bound: BoundSpace) -> set[str]:
     names = {"width"} if len(bound.space.width) > 1 else set()
-    return names | {g.param(k) for g in bound.groups for k, c in g.choices.items() if len(c) > 1}
+    return names | {g.param(k) for g in bound.param_groups for k, c in g.choices.items()
+                    if len(c) > 1}
 
 
 def test_optuna_parameter_names_per_layer() -> None:

@@ -75,7 +75,9 @@ def test_export_train_load_round_trip(searched: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     data = json.loads(arch.read_text())
     assert data["architecture"] == best.user_attrs["architecture"]
-    assert data["input"] == {"channels": 1, "size": [8, 8], "classes": 10}
+    assert data["input"] == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
+    assert data["summary"].split(": ")[-1].startswith("ResNet-20 x")
+    assert {r["layer"] for r in data["layer_table"]} >= set(data["architecture"]["layers"])
     run = searched / "run"
     trained = cli(["train", str(arch), "--dataset", "digits", "--epochs", "2", "--out",
                    str(run), "--lr", "0.05", "--quiet"], searched)

@@ -18,6 +18,7 @@ from ..data import Splits, dataset_info
 from ..errors import BudgetError, SSCNasError, StudyError
 from ..models import Architecture, build
 from ..search import SearchConfig, default_study_name, front, make_storage, run_search
+from ..search.results import study_input_shape, trial_design
 from ..spaces import BoundSpace, SearchSpace, load_space
 from .config import DENSE_OVER_BUDGET, UNIFORM_PARTS, CompareConfig
 from .reporter import notify
@@ -139,7 +140,7 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
     if arch.family != config.family:
         raise StudyError(f"study {name!r} searched family {arch.family}, not {config.family}; "
                          "pass --study for a study of this family")
-    label = trial.user_attrs.get("reference") or arch.summary()
+    label = trial_design(trial, study_input_shape(study))
     objectives = study.user_attrs.get("objectives", ["accuracy"])
     extra["ssc_trial"] = trial.number
     extra["proxy_accuracy"] = trial.values[objectives.index("accuracy")]

@@ -9,10 +9,42 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Architecture", "ConvSlot", "LayerSetting", "make_divisible"]
+__all__ = ["DEPTHWISE", "Architecture", "ConvSlot", "InputShape", "LayerSetting",
+           "make_divisible"]
+
+#: The ``groups`` value of a depthwise layer (groups = in_channels), as in search-space YAML.
+DEPTHWISE = "depthwise"
+
+
+class InputShape(NamedTuple):
+    """What a network is built for: image channels, (H, W) and classes.
+
+    Stored as the study attribute ``input`` and in architecture and model files, with these
+    key names; files and studies of older versions say ``channels``, ``size`` and ``classes``,
+    which :meth:`from_dict` still reads.
+    """
+
+    in_channels: int
+    input_size: tuple[int, int]
+    num_classes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"in_channels": self.in_channels, "input_size": list(self.input_size),
+                "num_classes": self.num_classes}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputShape:
+        """Read either vocabulary; ``KeyError`` when a key is missing."""
+        if isinstance(data, InputShape):
+            return data
+        def get(new: str, old: str) -> Any:
+            return data[new] if new in data else data[old]
+
+        size = get("input_size", "size")
+        return cls(int(get("in_channels", "channels")), (int(size[0]), int(size[1])),
+                   int(get("num_classes", "classes")))
 
 
 @dataclass(frozen=True)
@@ -20,19 +52,31 @@ class LayerSetting:
     """The SSC knobs of one layer, besides its shape (channels, kernel, stride).
 
     ``spatial_channels=None`` means every channel of the group block (a standard or grouped
-    convolution); ``groups=0`` means depthwise (groups = in_channels).
+    convolution); ``groups="depthwise"`` means groups = in_channels. The legacy spelling
+    ``groups=0`` (architecture files and studies of older versions) is read as ``"depthwise"``.
     """
 
-    groups: int = 1
+    groups: int | str = 1
     spatial_channels: int | None = None
     pointwise_channels: int = 0
     pattern: str = "full"
     phases: int = 1
 
+    def __post_init__(self) -> None:
+        if self.groups == 0:  # the legacy spelling of depthwise
+            object.__setattr__(self, "groups", DEPTHWISE)
+        elif isinstance(self.groups, str) and self.groups != DEPTHWISE:
+            raise ValueError(f"groups must be an integer or {DEPTHWISE!r}, "
+                             f"but got {self.groups!r}")
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups == DEPTHWISE
+
     def knobs(self, in_channels: int) -> dict[str, Any]:
         """Keyword arguments for ``SSCConv2d`` on a layer with ``in_channels`` inputs."""
         d = asdict(self)
-        if d["groups"] == 0:
+        if self.depthwise:
             d["groups"] = in_channels
         return d
 
@@ -103,23 +147,12 @@ class Architecture:
     def from_json(cls, text: str) -> Architecture:
         return cls.from_dict(json.loads(text))
 
-    @classmethod
-    def load(cls, path: str | Path) -> Architecture:
-        data = json.loads(Path(path).read_text())
-        return cls.from_dict(data.get("architecture", data))
-
     def summary(self) -> str:
-        """A short human-readable description: width and the most common knob values."""
-        if not self.layers:
-            return f"{self.family} x{self.width:g} standard"
-        from collections import Counter
+        """A short plain-English line (channel counts; see :func:`ssc_nas.models.describe`,
+        which gives shares of channels when it knows the input shape)."""
+        from .describe import describe
 
-        def top(key: str) -> str:
-            values = Counter(str(getattr(s, key)) for s in self.layers.values())
-            return "/".join(v for v, _ in values.most_common(2))
-
-        return (f"{self.family} x{self.width:g} g={top('groups')} {top('pattern')} "
-                f"P={top('phases')}")
+        return describe(self)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

@@ -8,13 +8,14 @@ file with the same fields plus the ``state_dict``. :func:`load` reads either.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .architecture import Architecture
+from .architecture import Architecture, InputShape
 from .registry import build
 
 __all__ = ["FORMAT", "load", "read_architecture_file", "save_model", "write_architecture_file"]
@@ -22,11 +23,13 @@ __all__ = ["FORMAT", "load", "read_architecture_file", "save_model", "write_arch
 FORMAT = "ssc-nas/architecture-v1"
 
 
-def write_architecture_file(path: str | Path, arch: Architecture, input_shape: dict[str, Any],
-                            **extra: Any) -> Path:
-    """Write an architecture file; ``input_shape`` is {"channels", "size", "classes"}."""
+def write_architecture_file(path: str | Path, arch: Architecture,
+                            input_shape: InputShape | Mapping[str, Any], **extra: Any) -> Path:
+    """Write an architecture file; ``input_shape`` is written as {"in_channels", "input_size",
+    "num_classes"} (see :class:`InputShape`)."""
     path = Path(path)
-    data = {"format": FORMAT, "architecture": arch.to_dict(), "input": input_shape, **extra}
+    shape = InputShape.from_dict(input_shape).to_dict()
+    data = {"format": FORMAT, "architecture": arch.to_dict(), "input": shape, **extra}
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
@@ -47,10 +50,11 @@ def read_architecture_file(path: str | Path) -> tuple[Architecture, dict[str, An
 
 
 def save_model(path: str | Path, model: nn.Module, arch: Architecture,
-               input_shape: dict[str, Any], **extra: Any) -> Path:
+               input_shape: InputShape | Mapping[str, Any], **extra: Any) -> Path:
     """Save weights with the architecture and input shape, so :func:`load` needs nothing else."""
     path = Path(path)
-    torch.save({"format": FORMAT, "architecture": arch.to_dict(), "input": input_shape,
+    shape = InputShape.from_dict(input_shape).to_dict()
+    torch.save({"format": FORMAT, "architecture": arch.to_dict(), "input": shape,
                 "state_dict": model.state_dict(), **extra}, path)
     return path
 
@@ -73,7 +77,11 @@ def load(path: str | Path, weights: str | Path | None = None,
         state = saved.get("state_dict", saved)
     if not shape:
         raise ValueError(f"{path} has no input shape; export it with ssc-nas export")
-    model = build(arch, shape["channels"], shape["classes"], tuple(shape["size"]))
+    try:
+        s = InputShape.from_dict(shape)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise ValueError(f"{path} has an unreadable input shape {shape!r}") from None
+    model = build(arch, s.in_channels, s.num_classes, s.input_size)
     if state is not None:
         model.load_state_dict(state)
     return model.to(map_location).eval()

@@ -1,7 +1,7 @@
 """MobileNetV2-style inverted residuals (Sandler et al. 2018), CIFAR variant (stride-1 stem).
 
 Each block: 1 x 1 expansion, 3 x 3 depthwise, 1 x 1 projection, all SSC layers. The depthwise
-convolutions default to ``groups=0`` (depthwise); a search space may search their pattern or
+convolutions default to ``groups="depthwise"``; a search space may search their pattern or
 override their groups.
 """
 
@@ -29,7 +29,7 @@ __all__ = [
 CONFIG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
           (6, 160, 3, 2), (6, 320, 1, 1))
 STEM, LAST = 32, 1280
-DEPTHWISE = LayerSetting(groups=0)
+DEPTHWISE = LayerSetting(groups="depthwise")
 
 
 @dataclass(frozen=True)

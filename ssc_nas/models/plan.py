@@ -7,7 +7,7 @@ drift apart. Stems and classifiers stay dense; every other convolution is an ``S
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,11 +78,10 @@ class Plan:
 
 @dataclass(frozen=True)
 class Family:
-    """A model family: a planner and the module class that builds from its plans."""
+    """A model family: its display title, a planner and the module class that builds from its
+    plans."""
 
     name: str
-    description: str
+    title: str
     planner: Callable[[float, int, int, tuple[int, int]], Plan]
     module: Callable[[Plan, Architecture], nn.Module]
-    reference: str = ""
-    widths: Sequence[float] = (1.0,)

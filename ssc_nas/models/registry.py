@@ -24,17 +24,13 @@ __all__ = [
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("vgg16", "CIFAR VGG-16 with BatchNorm", partial(plan_vgg, "vgg16"), VGG,
-               "Simonyan & Zisserman 2015; CIFAR variant of SNIP/GraSP/SynFlow"),
-        Family("vgg11", "CIFAR VGG-11 with BatchNorm", partial(plan_vgg, "vgg11"), VGG),
-        Family("resnet20", "CIFAR ResNet-20", partial(plan_resnet, "resnet20"), ResNet,
-               "He et al. 2016, Sec. 4.2"),
-        Family("resnet56", "CIFAR ResNet-56", partial(plan_resnet, "resnet56"), ResNet,
-               "He et al. 2016, Sec. 4.2"),
-        Family("resnet18", "ResNet-18, CIFAR/Tiny-ImageNet variant (3x3 stem, no max-pool)",
-               partial(plan_resnet, "resnet18"), ResNet, "He et al. 2016"),
-        Family("mobilenetv2", "MobileNetV2-style inverted residuals, CIFAR strides",
-               partial(plan_mobilenetv2, "mobilenetv2"), MobileNetV2, "Sandler et al. 2018"),
+        Family("vgg16", "VGG-16", partial(plan_vgg, "vgg16"), VGG),
+        Family("vgg11", "VGG-11", partial(plan_vgg, "vgg11"), VGG),
+        Family("resnet20", "ResNet-20", partial(plan_resnet, "resnet20"), ResNet),
+        Family("resnet56", "ResNet-56", partial(plan_resnet, "resnet56"), ResNet),
+        Family("resnet18", "ResNet-18", partial(plan_resnet, "resnet18"), ResNet),
+        Family("mobilenetv2", "MobileNetV2", partial(plan_mobilenetv2, "mobilenetv2"),
+               MobileNetV2),
     )
 }
 

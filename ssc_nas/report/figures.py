@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from ..budget import format_count
 from .info import (
-    KNOBS,
+    KNOB_MAP_COLUMNS,
     BaselinePoint,
     FrontRow,
     HypervolumeHistory,
@@ -175,7 +175,8 @@ def _cell(knob: str, value: object) -> str:
 
 def knob_map_figure(data: KnobMap) -> go.Figure:
     """One heatmap per knob: rows are layers, columns the front's trials (best accuracy left)."""
-    knobs = [k for k in KNOBS if any(v is not None for row in data.values[k] for v in row)]
+    knobs = [k for k in KNOB_MAP_COLUMNS
+             if any(v is not None for row in data.values[k] for v in row)]
     if not data.layers or not knobs:
         return _empty("no front architectures to show", 200)
     fig = make_subplots(rows=1, cols=len(knobs), shared_yaxes=True, subplot_titles=knobs,

@@ -19,12 +19,19 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..budget import format_count
-from ..models import Architecture, LayerSetting, plan, slot_spec
-from ..search.results import front
+from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
+from ..search.results import (
+    FrontRow,
+    front,
+    front_rows,
+    reference_name,
+    study_input_shape,
+    trial_design,
+)
 from ..search.storage import sqlite_path
 
 __all__ = [
-    "KNOBS",
+    "KNOB_MAP_COLUMNS",
     "AccuracyAxis",
     "BaselinePoint",
     "FrontRow",
@@ -46,7 +53,8 @@ __all__ = [
 
 # Per-layer values shown in the knob map; ``density`` is the layer's stored weights relative to
 # a standard (dense, groups=1, full K x K) convolution of the same shape.
-KNOBS = ("density", "groups", "pattern", "spatial_channels", "pointwise_channels", "phases")
+KNOB_MAP_COLUMNS = ("density", "groups", "pattern", "spatial_channels", "pointwise_channels",
+                    "phases")
 # How many times the costliest feasible trial a cost objective's reference point sits at, when
 # the study has no budget on that objective (so the costliest trial still adds volume).
 UNBUDGETED_REFERENCE = 1.1
@@ -69,20 +77,6 @@ class TrialPoint:
     reference: str | None
     design: str
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class FrontRow:
-    """One Pareto-front trial, best accuracy first (the order of :func:`ssc_nas.search.front`)."""
-
-    number: int
-    accuracy: float
-    params: int
-    macs: int
-    design: str
-    width: float | None
-    reference: str | None
-    latency_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -196,10 +190,6 @@ def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
     return None if value is None else int(value)
 
 
-def _design(trial: FrozenTrial) -> str:
-    return str(trial.user_attrs.get("reference") or trial.user_attrs.get("summary") or "")
-
-
 def _state(trial: FrozenTrial) -> str:
     if not _feasible(trial) or trial.user_attrs.get("rejected"):
         return "over-budget"
@@ -218,6 +208,7 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     objectives = _objectives(study)
     acc = objectives.index("accuracy")
     on_front = {t.number for t in study.best_trials}
+    shape = study_input_shape(study)
     points = []
     for t in study.get_trials(deepcopy=False):
         accuracy = t.values[acc] if t.state == TrialState.COMPLETE and t.values else None
@@ -225,27 +216,10 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
         points.append(TrialPoint(
             number=t.number, state=_state(t), accuracy=accuracy,
             params=_cost(t, "params", objectives), macs=_cost(t, "macs", objectives),
-            on_front=t.number in on_front, reference=t.user_attrs.get("reference"),
-            design=_design(t), note=None if note is None else str(note),
+            on_front=t.number in on_front, reference=reference_name(t),
+            design=trial_design(t, shape), note=None if note is None else str(note),
         ))
     return points
-
-
-def front_rows(study: optuna.Study) -> list[FrontRow]:
-    """The Pareto front (``study.best_trials``), best accuracy first."""
-    objectives = _objectives(study)
-    acc = objectives.index("accuracy")
-    rows = []
-    for t in front(study):
-        arch = t.user_attrs.get("architecture") or {}
-        latency = t.values[objectives.index("latency")] if "latency" in objectives else None
-        rows.append(FrontRow(
-            number=t.number, accuracy=float(t.values[acc]),
-            params=_cost(t, "params", objectives) or 0, macs=_cost(t, "macs", objectives) or 0,
-            design=_design(t), width=arch.get("width"), reference=t.user_attrs.get("reference"),
-            latency_s=latency,
-        ))
-    return rows
 
 
 # -- hypervolume ------------------------------------------------------------------------------
@@ -295,12 +269,13 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
 # -- knob map ---------------------------------------------------------------------------------
 
 
-def _layer_knobs(arch: Architecture, shape: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Resolved knobs of every searched layer; the stored knobs when it cannot be planned."""
+def _layer_knobs(arch: Architecture, shape: InputShape | None) -> dict[str, dict[str, Any]]:
+    """Resolved knobs of every searched layer (as ``SSCConv2d`` has them: a depthwise layer's
+    ``groups`` is its in_channels); the stored knobs when it cannot be planned."""
     if shape:
         try:
-            p = plan(arch.family, arch.width, int(shape["channels"]), int(shape["classes"]),
-                     tuple(shape["size"]))
+            p = plan(arch.family, arch.width, shape.in_channels, shape.num_classes,
+                     shape.input_size)
             out = {}
             for slot in p.searchable:
                 spec = slot_spec(slot, arch.setting(slot))
@@ -313,15 +288,17 @@ def _layer_knobs(arch: Architecture, shape: dict[str, Any] | None) -> dict[str, 
             return out
         except (KeyError, TypeError, ValueError):
             pass
-    return {name: {"density": None, "groups": s.groups, "pattern": s.pattern,
+    # Without channel counts a depthwise layer's groups are unknown (its cell stays empty).
+    return {name: {"density": None, "groups": None if s.depthwise else s.groups,
+                   "pattern": s.pattern,
                    "spatial_channels": s.spatial_channels,
                    "pointwise_channels": s.pointwise_channels, "phases": s.phases}
             for name, s in arch.layers.items()}
 
 
 def knob_map(study: optuna.Study) -> KnobMap:
-    """Layers x front trials -> each knob's value (see :data:`KNOBS`)."""
-    shape = study.user_attrs.get("input")
+    """Layers x front trials -> each knob's value (see :data:`KNOB_MAP_COLUMNS`)."""
+    shape = study_input_shape(study)
     columns: list[dict[str, dict[str, Any]]] = []
     trials, labels = [], []
     note = None
@@ -340,7 +317,8 @@ def knob_map(study: optuna.Study) -> KnobMap:
     names: list[str] = []
     for col in columns:
         names.extend(n for n in col if n not in names)
-    values = {k: [[col.get(n, {}).get(k) for col in columns] for n in names] for k in KNOBS}
+    values = {k: [[col.get(n, {}).get(k) for col in columns] for n in names]
+              for k in KNOB_MAP_COLUMNS}
     return KnobMap(names, trials, labels, values, note)
 
 

@@ -35,6 +35,7 @@ from .config import (
 )
 from .references import enqueue_reference_designs, reference_designs
 from .results import (
+    FrontRow,
     best_accuracy,
     count_complete,
     export_trial,
@@ -65,6 +66,7 @@ __all__ = [
     "export_trial",
     "front",
     "front_rows",
+    "FrontRow",
     "load_existing_study",
     "load_study_config",
     "make_sampler",

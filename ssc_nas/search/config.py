@@ -126,7 +126,7 @@ def parse_duration(text: str | float | int | None) -> float | None:
 
 # -- study configs (studies/*.yaml) -----------------------------------------------------------
 
-CONFIG_KEYS = ("budget", "flops", "space", "dataset", "data_dir", "download", "trials",
+CONFIG_KEYS = ("budget", "macs", "flops", "space", "dataset", "data_dir", "download", "trials",
                "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
                "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
                "workers", "heartbeat", "prescreen", "prescreen_k", "description")
@@ -141,7 +141,8 @@ def shipped_study_configs() -> dict[str, Path]:
 
 
 def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
-    """Read a study config: keys are the ``ssc-nas search`` flags with ``_`` for ``-``."""
+    """Read a study config: keys are the ``ssc-nas search`` flags with ``_`` for ``-``
+    (``flops``, the old name of ``macs``, is still read)."""
     import yaml
 
     path = Path(path_or_name)
@@ -164,6 +165,8 @@ def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
     if unknown:
         raise StudyError(f"{path}: unknown key {unknown[0]!r}; valid keys: "
                          f"{', '.join(CONFIG_KEYS)}")
+    if "macs" in data and "flops" in data:
+        raise StudyError(f"{path}: give the MAC budget once: 'macs' ('flops' is its old name)")
     return data
 
 

@@ -11,7 +11,10 @@ import optuna
 from ..budget import Budget
 from ..spaces import BoundSpace, ParamGroup
 
-__all__ = ["enqueue_reference_designs", "reference_designs"]
+__all__ = ["REFERENCE_DESIGNS", "enqueue_reference_designs", "reference_designs"]
+
+#: The names of :func:`reference_designs`, in enqueue order.
+REFERENCE_DESIGNS = ("standard", "groupwise", "depthwise-separable", "hetconv-p4", "ssc-uniform")
 
 
 def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, ParamGroup], dict]:
@@ -20,7 +23,7 @@ def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, 
 
 def reference_designs(bound: BoundSpace) -> dict[str, Any]:
     """The classic special cases, as knob values for every layer (or a per-layer rule)."""
-    first = bound.groups[0].choices["groups"] if bound.groups else (1,)
+    first = bound.param_groups[0].choices["groups"] if bound.param_groups else (1,)
     groups = [g for g in first if isinstance(g, int)] or [1]
     dense = {"groups": 1, "pattern": "full", "spatial_fraction": 1.0, "pointwise_fraction": 0.0,
              "phases": "cover"}
@@ -30,7 +33,7 @@ def reference_designs(bound: BoundSpace) -> dict[str, Any]:
         "depthwise-separable": _alternate({**dense, "groups": "depthwise"},
                                           {**dense, "pattern": "center"}),
         "hetconv-p4": {**dense, "spatial_fraction": 0.25, "pointwise_fraction": 1.0},
-        "uniform-ssc": {**dense, "groups": 2, "pattern": "plus", "spatial_fraction": 0.5,
+        "ssc-uniform": {**dense, "groups": 2, "pattern": "plus", "spatial_fraction": 0.5,
                         "pointwise_fraction": 0.5},
     }
 

@@ -5,6 +5,7 @@ What ``report/``, ``progress`` and the CLI read; nothing here runs a trial.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,73 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import StudyError
-from ..models import Architecture
+from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
 from .config import BASELINES_SUFFIX
 from .storage import make_storage
 
 __all__ = [
+    "LEGACY_REFERENCE_NAMES",
+    "FrontRow",
     "best_accuracy",
     "count_complete",
     "count_trials",
     "export_trial",
     "front",
     "front_rows",
+    "reference_name",
+    "study_input_shape",
     "study_rows",
+    "trial_design",
 ]
+
+#: Reference-design names of older studies (trial attribute ``reference``) -> today's name.
+LEGACY_REFERENCE_NAMES = {"uniform-ssc": "ssc-uniform"}
+
+
+@dataclass(frozen=True)
+class FrontRow:
+    """One Pareto-front trial, best accuracy first: what ``ssc-nas front`` prints and the
+    report's front table shows. ``values`` maps each objective to the trial's value."""
+
+    number: int
+    values: dict[str, float]
+    accuracy: float
+    params: int
+    macs: int
+    design: str
+    width: float | None
+    reference: str | None
+    latency_s: float | None = None
+    architecture: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``ssc-nas front --json``: trial, each objective, design, architecture."""
+        return {"trial": self.number, **self.values, "design": self.design,
+                "architecture": self.architecture}
+
+
+def reference_name(trial: FrozenTrial) -> str | None:
+    """The trial's reference-design name (old names read as today's), or ``None``."""
+    name = trial.user_attrs.get("reference")
+    return None if name is None else LEGACY_REFERENCE_NAMES.get(name, name)
+
+
+def study_input_shape(study: optuna.Study) -> InputShape | None:
+    """The input shape the study searched for (attribute ``input``, either vocabulary)."""
+    try:
+        return InputShape.from_dict(study.user_attrs["input"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def trial_design(trial: FrozenTrial, shape: InputShape | None = None) -> str:
+    """A readable design: ``<reference>: <plain-English summary>`` for reference designs."""
+    try:
+        text = describe(Architecture.from_dict(trial.user_attrs["architecture"]), shape)
+    except (KeyError, TypeError, ValueError):
+        text = str(trial.user_attrs.get("summary") or "")
+    ref = reference_name(trial)
+    return f"{ref}: {text}" if ref and text else ref or text
 
 
 def count_trials(study: optuna.Study, *states: TrialState) -> int:
@@ -76,23 +131,32 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
     return rows
 
 
-def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The Pareto front as plain rows: trial, each objective, design, architecture."""
-    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
+def _cost(trial: FrozenTrial, key: str, values: dict[str, float]) -> int:
+    value = trial.user_attrs.get(key, values.get(key))
+    return 0 if value is None else int(value)
+
+
+def front_rows(study: optuna.Study) -> list[FrontRow]:
+    """The Pareto front (:func:`front`) as rows, best accuracy first."""
+    objectives = study.user_attrs.get("objectives")
+    if not objectives:
+        objectives = ["accuracy", "params", "macs", "latency"][: len(study.directions)]
+    shape = study_input_shape(study)
     rows = []
     for t in front(study):
-        row: dict[str, Any] = {"trial": t.number}
-        row.update(dict(zip(objectives, t.values, strict=True)))
-        row["design"] = t.user_attrs.get("reference") or t.user_attrs.get("summary", "")
-        row["architecture"] = t.user_attrs.get("architecture")
-        rows.append(row)
+        values = dict(zip(objectives, t.values, strict=True))
+        arch = t.user_attrs.get("architecture")
+        rows.append(FrontRow(
+            number=t.number, values=values, accuracy=float(values["accuracy"]),
+            params=_cost(t, "params", values), macs=_cost(t, "macs", values),
+            design=trial_design(t, shape), width=(arch or {}).get("width"),
+            reference=reference_name(t), latency_s=values.get("latency"), architecture=arch,
+        ))
     return rows
 
 
 def export_trial(study: optuna.Study, number: int, path: str | Path, storage: str) -> Path:
     """Write trial ``number``'s architecture file (see ``ssc_nas.models.io``)."""
-    from .models import write_architecture_file
-
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
     if not trials or "architecture" not in trials[0].user_attrs:
         numbers = [t.number for t in front(study)]
@@ -101,10 +165,15 @@ def export_trial(study: optuna.Study, number: int, path: str | Path, storage: st
     t = trials[0]
     objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
     values = dict(zip(objectives, t.values, strict=True)) if t.values else {}
+    arch = Architecture.from_dict(t.user_attrs["architecture"])
+    shape = study_input_shape(study)
+    if shape is None:
+        raise StudyError(f"study {study.study_name!r} has no input shape (attribute 'input')")
     return write_architecture_file(
-        path, Architecture.from_dict(t.user_attrs["architecture"]), study.user_attrs["input"],
+        path, arch, shape,
         source={"study": study.study_name, "trial": number, "storage": storage,
                 "dataset": study.user_attrs.get("dataset"), "state": t.state.name},
         cost={"params": t.user_attrs.get("params"), "macs": t.user_attrs.get("macs")},
         proxy_accuracy=values.get("accuracy"),
+        summary=trial_design(t, shape), layer_table=layer_table(arch, shape),
     )

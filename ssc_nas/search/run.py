@@ -10,6 +10,7 @@ import optuna
 
 from .. import __version__
 from ..data import Splits, dataset_info, load_splits
+from ..models import InputShape
 from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
 from ..train import resolve_device
 from .config import SearchConfig, default_study_name
@@ -72,8 +73,7 @@ def run_search(
     check_budget(bound, config.budget)
     device = resolve_device(config.device)
     study_name = config.study or default_study_name(config, space)
-    shape = {"channels": info.in_channels, "size": list(info.input_size),
-             "classes": info.num_classes}
+    shape = InputShape(info.in_channels, tuple(info.input_size), info.num_classes).to_dict()
     attrs = _study_attrs(config, space, shape)
     if splits is None:  # before the study exists, so missing data leave no empty study behind
         splits = load_splits(config.dataset, config.data_dir, subset=config.subset,

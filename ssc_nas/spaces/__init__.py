@@ -1,11 +1,11 @@
 """Search spaces: declarative files, validation, per-layer choices and budget-aware sampling."""
 
-from .sampling import BoundSpace, ParamGroup, resolve_setting, suggest_architecture
-from .schema import KNOBS, Override, SearchSpace, load_space, parse_space, shipped_spaces
+from .sampling import BoundSpace, ParamGroup, resolve_setting
+from .schema import SPACE_KNOBS, Override, SearchSpace, load_space, parse_space, shipped_spaces
 from .summary import SpaceSummary, check_budget, feasible_share, summarize
 
 __all__ = [
-    "KNOBS",
+    "SPACE_KNOBS",
     "BoundSpace",
     "Override",
     "ParamGroup",
@@ -17,6 +17,5 @@ __all__ = [
     "parse_space",
     "resolve_setting",
     "shipped_spaces",
-    "suggest_architecture",
     "summarize",
 ]

@@ -21,11 +21,11 @@ from ..cost import Cost
 from ..errors import SpaceError
 from ..layers import num_positions
 from ..models import Architecture, ConvSlot, LayerSetting, Plan, plan
-from .schema import KNOBS, SearchSpace
+from .schema import SPACE_KNOBS, SearchSpace
 
 KnobsFor = Callable[[int, "ParamGroup"], Mapping[str, Any]]
 
-__all__ = ["BoundSpace", "ParamGroup", "resolve_setting", "suggest_architecture"]
+__all__ = ["BoundSpace", "ParamGroup", "resolve_setting"]
 
 
 def resolve_setting(slot: ConvSlot, values: Mapping[str, Any]) -> LayerSetting:
@@ -43,7 +43,7 @@ def resolve_setting(slot: ConvSlot, values: Mapping[str, Any]) -> LayerSetting:
         phases = math.ceil(block / n_k) if n_k else 1
     pattern = values["pattern"] if slot.kernel_size > 1 and n_k else "full"
     return LayerSetting(
-        groups=0 if groups == "depthwise" else g,
+        groups="depthwise" if groups == "depthwise" else g,
         spatial_channels=n_k,
         pointwise_channels=n_1,
         pattern=pattern,
@@ -81,7 +81,7 @@ class BoundSpace:
             w: plan(space.family, w, in_channels, num_classes, self.input_size)
             for w in space.width
         }
-        self.groups = self._param_groups()
+        self.param_groups = self._param_groups()
 
     def _param_groups(self) -> tuple[ParamGroup, ...]:
         plans = list(self.plans.values())
@@ -99,7 +99,7 @@ class BoundSpace:
             overridden = self.space.overridden(key)
             default = first.default
             if default.groups != 1 and "groups" not in overridden:
-                choices["groups"] = ("depthwise",) if default.groups == 0 else (default.groups,)
+                choices["groups"] = (default.groups,)
             variants = [s for n in names for s in slots_by_name[n]]
             valid = tuple(g for g in choices["groups"] if all(_groups_valid(g, s)
                                                                for s in variants))
@@ -113,7 +113,7 @@ class BoundSpace:
             choices["groups"] = valid
             if all(s.kernel_size == 1 for s in variants):
                 choices["pattern"] = ("full",)
-            out.append(ParamGroup(key, tuple(names), {k: choices[k] for k in KNOBS}))
+            out.append(ParamGroup(key, tuple(names), {k: choices[k] for k in SPACE_KNOBS}))
         return tuple(out)
 
     # -- sampling -----------------------------------------------------------------------------
@@ -123,14 +123,14 @@ class BoundSpace:
         p = self.plans[width]
         slots = {s.name: s for s in p.searchable}
         layers = {name: resolve_setting(slots[name], values[g.key])
-                  for g in self.groups for name in g.slots}
+                  for g in self.param_groups for name in g.slots}
         return Architecture(self.space.family, width, layers)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Architecture:
         """Sample through Optuna: ``width`` and ``<layer>.<knob>`` categorical parameters."""
         width = self._pick(trial, "width", self.space.width)
         values = {g.key: {k: self._pick(trial, g.param(k), c) for k, c in g.choices.items()}
-                  for g in self.groups}
+                  for g in self.param_groups}
         return self.architecture(width, values)
 
     @staticmethod
@@ -142,7 +142,8 @@ class BoundSpace:
     def sample(self, rng: random.Random) -> Architecture:
         """A uniformly random architecture, without Optuna (for space statistics)."""
         width = rng.choice(self.space.width)
-        values = {g.key: {k: rng.choice(c) for k, c in g.choices.items()} for g in self.groups}
+        values = {g.key: {k: rng.choice(c) for k, c in g.choices.items()}
+                  for g in self.param_groups}
         return self.architecture(width, values)
 
     def params_for(
@@ -156,7 +157,7 @@ class BoundSpace:
         if width not in self.space.width:
             return None
         params: dict[str, Any] = {} if len(self.space.width) == 1 else {"width": width}
-        for i, g in enumerate(self.groups):
+        for i, g in enumerate(self.param_groups):
             values = knobs(i, g) if callable(knobs) else knobs
             for knob, choices in g.choices.items():
                 value = values.get(knob, choices[0] if len(choices) == 1 else None)
@@ -170,7 +171,7 @@ class BoundSpace:
         """The architecture Optuna parameters describe (fixed knobs take their one choice)."""
         width = params.get("width", self.space.width[0])
         values = {g.key: {k: params.get(g.param(k), c[0]) for k, c in g.choices.items()}
-                  for g in self.groups}
+                  for g in self.param_groups}
         return self.architecture(width, values)
 
     # -- cost ---------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class BoundSpace:
     def size(self) -> int:
         """Number of distinct parameter assignments (some may build the same network)."""
         n = len(self.space.width)
-        for g in self.groups:
+        for g in self.param_groups:
             n *= math.prod(len(c) for c in g.choices.values())
         return n
 
@@ -192,7 +193,7 @@ class BoundSpace:
             slots = {s.name: s for s in p.searchable}
             low = high = p.fixed_cost() + sum(
                 (p.slot_cost(s, s.default) for s in p.slots if not s.searchable), Cost())
-            for g in self.groups:
+            for g in self.param_groups:
                 costs = []
                 # phases never changes the cost; patterns only through their tap counts.
                 taps: dict[tuple[int, ...], str] = {}
@@ -213,8 +214,3 @@ class BoundSpace:
         return (Cost(min(c.params for c in lows), min(c.macs for c in lows)),
                 Cost(max(c.params for c in highs), max(c.macs for c in highs)))
 
-
-def suggest_architecture(trial: optuna.trial.BaseTrial, space: SearchSpace, in_channels: int,
-                         num_classes: int, input_size: tuple[int, int]) -> Architecture:
-    """One-call form of ``BoundSpace(space, ...).suggest(trial)``."""
-    return BoundSpace(space, in_channels, num_classes, input_size).suggest(trial)

@@ -34,9 +34,11 @@ from ..errors import SpaceError
 from ..layers import PATTERNS
 from ..models import FAMILIES
 
-__all__ = ["KNOBS", "Override", "SearchSpace", "load_space", "shipped_spaces"]
+__all__ = ["SPACE_KNOBS", "Override", "SearchSpace", "load_space", "shipped_spaces"]
 
-KNOBS: tuple[str, ...] = ("groups", "pattern", "spatial_fraction", "pointwise_fraction", "phases")
+SPACE_KNOBS: tuple[str, ...] = (
+    "groups", "pattern", "spatial_fraction", "pointwise_fraction", "phases",
+)
 TOP_KEYS = ("family", "description", "share", "width", "knobs", "overrides")
 SHARES = ("layer", "stage")
 DEFAULT_CHOICES: dict[str, tuple[Any, ...]] = {
@@ -134,7 +136,7 @@ def _knob_block(source: str, prefix: str, data: Any, allow: Sequence[str]) -> di
     for knob, value in data.items():
         if knob not in allow:
             raise _fail(source, f"{prefix}.{knob}",
-                        f"unknown knob; valid knobs: {', '.join(KNOBS)}")
+                        f"unknown knob; valid knobs: {', '.join(SPACE_KNOBS)}")
         out[knob] = _choices(source, f"{prefix}.{knob}", knob, value)
     return out
 
@@ -159,14 +161,14 @@ def parse_space(data: Any, source: str = "<space>", name: str = "") -> SearchSpa
                             for w in width):
         raise _fail(source, "width", f"must be a list of multipliers in (0, 8], got {width!r}")
     knobs = dict(DEFAULT_CHOICES)
-    knobs.update(_knob_block(source, "knobs", data.get("knobs", {}), KNOBS))
+    knobs.update(_knob_block(source, "knobs", data.get("knobs", {}), SPACE_KNOBS))
     overrides = []
     for i, item in enumerate(data.get("overrides") or []):
         key = f"overrides[{i}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("match"), str):
             raise _fail(source, key, "needs 'match: <glob on layer names>' and knob choices")
         rest = {k: v for k, v in item.items() if k != "match"}
-        overrides.append(Override(item["match"], _knob_block(source, key, rest, KNOBS)))
+        overrides.append(Override(item["match"], _knob_block(source, key, rest, SPACE_KNOBS)))
     return SearchSpace(
         name=name or Path(source).stem,
         family=family,

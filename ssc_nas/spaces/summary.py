@@ -26,7 +26,7 @@ def check_budget(bound: BoundSpace, budget: Budget) -> tuple[Cost, Cost]:
     if budget.macs is not None and low.macs > budget.macs:
         raise BudgetError(
             f"no architecture in {name} fits {format_count(budget.macs)} MACs per image: the "
-            f"smallest reachable is {format_count(low.macs)} MACs ({low.macs}); raise --flops "
+            f"smallest reachable is {format_count(low.macs)} MACs ({low.macs}); raise --macs "
             "or use a space with smaller widths"
         )
     return low, high
