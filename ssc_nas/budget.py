@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .cost import Cost
 from .errors import BudgetError
@@ -16,11 +17,15 @@ _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgb]?)\s*$", r
 
 
 def parse_count(text: str | float | int, knob: str = "budget") -> int:
-    """``"0.5M"``, ``"500k"``, ``"500000"``, ``"5e5"`` -> 500000; anything else -> BudgetError."""
+    """``"0.5M"``, ``"500k"``, ``"500000"``, ``"5e5"`` -> 500000; anything else -> BudgetError.
+
+    A count is a whole number: ``"2.5"`` or ``"0.0005k"`` is refused rather than rounded, and
+    a number takes an exponent *or* a suffix, not both (``"1e6k"`` is refused).
+    """
     if isinstance(text, bool):
         raise BudgetError(f"{knob} must be a count like 0.5M, 500k or 5e5, but got {text!r}")
     if isinstance(text, int | float):
-        value = float(text)
+        value = Fraction(text) if math.isfinite(text) else math.nan
     else:
         match = _COUNT.match(str(text))
         if not match:
@@ -28,10 +33,17 @@ def parse_count(text: str | float | int, knob: str = "budget") -> int:
                 f"{knob} must be a positive count like 0.5M, 500k, 500000 or 5e5, "
                 f"but got {text!r}"
             )
-        value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    if not math.isfinite(value) or value < 1:
+        number, suffix = match.group(1), match.group(2).lower()
+        if suffix and "e" in number.lower():
+            raise BudgetError(f"{knob} takes one suffix or one exponent (500k or 5e5), not "
+                              f"both, but got {text!r}")
+        value = Fraction(number) * _SUFFIX[suffix]
+    if not (isinstance(value, Fraction) and value >= 1):
         raise BudgetError(f"{knob} must be a positive count (at least 1), but got {text!r}")
-    return int(round(value))
+    if value.denominator != 1:
+        raise BudgetError(f"{knob} must be a whole number of parameters or MACs, but got "
+                          f"{text!r} = {float(value):g}")
+    return int(value)
 
 
 def format_count(n: float) -> str:
