@@ -10,7 +10,7 @@ from fractions import Fraction
 from .cost import Cost
 from .errors import BudgetError
 
-__all__ = ["Budget", "format_count", "parse_count"]
+__all__ = ["Budget", "exact_count", "format_count", "parse_count"]
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgb]?)\s*$", re.IGNORECASE)
@@ -52,6 +52,16 @@ def format_count(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.3g}{suffix}"
     return f"{n:.3g}" if isinstance(n, float) and not float(n).is_integer() else str(int(n))
+
+
+def exact_count(n: int) -> str:
+    """``format_count(n)`` when it reads back as exactly ``n`` (500000 -> ``"500k"``), else the
+    integer (1234567 -> ``"1234567"``): a name that two different counts never share."""
+    short = format_count(n)
+    try:
+        return short if parse_count(short) == n else str(int(n))
+    except BudgetError:
+        return str(int(n))
 
 
 @dataclass(frozen=True)

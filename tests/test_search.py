@@ -193,3 +193,28 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, args, message) -> No
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "ssc-nas.db").exists()  # nothing written for a bad command
+
+
+@pytest.mark.parametrize(("params", "macs", "name"), [
+    (500_000, None, "digits-digits-tiny-500k"),          # today's names stay, so studies resume
+    (80_000, 40_000_000, "digits-digits-tiny-80k-40Mmacs"),
+    (1_234_567, None, "digits-digits-tiny-1234567"),
+    (1_225_001, None, "digits-digits-tiny-1225001"),
+    (80_000, 12_345_678, "digits-digits-tiny-80k-12345678macs"),
+])
+def test_default_study_names_are_exact(params, macs, name) -> None:
+    from ssc_nas.search import default_study_name
+    from ssc_nas.spaces import load_space
+
+    config = SearchConfig(budget=Budget(params, macs), space="digits-tiny", dataset="digits")
+    assert default_study_name(config, load_space("digits-tiny")) == name
+
+
+def test_budgets_that_round_alike_get_different_study_names() -> None:
+    from ssc_nas.search import default_study_name
+    from ssc_nas.spaces import load_space
+
+    space = load_space("digits-tiny")
+    names = {default_study_name(SearchConfig(budget=Budget(p), dataset="digits"), space)
+             for p in (1_234_567, 1_225_001, 1_230_000)}
+    assert len(names) == 3
