@@ -32,6 +32,7 @@ COLORS = {
     "front": "#1f5fbf",
     "feasible": "#9db4d6",
     "over-budget": "#e8731c",
+    "prescreened out": "#b59ad6",
     "failed": "#8c8c8c",
     "baseline": "#2ca02c",
     "budget": "#c0392b",
@@ -63,8 +64,10 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
         ("front", "Pareto front (all objectives)", lambda p: p.on_front, "circle", 13),
         ("over-budget", "over budget (not trained; at accuracy 0)",
          lambda p: p.state == "over-budget", "x", 12),
+        ("prescreened out", "prescreened out (not trained; at accuracy 0)",
+         lambda p: p.state == "prescreened out", "x", 10),
         ("failed", "failed / not finished (at accuracy 0)",
-         lambda p: p.state not in ("feasible", "over-budget"), "x-thin", 10),
+         lambda p: p.state not in ("feasible", "over-budget", "prescreened out"), "x-thin", 10),
     ]
     for key, name, keep, symbol, size in groups:
         chosen = [p for p in points if keep(p) and getattr(p, x) is not None]

@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..budget import format_count
 from ..models import Architecture, LayerSetting, plan, slot_spec
-from ..search.results import front
+from ..search.results import OVER_BUDGET, TRAINED, front, trial_kind
 from ..search.storage import sqlite_path
 
 __all__ = [
@@ -179,13 +179,11 @@ def _design(trial: FrozenTrial) -> str:
 
 
 def _state(trial: FrozenTrial) -> str:
-    if not _feasible(trial) or trial.user_attrs.get("rejected"):
-        return "over-budget"
-    if trial.state == TrialState.COMPLETE:
-        return "feasible"
-    if trial.state == TrialState.FAIL:
-        return "failed"
-    return trial.state.name.lower()
+    """``search.results.trial_kind`` in the report's words: ``feasible`` for trained,
+    ``over-budget``; the other kinds (``prescreened out``, ``surplus``, ``duplicate``,
+    ``failed``, ``running``, ``waiting``) by their own names."""
+    kind = trial_kind(trial)
+    return {TRAINED: "feasible", OVER_BUDGET: "over-budget"}.get(kind, kind)
 
 
 # -- trials and front -------------------------------------------------------------------------
@@ -198,10 +196,11 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     on_front = {t.number for t in study.best_trials}
     points = []
     for t in study.get_trials(deepcopy=False):
-        accuracy = t.values[acc] if t.state == TrialState.COMPLETE and t.values else None
+        state = _state(t)
+        accuracy = t.values[acc] if state == "feasible" and t.values else None
         note = t.user_attrs.get("rejected") or t.user_attrs.get("stopped_early")
         points.append(TrialPoint(
-            number=t.number, state=_state(t), accuracy=accuracy,
+            number=t.number, state=state, accuracy=accuracy,
             params=_cost(t, "params", objectives), macs=_cost(t, "macs", objectives),
             on_front=t.number in on_front, reference=t.user_attrs.get("reference"),
             design=_design(t), note=None if note is None else str(note),
@@ -328,10 +327,13 @@ def knob_map(study: optuna.Study) -> KnobMap:
 def param_importances(study: optuna.Study,
                       evaluator: optuna.importance.BaseImportanceEvaluator | None = None
                       ) -> Importances:
-    """Importance of each Optuna parameter for accuracy (Optuna's default evaluator)."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    """Importance of each Optuna parameter for accuracy (Optuna's default evaluator), over the
+    trained trials only: over-budget candidates are COMPLETE too, with an accuracy never
+    measured, so they are left out through an in-memory copy of the trained trials."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if trial_kind(t) == TRAINED]
     if len(complete) < 2:
-        return Importances({}, f"needs at least 2 complete trials, but the study has "
+        return Importances({}, f"needs at least 2 trained trials, but the study has "
                                f"{len(complete)}")
     seen: dict[str, set[str]] = {}
     for t in complete:
@@ -345,8 +347,10 @@ def param_importances(study: optuna.Study,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            copy = optuna.create_study(directions=study.directions)
+            copy.add_trials(complete)
             values = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, params=varying, target=target)
+                copy, evaluator=evaluator, params=varying, target=target)
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
         return Importances({}, f"Optuna could not compute importances: {exc}")
     if not values or not all(math.isfinite(v) for v in values.values()):
