@@ -25,6 +25,8 @@ from ssc_nas.search.trials import TrialRunner
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 SPACE = "digits-tiny"
 TINY = TrainConfig(epochs=1, batch_size=32)
 optuna.logging.set_verbosity(optuna.logging.ERROR)
