@@ -164,7 +164,7 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def export_trial(study: optuna.Study, number: int, path: str | Path, storage: str) -> Path:
     """Write trial ``number``'s architecture file (see ``ssc_nas.models.io``)."""
-    from .models import write_architecture_file
+    from ..models import write_architecture_file
 
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
     if not trials or "architecture" not in trials[0].user_attrs:
