@@ -5,22 +5,27 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .cost import Cost
 from .errors import BudgetError
 
-__all__ = ["Budget", "format_count", "parse_count"]
+__all__ = ["Budget", "exact_count", "format_count", "parse_count"]
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgb]?)\s*$", re.IGNORECASE)
 
 
 def parse_count(text: str | float | int, knob: str = "budget") -> int:
-    """``"0.5M"``, ``"500k"``, ``"500000"``, ``"5e5"`` -> 500000; anything else -> BudgetError."""
+    """``"0.5M"``, ``"500k"``, ``"500000"``, ``"5e5"`` -> 500000; anything else -> BudgetError.
+
+    A count is a whole number: ``"2.5"`` or ``"0.0005k"`` is refused rather than rounded, and
+    a number takes an exponent *or* a suffix, not both (``"1e6k"`` is refused).
+    """
     if isinstance(text, bool):
         raise BudgetError(f"{knob} must be a count like 0.5M, 500k or 5e5, but got {text!r}")
     if isinstance(text, int | float):
-        value = float(text)
+        value = Fraction(text) if math.isfinite(text) else math.nan
     else:
         match = _COUNT.match(str(text))
         if not match:
@@ -28,10 +33,17 @@ def parse_count(text: str | float | int, knob: str = "budget") -> int:
                 f"{knob} must be a positive count like 0.5M, 500k, 500000 or 5e5, "
                 f"but got {text!r}"
             )
-        value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    if not math.isfinite(value) or value < 1:
+        number, suffix = match.group(1), match.group(2).lower()
+        if suffix and "e" in number.lower():
+            raise BudgetError(f"{knob} takes one suffix or one exponent (500k or 5e5), not "
+                              f"both, but got {text!r}")
+        value = Fraction(number) * _SUFFIX[suffix]
+    if not (isinstance(value, Fraction) and value >= 1):
         raise BudgetError(f"{knob} must be a positive count (at least 1), but got {text!r}")
-    return int(round(value))
+    if value.denominator != 1:
+        raise BudgetError(f"{knob} must be a whole number of parameters or MACs, but got "
+                          f"{text!r} = {float(value):g}")
+    return int(value)
 
 
 def format_count(n: float) -> str:
@@ -40,6 +52,16 @@ def format_count(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.3g}{suffix}"
     return f"{n:.3g}" if isinstance(n, float) and not float(n).is_integer() else str(int(n))
+
+
+def exact_count(n: int) -> str:
+    """``format_count(n)`` when it reads back as exactly ``n`` (500000 -> ``"500k"``), else the
+    integer (1234567 -> ``"1234567"``): a name that two different counts never share."""
+    short = format_count(n)
+    try:
+        return short if parse_count(short) == n else str(int(n))
+    except BudgetError:
+        return str(int(n))
 
 
 @dataclass(frozen=True)

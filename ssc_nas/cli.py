@@ -202,7 +202,8 @@ def _storage_where(storage: str) -> str:
               show_default=True, help="Proxy optimizer (one-cycle cosine schedule).")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [sgd 0.05, adamw 2e-3].")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe",
-              show_default=True, help="Optuna sampler; budgets go to its constraints_func.")
+              show_default=True, help="Optuna sampler; budgets reach it as trial constraints "
+              "(over-budget candidates are told infeasible, never trained).")
 @click.option("--study", default=None,
               help="Study name [default: <dataset>-<space>-<budget>, so reruns resume].")
 @click.option("--storage", default="sqlite:///ssc-nas.db", show_default=True,
@@ -271,9 +272,11 @@ def search(ctx: click.Context, **values: Any) -> None:
     if result.references:
         console.print("reference designs (enqueued at the widest width that fits): " + ", ".join(
             f"{name} x{width:g}" for name, width in result.references))
+    from .search.results import CAUSES
+    untrained = ", ".join(f"{result.counts[c]} {c}" for c in CAUSES if result.counts[c])
     console.print(
         f"study [bold]{result.study_name}[/]: {result.completed} trials complete "
-        f"({result.new_trials} new, {result.rejected} over-budget candidates not trained)"
+        f"({result.new_trials} new; not trained, in the study: {untrained or 'none'})"
     )
     console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
 
@@ -348,6 +351,7 @@ STUDY_OPTION = click.option("--study", default=None,
 def studies(storage: str) -> None:
     """List the studies in a storage with trial counts, budgets and best accuracy."""
     from .search import study_rows
+    from .search.results import CAUSES
 
     table = Table("trials", "dataset", "space", "budget", "best acc")
     table.add_column("study", overflow="fold")
@@ -358,10 +362,9 @@ def studies(storage: str) -> None:
             r["budget_macs"] and f"{format_count(r['budget_macs'])} MACs"]))
         best = "-" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
         counts = f"{r['complete']} done"
-        for key, label in (("rejected", "over budget"), ("failed", "failed"),
-                           ("running", "running")):
-            if r[key]:
-                counts += f", {r[key]} {label}"
+        for kind in (*CAUSES, "failed", "running"):
+            if r["counts"][kind]:
+                counts += f", {r['counts'][kind]} {kind}"
         table.add_row(r["study"], counts, str(r["dataset"]), str(r["space"]), budget, best)
     console.print(table)
 

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .budget import format_count
 from .cost import Cost
 from .models import Architecture
-from .search.results import best_accuracy
+from .search.results import CAUSES, best_accuracy, trial_counts
 from .train import TrainResult
 
 __all__ = ["SearchProgress"]
@@ -47,7 +47,10 @@ class SearchProgress:
     def _study_text(self, study: optuna.Study, done: int) -> str:
         best = best_accuracy(study)
         best_txt = f"{best:.3f}" if best is not None else "-"
-        return f"study  front {self._front:>2}  best acc {best_txt}"
+        counts = trial_counts(study)
+        untrained = ", ".join(f"{counts[c]} {c}" for c in CAUSES if counts[c])
+        return (f"study  front {self._front:>2}  best acc {best_txt}"
+                + (f"  not trained: {untrained}" if untrained else ""))
 
     def trial_started(self, number: int, arch: Architecture, cost: Cost) -> None:
         self.progress.reset(self._trial_task, total=1, completed=0, visible=True,

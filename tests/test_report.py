@@ -102,7 +102,7 @@ def test_every_trial_in_scatter_data_with_its_state(study: optuna.Study) -> None
         p = points[t.number]
         assert p.on_front == (t.number in front)
         assert p.params == t.user_attrs["params"] and p.macs == t.user_attrs["macs"]
-        if t.state == TrialState.COMPLETE:
+        if t.state == TrialState.COMPLETE and "rejected" not in t.user_attrs:
             assert p.state == "feasible" and p.accuracy == t.values[0]
         else:
             assert p.state == "over-budget" and p.accuracy is None and p.params > BUDGET

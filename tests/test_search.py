@@ -65,7 +65,9 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
     assert "Pareto front" in first.stdout
     assert "optuna-dashboard sqlite:///ssc-nas.db" in first.stdout
     study = load(tmp_path)
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    # Over-budget candidates are COMPLETE too, infeasible and never trained (trial_kind).
+    complete = [t for t in study.get_trials(states=(TrialState.COMPLETE,))
+                if "rejected" not in t.user_attrs]
     assert len(complete) == 4
     directions = [d.name.lower() for d in study.directions]
     assert directions == ["maximize", "minimize", "minimize"]
@@ -76,9 +78,11 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
             assert key in t.user_attrs, key
         assert t.user_attrs["architecture"]["family"] == "resnet20"
         assert 0.0 <= t.values[0] <= 1.0
-    for t in study.get_trials(states=(TrialState.PRUNED,)):
-        assert "over budget" in t.user_attrs["rejected"]
-        assert t.user_attrs["params"] > BUDGET
+    for t in study.trials:
+        if "rejected" in t.user_attrs:
+            assert "over budget" in t.user_attrs["rejected"]
+            assert t.user_attrs["params"] > BUDGET and t.constraints["params"] > 0
+            assert t.state == TrialState.COMPLETE and "val_accuracy_curve" not in t.user_attrs
     front = study.best_trials
     assert front
     for a in front:
@@ -93,7 +97,8 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
     again = run_cli([*BASE, "--trials", "6"], tmp_path)
     assert again.returncode == 0, again.stderr
     study = load(tmp_path)
-    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
+    assert sum("rejected" not in t.user_attrs
+               for t in study.get_trials(states=(TrialState.COMPLETE,))) == 6
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
     # Same command once the target is reached: nothing new is trained.
@@ -255,3 +260,28 @@ def test_reference_design_names_match_the_constant() -> None:
 
     bound = BoundSpace(load_space("digits-tiny"), 1, 10, (8, 8))
     assert tuple(reference_designs(bound)) == REFERENCE_DESIGNS
+
+
+@pytest.mark.parametrize(("params", "macs", "name"), [
+    (500_000, None, "digits-digits-tiny-500k"),          # today's names stay, so studies resume
+    (80_000, 40_000_000, "digits-digits-tiny-80k-40Mmacs"),
+    (1_234_567, None, "digits-digits-tiny-1234567"),
+    (1_225_001, None, "digits-digits-tiny-1225001"),
+    (80_000, 12_345_678, "digits-digits-tiny-80k-12345678macs"),
+])
+def test_default_study_names_are_exact(params, macs, name) -> None:
+    from ssc_nas.search import default_study_name
+    from ssc_nas.spaces import load_space
+
+    config = SearchConfig(budget=Budget(params, macs), space="digits-tiny", dataset="digits")
+    assert default_study_name(config, load_space("digits-tiny")) == name
+
+
+def test_budgets_that_round_alike_get_different_study_names() -> None:
+    from ssc_nas.search import default_study_name
+    from ssc_nas.spaces import load_space
+
+    space = load_space("digits-tiny")
+    names = {default_study_name(SearchConfig(budget=Budget(p), dataset="digits"), space)
+             for p in (1_234_567, 1_225_001, 1_230_000)}
+    assert len(names) == 3

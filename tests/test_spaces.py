@@ -357,3 +357,32 @@ def test_cli_broken_space_file_exits_2_without_traceback(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
     assert str(path) in result.stderr.replace("\n", "") and "knobs.pattern" in result.stderr
 
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_one_design_has_the_smallest_params_and_macs(name: str) -> None:
+    """The exact (params, MACs) front starts at the per-axis minima: (low.params, low.macs) is
+    one design's cost, so no pair of limits above both minima is infeasible."""
+    from ssc_nas.spaces import cost_front
+
+    bound = _bound(name)
+    low, _ = bound.cost_bounds()
+    front = cost_front(bound)
+    assert front[0] == (low.params, low.macs)
+    assert all(p >= low.params and m >= low.macs for p, m in front)
+    assert cost_front(bound, Budget(low.params, low.macs)) == [(low.params, low.macs)]
+
+
+@pytest.mark.parametrize("name", ["digits-tiny", "resnet20-ssc"])
+def test_check_budget_checks_both_limits_together(name: str) -> None:
+    bound = _bound(name)
+    low, high = bound.cost_bounds()
+    assert check_budget(bound, Budget(low.params, low.macs)) == (low, high)
+    for budget in (Budget(low.params - 1, low.macs), Budget(low.params, low.macs - 1),
+                   Budget(high.params, low.macs - 1)):
+        with pytest.raises(BudgetError) as info:
+            check_budget(bound, budget)
+        message = str(info.value)
+        assert (f"the smallest reachable design has {format_count(low.params)} params "
+                f"({low.params}) and {format_count(low.macs)} MACs ({low.macs})") in message
+        assert "\n" not in message

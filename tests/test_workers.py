@@ -66,13 +66,15 @@ def check_study(study: optuna.Study, n: int) -> list[FrozenTrial]:
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers)), f"duplicate trial numbers: {sorted(numbers)}"
     assert sorted(numbers) == list(range(len(numbers)))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    # Over-budget candidates are COMPLETE too, infeasible and never trained (trial_kind).
+    complete = [t for t in trials if t.state == TrialState.COMPLETE
+                and "rejected" not in t.user_attrs]
     states = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     assert len(complete) == n, states
     assert not [t.number for t in trials if t.state == TrialState.RUNNING], states
-    for t in trials:  # over-target trials are pruned before training, never completed
+    for t in trials:  # over-target trials fail before sampling, never completed
         if "surplus" in t.user_attrs:
-            assert t.state == TrialState.PRUNED
+            assert t.state == TrialState.FAIL and not t.params
     return complete
 
 

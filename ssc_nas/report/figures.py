@@ -33,6 +33,7 @@ COLORS = {
     "front": "#1f5fbf",
     "feasible": "#9db4d6",
     "over-budget": "#e8731c",
+    "prescreened out": "#b59ad6",
     "failed": "#8c8c8c",
     "baseline": "#2ca02c",
     "reference": "#6a3d9a",
@@ -74,8 +75,10 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
         ("front", "Pareto front (all objectives)", lambda p: p.on_front, "circle", 13),
         ("over-budget", "over budget (not trained; at the bottom)",
          lambda p: p.state == "over-budget", "x", 12),
-        ("failed", "failed / not finished (at the bottom)",
-         lambda p: p.state not in ("feasible", "over-budget"), "x-thin", 10),
+        ("prescreened out", "prescreened out (not trained; at accuracy 0)",
+         lambda p: p.state == "prescreened out", "x", 10),
+        ("failed", "failed / not finished (at accuracy 0)",
+         lambda p: p.state not in ("feasible", "over-budget", "prescreened out"), "x-thin", 10),
     ]
 
     def hover(chosen: list[TrialPoint]) -> dict:

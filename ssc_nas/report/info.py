@@ -21,12 +21,15 @@ from optuna.trial import FrozenTrial, TrialState
 from ..budget import format_count
 from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
 from ..search.results import (
+    OVER_BUDGET,
+    TRAINED,
     FrontRow,
     front,
     front_rows,
     reference_name,
     study_input_shape,
     trial_design,
+    trial_kind,
 )
 from ..search.storage import sqlite_path
 
@@ -191,13 +194,11 @@ def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
 
 
 def _state(trial: FrozenTrial) -> str:
-    if not _feasible(trial) or trial.user_attrs.get("rejected"):
-        return "over-budget"
-    if trial.state == TrialState.COMPLETE:
-        return "feasible"
-    if trial.state == TrialState.FAIL:
-        return "failed"
-    return trial.state.name.lower()
+    """``search.results.trial_kind`` in the report's words: ``feasible`` for trained,
+    ``over-budget``; the other kinds (``prescreened out``, ``surplus``, ``duplicate``,
+    ``failed``, ``running``, ``waiting``) by their own names."""
+    kind = trial_kind(trial)
+    return {TRAINED: "feasible", OVER_BUDGET: "over-budget"}.get(kind, kind)
 
 
 # -- trials and front -------------------------------------------------------------------------
@@ -211,10 +212,11 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     shape = study_input_shape(study)
     points = []
     for t in study.get_trials(deepcopy=False):
-        accuracy = t.values[acc] if t.state == TrialState.COMPLETE and t.values else None
+        state = _state(t)
+        accuracy = t.values[acc] if state == "feasible" and t.values else None
         note = t.user_attrs.get("rejected") or t.user_attrs.get("stopped_early")
         points.append(TrialPoint(
-            number=t.number, state=_state(t), accuracy=accuracy,
+            number=t.number, state=state, accuracy=accuracy,
             params=_cost(t, "params", objectives), macs=_cost(t, "macs", objectives),
             on_front=t.number in on_front, reference=reference_name(t),
             design=trial_design(t, shape), note=None if note is None else str(note),
@@ -328,10 +330,13 @@ def knob_map(study: optuna.Study) -> KnobMap:
 def param_importances(study: optuna.Study,
                       evaluator: optuna.importance.BaseImportanceEvaluator | None = None
                       ) -> Importances:
-    """Importance of each Optuna parameter for accuracy (Optuna's default evaluator)."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    """Importance of each Optuna parameter for accuracy (Optuna's default evaluator), over the
+    trained trials only: over-budget candidates are COMPLETE too, with an accuracy never
+    measured, so they are left out through an in-memory copy of the trained trials."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if trial_kind(t) == TRAINED]
     if len(complete) < 2:
-        return Importances({}, f"needs at least 2 complete trials, but the study has "
+        return Importances({}, f"needs at least 2 trained trials, but the study has "
                                f"{len(complete)}")
     seen: dict[str, set[str]] = {}
     for t in complete:
@@ -345,8 +350,10 @@ def param_importances(study: optuna.Study,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            copy = optuna.create_study(directions=study.directions)
+            copy.add_trials(complete)
             values = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, params=varying, target=target)
+                copy, evaluator=evaluator, params=varying, target=target)
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
         return Importances({}, f"Optuna could not compute importances: {exc}")
     if not values or not all(math.isfinite(v) for v in values.values()):

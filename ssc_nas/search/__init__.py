@@ -2,8 +2,10 @@
 
 Objectives: maximize proxy validation accuracy, minimize params, minimize MACs per image
 (optionally minimize measured latency). Budgets are constraints, not objectives: a candidate is
-costed analytically before training and, when over budget, recorded as PRUNED with its
-constraint values (``trial.set_constraint``) and never trained.
+costed analytically before training and, when over budget, never trained: it is told COMPLETE
+with accuracy 0 and its constraint values (``trial.set_constraint``) > 0, so the samplers learn
+where the budget ends while the front and every count of trained trials leave it out
+(``results.trial_kind``).
 
 A study is self-describing (space, budget, dataset, objectives, proxy schedule and toolkit
 version are study user attributes) and resumable: running the same command again continues it

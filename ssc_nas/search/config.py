@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..baselines.proxies import PROXIES
-from ..budget import Budget, format_count
+from ..budget import Budget, exact_count
 from ..errors import StudyError
 from ..spaces import SearchSpace
 from ..train import TrainConfig
@@ -92,12 +92,16 @@ class SearchConfig:
 
 
 def default_study_name(config: SearchConfig, space: SearchSpace) -> str:
-    """``<dataset>-<space>-<budget>``, so the same command resumes the same study."""
+    """``<dataset>-<space>-<budget>``, so the same command resumes the same study.
+
+    Budgets are written exactly (``exact_count``): ``500k`` for 500,000 as before, but
+    ``1234567`` rather than ``1.23M``, so two budgets never share a study.
+    """
     parts = [config.dataset, space.name]
     if config.budget.params is not None:
-        parts.append(format_count(config.budget.params))
+        parts.append(exact_count(config.budget.params))
     if config.budget.macs is not None:
-        parts.append(f"{format_count(config.budget.macs)}macs")
+        parts.append(f"{exact_count(config.budget.macs)}macs")
     return "-".join(parts)
 
 

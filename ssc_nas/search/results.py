@@ -18,11 +18,21 @@ from .config import BASELINES_SUFFIX
 from .storage import make_storage
 
 __all__ = [
+    "CAUSES",
+    "DUPLICATE",
     "LEGACY_REFERENCE_NAMES",
+    "OVER_BUDGET",
+    "PRESCREENED_OUT",
+    "SURPLUS",
+    "TRAINED",
     "FrontRow",
     "best_accuracy",
     "count_complete",
+    "count_trained",
     "count_trials",
+    "is_trained",
+    "trial_counts",
+    "trial_kind",
     "export_trial",
     "front",
     "front_rows",
@@ -82,13 +92,74 @@ def trial_design(trial: FrozenTrial, shape: InputShape | None = None) -> str:
     return f"{ref}: {text}" if ref and text else ref or text
 
 
+# What became of a trial; each finished trial has exactly one kind (``trial_kind``).
+TRAINED = "trained"                  # COMPLETE, within budget: trained and told its values
+OVER_BUDGET = "over budget"          # costed over a limit, never trained (user attr "rejected")
+PRESCREENED_OUT = "prescreened out"  # lost the zero-cost prescreen, never trained
+SURPLUS = "surplus"                  # started after the target was taken, never sampled
+DUPLICATE = "duplicate"              # a second run of a trial another worker had told first
+FAILED = "failed"
+RUNNING = "running"
+WAITING = "waiting"
+# The causes of an untrained trial, in the order the CLI and the report list them.
+CAUSES = (OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE)
+KINDS = (TRAINED, *CAUSES, FAILED, RUNNING, WAITING)
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    return all(v <= 0.0 for v in trial.constraints.values())
+
+
+def trial_kind(trial: FrozenTrial) -> str:
+    """One of ``KINDS``: what became of ``trial``, the same everywhere (CLI, report, progress).
+
+    The cause is read from the user attribute the runner sets (``duplicate``, ``surplus``,
+    ``prescreened_out``, ``rejected``), so it holds whichever state the trial was stored in:
+    over-budget candidates are COMPLETE and infeasible (so that samplers learn from them), the
+    others FAIL; studies made before this rule stored them all as PRUNED.
+    """
+    if trial.state == TrialState.RUNNING:
+        return RUNNING
+    if trial.state == TrialState.WAITING:
+        return WAITING
+    attrs = trial.user_attrs
+    if "duplicate" in attrs:
+        return DUPLICATE
+    if "surplus" in attrs:
+        return SURPLUS
+    if "prescreened_out" in attrs:
+        return PRESCREENED_OUT
+    if "rejected" in attrs or (trial.state == TrialState.COMPLETE and not _feasible(trial)):
+        return OVER_BUDGET
+    if trial.state == TrialState.COMPLETE:
+        return TRAINED
+    return FAILED
+
+
+def is_trained(trial: FrozenTrial) -> bool:
+    """COMPLETE with a measured accuracy: what the target, front, counts and report count."""
+    return trial_kind(trial) == TRAINED
+
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """How many trials of the study are of each kind (``KINDS``, all keys present)."""
+    counts = dict.fromkeys(KINDS, 0)
+    for t in study.get_trials(deepcopy=False):
+        counts[trial_kind(t)] += 1
+    return counts
+
+
 def count_trials(study: optuna.Study, *states: TrialState) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def count_complete(study: optuna.Study) -> int:
-    return count_trials(study, TrialState.COMPLETE)
+def count_trained(study: optuna.Study) -> int:
+    """Trained trials: what ``--trials`` counts (over-budget COMPLETE trials do not)."""
+    return sum(is_trained(t) for t in study.get_trials(deepcopy=False,
+                                                       states=(TrialState.COMPLETE,)))
 
+
+count_complete = count_trained  # the name callers used before over-budget trials were COMPLETE
 
 
 def front(study: optuna.Study) -> list[FrozenTrial]:
@@ -102,25 +173,27 @@ def best_accuracy(study: optuna.Study) -> float | None:
     objectives = study.user_attrs.get("objectives", ["accuracy"])
     acc = objectives.index("accuracy")
     values = [t.values[acc] for t in study.get_trials(deepcopy=False,
-                                                      states=(TrialState.COMPLETE,))]
+                                                      states=(TrialState.COMPLETE,))
+              if is_trained(t)]
     return max(values) if values else None
 
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:
-    """One summary row per study in ``storage`` (for ``ssc-nas studies``)."""
+    """One summary row per study in ``storage`` (for ``ssc-nas studies``); ``counts`` holds
+    every ``trial_kind``, ``complete`` the trained trials."""
     store = make_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=store)
-        states = [t.state for t in study.get_trials(deepcopy=False)]
+        counts = trial_counts(study)
         budget = study.user_attrs.get("budget", {})
         rows.append({
             "study": summary.study_name,
-            "complete": states.count(TrialState.COMPLETE),
-            "rejected": states.count(TrialState.PRUNED),
-            "failed": states.count(TrialState.FAIL),
-            "running": states.count(TrialState.RUNNING),
+            "complete": counts[TRAINED],
+            "counts": counts,
+            "failed": counts[FAILED],
+            "running": counts[RUNNING],
             "dataset": study.user_attrs.get("dataset"),
             "space": "(compare baselines)" if summary.study_name.endswith(BASELINES_SUFFIX)
             else study.user_attrs.get("space", {}).get("name"),

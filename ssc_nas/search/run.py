@@ -15,8 +15,8 @@ from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
 from ..train import resolve_device
 from .config import SearchConfig, default_study_name
 from .references import enqueue_reference_designs
-from .results import count_complete
-from .storage import open_study
+from .results import OVER_BUDGET, count_trained, trial_counts
+from .storage import make_storage, open_study
 from .trials import TrialRunner
 from .workers import start_local_workers
 
@@ -32,8 +32,13 @@ class SearchRun:
     storage: str
     completed: int
     new_trials: int
-    rejected: int
+    counts: dict[str, int]
     references: list[tuple[str, float]]
+
+    @property
+    def rejected(self) -> int:
+        """Over-budget candidates in the study (``counts`` has every ``trial_kind``)."""
+        return self.counts[OVER_BUDGET]
 
 
 def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]) -> dict:
@@ -80,26 +85,27 @@ def run_search(
                              split_seed=config.seed, download=config.download)
     # Our own lines report trials; a failing trial re-raises its error with its traceback anyway.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = open_study(config, space, study_name, attrs)
+    storage = make_storage(config.storage, config.heartbeat)
+    study = open_study(config, space, study_name, attrs, storage=storage)
     if config.trials is not None:
         study.set_user_attr("trials", config.trials)
     references: list[tuple[str, float]] = []
     if config.reference_designs:
         references = enqueue_reference_designs(study, bound, config.budget)
-    started = count_complete(study)
+    started = count_trained(study)
     if reporter is not None:
         reporter.start(study, config.trials, started)
     if config.workers > 1:
-        rejected = start_local_workers(study, config, reporter)
+        start_local_workers(study, config, reporter)
     else:
         train_config = config.train.for_dataset(info.augment)
         job = TrialRunner(study, bound, config.budget, config.objectives, train_config, splits,
                    config.seed, device, config.latency_batch, config.trials, config.timeout,
-                   reporter, prescreen=config.prescreen, prescreen_k=config.prescreen_k)
+                   reporter, prescreen=config.prescreen, prescreen_k=config.prescreen_k,
+                   storage=storage)
         job.run()
-        rejected = job.rejected
-    done = count_complete(study)
-    return SearchRun(study, study_name, config.storage, done, done - started, rejected,
-                     references)
+    done = count_trained(study)
+    return SearchRun(study, study_name, config.storage, done, done - started,
+                     trial_counts(study), references)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from .samplers import make_sampler
 
 __all__ = [
     "SCHEMA_RACE_RETRIES",
+    "Heartbeats",
     "load_existing_study",
     "make_storage",
     "open_study",
@@ -82,10 +86,71 @@ def _lost_schema_race(exc: Exception) -> bool:
     return any(s in text for s in ("alembic_version", "already exists", "duplicate key"))
 
 
+class Heartbeats:
+    """Heartbeats for every trial this process holds, however it was created.
+
+    ``study.optimize`` beats only for the trial it runs; trials made by ``study.ask()`` (the
+    runner asks for all of its trials) get none, and Optuna's stale-trial check skips a trial
+    without a heartbeat, so a killed worker would leave it RUNNING for good. ``hold(number)``
+    records one at once and then every ``heartbeat_interval`` seconds from a thread, through
+    the storage's public ``record_heartbeat``, until ``release(number)``.
+    """
+
+    def __init__(self, storage: RDBStorage | None, study: optuna.Study) -> None:
+        self._storage = storage
+        self._study_id = None if storage is None else storage.get_study_id_from_name(
+            study.study_name)
+        self._interval = None if storage is None else storage.get_heartbeat_interval()
+        self._held: dict[int, int] = {}  # trial number -> trial id
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self, trial_id: int) -> None:
+        assert self._storage is not None
+        # A lost beat is retried at the next interval; the trial goes on.
+        with contextlib.suppress(Exception):
+            self._storage.record_heartbeat(trial_id)
+
+    def hold(self, number: int) -> None:
+        if self._storage is None or self._interval is None:
+            return
+        trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        with self._lock:
+            self._held[number] = trial_id
+        self._beat(trial_id)
+
+    def release(self, number: int) -> None:
+        with self._lock:
+            self._held.pop(number, None)
+
+    def _loop(self) -> None:
+        assert self._interval is not None
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                ids = list(self._held.values())
+            for trial_id in ids:
+                self._beat(trial_id)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Heartbeats]:
+        """The beating thread runs while the context is open."""
+        if self._interval is not None:
+            self._thread = threading.Thread(target=self._loop, name="ssc-nas-heartbeat",
+                                            daemon=True)
+            self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+
+
 def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
-               attrs: dict[str, Any]) -> optuna.Study:
+               attrs: dict[str, Any], storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
-    storage = make_storage(config.storage, config.heartbeat)
+    storage = storage or make_storage(config.storage, config.heartbeat)
     directions = ["maximize" if o == "accuracy" else "minimize" for o in config.objectives]
     sampler = make_sampler(config.sampler, config.seed, config.trials)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}

@@ -2,20 +2,38 @@
 
 :class:`TrialRunner` is what one process needs to run trials of one study; ``run_search`` and
 ``ssc-nas worker`` both build one from the study's own description.
+
+Every trial is made with ``study.ask()`` and ended with ``study.tell()``, and holds a heartbeat
+from ask to tell (:class:`~.storage.Heartbeats`), so a killed worker's trials are failed and
+retried whichever way they were made. What becomes of a trial, and how it is stored:
+
+* trained: COMPLETE with its measured values;
+* over budget: COMPLETE with accuracy ``UNTRAINED_ACCURACY`` (0.0), its analytic params and
+  MACs (latency ``inf``) and constraint values > 0: infeasible, so Optuna's samplers learn
+  from it (NSGA-II's constrained domination ranks it below every trained trial; TPE puts it in
+  its bad group) while ``study.best_trials`` and every count of trained trials leave it out;
+* prescreened out, surplus, duplicate: FAIL with the user attribute that names the cause.
+  Samplers and Optuna's intersection search space ignore FAIL trials, so these neither count
+  in TPE's good/bad split nor take knobs out of the multivariate search space.
+
+``results.trial_kind`` reads the cause back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState, create_trial
 
 from ..baselines.proxies import score as proxy_score
 from ..budget import Budget, format_count
@@ -25,10 +43,14 @@ from ..errors import SearchInterrupted, StudyError
 from ..models import Architecture, build
 from ..spaces import BoundSpace
 from ..train import TrainConfig, TrainResult, train_model
-from .results import count_complete, count_trials
+from .results import count_trained, count_trials, is_trained
 from .samplers import worker_id
+from .storage import Heartbeats
 
-__all__ = ["Interrupt", "TrialRunner", "fail_running"]
+__all__ = ["UNTRAINED_ACCURACY", "Interrupt", "TrialRunner", "fail_running"]
+
+UNTRAINED_ACCURACY = 0.0  # the accuracy told for an over-budget candidate (never trained)
+Candidate = tuple[optuna.Trial, Architecture, Any]
 
 
 class Interrupt:
@@ -57,7 +79,10 @@ class Interrupt:
 
 @dataclass
 class TrialRunner:
-    """What one process needs to run trials of one study: the study's own description."""
+    """What one process needs to run trials of one study: the study's own description.
+
+    ``storage`` is the study's storage; with it every trial this runner holds gets heartbeats.
+    """
 
     study: optuna.Study
     bound: BoundSpace
@@ -74,12 +99,53 @@ class TrialRunner:
     interrupt: Interrupt = field(default_factory=Interrupt)
     prescreen: str | None = None
     prescreen_k: int = 10
+    storage: RDBStorage | None = None
     rejected: int = 0
+    duplicates: int = 0
     completed_here: int = 0
     poll: float = 1.0
+    _open: dict[int, optuna.Trial] = field(default_factory=dict, init=False, repr=False)
+    _beats: Heartbeats | None = field(default=None, init=False, repr=False)
 
-    def _propose(self, trial: optuna.Trial) -> tuple[Architecture, Any] | None:
-        """Sample, cost and record a candidate; None (trial PRUNED) when over budget."""
+    # -- asking and telling ------------------------------------------------------------------
+
+    def _ask(self) -> optuna.Trial:
+        with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize":
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            trial = self.study.ask()  # we record the heartbeats ourselves (Heartbeats)
+        self._open[trial.number] = trial
+        if self._beats is not None:
+            self._beats.hold(trial.number)
+        return trial
+
+    def _tell(self, trial: optuna.Trial, values: Sequence[float] | None = None,
+              state: TrialState | None = None) -> None:
+        try:
+            self.study.tell(trial, values, state=state)
+        finally:
+            self._open.pop(trial.number, None)
+            if self._beats is not None:
+                self._beats.release(trial.number)
+
+    def _fail_open(self) -> None:
+        """No trial of this runner stays RUNNING after an error or an interrupt."""
+        for trial in list(self._open.values()):
+            with contextlib.suppress(Exception):
+                self._tell(trial, state=TrialState.FAIL)
+
+    @staticmethod
+    def from_queue(trial: optuna.Trial) -> bool:
+        """Popped from the queue: a reference design or a retried trial.
+
+        Both come with user attributes (``reference``; a retried trial's own), a trial that
+        ``ask()`` samples afresh has none.
+        """
+        return bool(trial.user_attrs)
+
+    # -- one candidate -----------------------------------------------------------------------
+
+    def _propose(self, trial: optuna.Trial) -> Candidate | None:
+        """Sample, cost and record a candidate; None (and the trial told) when over budget."""
         arch = self.bound.suggest(trial)
         cost = self.bound.cost(arch)
         trial.set_user_attr("architecture", arch.to_dict())
@@ -89,26 +155,30 @@ class TrialRunner:
         for key, value in self.budget.violations(cost).items():
             trial.set_constraint(key, value)
         if self.budget.fits(cost):
-            return arch, cost
+            return trial, arch, cost
         self.rejected += 1
         trial.set_user_attr("rejected", f"over budget ({format_count(cost.params)} params, "
                                         f"{format_count(cost.macs)} MACs; not trained)")
+        values = {"accuracy": UNTRAINED_ACCURACY, "params": float(cost.params),
+                  "macs": float(cost.macs), "latency": math.inf}
+        self._tell(trial, [values[o] for o in self.objectives])
         return None
 
-    def _prescreened(self, trial: optuna.Trial, arch: Architecture,
-                     cost: Any) -> tuple[optuna.Trial, Architecture, Any]:
+    def _prescreened(self, first: Candidate) -> tuple[Candidate, list[Candidate]]:
         """Ask the sampler for ``prescreen_k - 1`` more candidates, score all with the
-        zero-cost proxy and keep the best; the others end PRUNED, never trained."""
+        zero-cost proxy and keep the best; the others end FAIL (``prescreened_out``), never
+        trained. Returns the winner and any queued trial an ask popped meanwhile (a retry
+        enqueued by another process): those are trained as they are, never prescreened."""
         info = self.splits.info
         x, y = (t[:64] for t in self.splits.train.tensors)
-        candidates = [(trial, arch, cost)]
+        candidates = [first]
+        queued: list[Candidate] = []
         for _ in range(self.prescreen_k - 1):
-            extra = self.study.ask()
+            extra = self._ask()
+            from_queue = self.from_queue(extra)
             proposed = self._propose(extra)
-            if proposed is None:
-                self.study.tell(extra, state=TrialState.PRUNED)
-                continue
-            candidates.append((extra, *proposed))
+            if proposed is not None:
+                (queued if from_queue else candidates).append(proposed)
         scored = []
         for cand, a, _ in candidates:
             torch.manual_seed(self.seed * 100_003 + cand.number)
@@ -118,31 +188,75 @@ class TrialRunner:
             scored.append(value)
         best = max(range(len(candidates)), key=lambda i: (scored[i], -candidates[i][0].number))
         for i, (cand, _, _) in enumerate(candidates):
-            if i != best and cand is not trial:
+            if i != best:
                 cand.set_user_attr("prescreened_out", f"{self.prescreen} below trial "
                                                       f"{candidates[best][0].number}")
-                self.study.tell(cand, state=TrialState.PRUNED)
-        return candidates[best]
+                self._tell(cand, state=TrialState.FAIL)
+        return candidates[best], queued
 
-    def objective(self, trial: optuna.Trial) -> Sequence[float]:
-        self._refuse_surplus(trial)
-        proposed = self._propose(trial)
-        if proposed is None:
-            raise optuna.TrialPruned(trial.user_attrs["rejected"])
-        arch, cost = proposed
-        if self.prescreen is not None and self.prescreen_k > 1:
-            winner, arch, cost = self._prescreened(trial, arch, cost)
-            if winner is not trial:
-                try:
-                    values = self._evaluate(winner, arch, cost)
-                except BaseException:  # an interrupt or error never leaves it RUNNING
-                    self.study.tell(winner, state=TrialState.FAIL)
-                    raise
-                self.study.tell(winner, values)
-                trial.set_user_attr("prescreened_out", f"{self.prescreen} below trial "
-                                                       f"{winner.number}")
-                raise optuna.TrialPruned("prescreened out")
-        return self._evaluate(trial, arch, cost)
+    def _surplus(self, trial: optuna.Trial) -> bool:
+        """With many workers, a fresh trial started once the target is taken is not run.
+
+        It is told FAIL with ``surplus`` before any parameter is sampled, so it leaves the
+        intersection search space (which reads COMPLETE and PRUNED trials) alone. A trial
+        popped from the queue (a reference design, a retry) is never surplus: the study may end
+        one such trial over its target rather than lose it.
+        """
+        if self.target is None or self.from_queue(trial):
+            return False
+        others = self.study.get_trials(deepcopy=False,
+                                       states=(TrialState.COMPLETE, TrialState.RUNNING))
+        ahead = sum(is_trained(t) or (t.state == TrialState.RUNNING and t.number < trial.number)
+                    for t in others)
+        if ahead < self.target:
+            return False
+        trial.set_user_attr("surplus", f"the study already has {self.target} trials")
+        self._tell(trial, state=TrialState.FAIL)
+        return True
+
+    def step(self) -> None:
+        """Ask for one trial and take it to the end: surplus, over budget, or trained (after
+        the prescreen, when there is one). Trials popped from the queue (the reference designs)
+        are trained as they are: never prescreened, and prescreen candidates never pop them."""
+        try:
+            trial = self._ask()
+            from_queue = self.from_queue(trial)  # before _propose sets our own attributes
+            if self._surplus(trial):
+                return
+            first = self._propose(trial)
+            if first is None:
+                return
+            queued: list[Candidate] = []
+            if self.prescreen is not None and self.prescreen_k > 1 and not from_queue:
+                first, queued = self._prescreened(first)
+            for candidate in (first, *queued):
+                self._train_and_tell(*candidate)
+        except BaseException:  # an interrupt or error never leaves a trial RUNNING
+            self._fail_open()
+            raise
+
+    def _train_and_tell(self, trial: optuna.Trial, arch: Architecture, cost: Any) -> None:
+        values = self._evaluate(trial, arch, cost)
+        try:
+            self._tell(trial, values)
+        except ValueError as exc:
+            if "Cannot tell a" not in str(exc):
+                raise
+            self._record_duplicate(trial, values)
+            return
+        self.completed_here += 1
+
+    def _record_duplicate(self, trial: optuna.Trial, values: list[float]) -> None:
+        """SQLite has no row locks, so two workers can pop the same enqueued trial; the first
+        result stands. The second is kept visible as a FAIL trial with ``duplicate`` (and its
+        values), so it is counted and printed, never silently dropped."""
+        self.duplicates += 1
+        attrs = {**trial.user_attrs, "duplicate": (
+            f"trial {trial.number} was also run here by {worker_id()}; another worker told it "
+            f"first, so these values {[round(v, 6) for v in values]} were not told")}
+        self.study.add_trial(create_trial(
+            state=TrialState.FAIL, params=trial.params, distributions=trial.distributions,
+            user_attrs=attrs))
 
     def _evaluate(self, trial: optuna.Trial, arch: Architecture, cost: Any) -> list[float]:
         """Train ``arch`` as ``trial`` and return its objective values."""
@@ -161,19 +275,7 @@ class TrialRunner:
             trial.set_user_attr(f"latency_batch{self.latency_batch}_s", batch)
         if self.reporter is not None:
             self.reporter.trial_finished(trial.number, result, cost)
-        self.completed_here += 1
         return [values[o] for o in self.objectives]
-
-    def _refuse_surplus(self, trial: optuna.Trial) -> None:
-        """With many workers, a trial started once the target is taken is not run."""
-        if self.target is None:
-            return
-        others = self.study.get_trials(deepcopy=False,
-                                       states=(TrialState.COMPLETE, TrialState.RUNNING))
-        ahead = sum(t.state == TrialState.COMPLETE or t.number < trial.number for t in others)
-        if ahead >= self.target:
-            trial.set_user_attr("surplus", f"the study already has {self.target} trials")
-            raise optuna.TrialPruned("surplus")
 
     def _train(self, trial: optuna.Trial, arch: Architecture) -> TrainResult:
         info = self.splits.info
@@ -196,16 +298,17 @@ class TrialRunner:
         return result
 
     def run(self) -> int:
-        """Run trials until the study has ``target`` complete ones (or time runs out)."""
+        """Run trials until the study has ``target`` trained ones (or time runs out)."""
         study = self.study
         optuna.storages.fail_stale_trials(study)  # trials of workers that died before we came
-        started = count_complete(study)
+        started = count_trained(study)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        with self.interrupt.installed():
+        self._beats = Heartbeats(self.storage, study)
+        with self.interrupt.installed(), self._beats.running():
             while not self.interrupt.requested:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                complete = count_complete(study)
+                complete = count_trained(study)
                 if self.target is not None and complete >= self.target:
                     break
                 running = count_trials(study, TrialState.RUNNING)
@@ -215,16 +318,11 @@ class TrialRunner:
                     time.sleep(self.poll)
                     continue
                 try:
-                    study.optimize(self.objective, n_trials=1, gc_after_trial=True)
+                    self.step()
                 except KeyboardInterrupt:
                     self.interrupt.requested = True
                     fail_running(study)
-                except ValueError as exc:
-                    # SQLite has no row locks, so two workers can pop the same enqueued trial;
-                    # the first result stands and the second worker just goes on.
-                    if "Cannot tell a COMPLETE trial" not in str(exc):
-                        raise
-                done = count_complete(study)
+                done = count_trained(study)
                 if self.reporter is not None:
                     self.reporter.study_progress(study, done)
                 if self.rejected > 1000 * max(1, done - started + 1):
@@ -232,9 +330,10 @@ class TrialRunner:
                         "the sampler keeps proposing over-budget candidates "
                         f"({self.rejected} rejected); raise the budget or use --sampler random"
                     )
+        self._beats = None
         if self.interrupt.requested:
             raise SearchInterrupted(
-                f"interrupted: {count_complete(study)} trials complete in study "
+                f"interrupted: {count_trained(study)} trials complete in study "
                 f"{study.study_name!r}; run the same command to resume"
             )
         return self.completed_here

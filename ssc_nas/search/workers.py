@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from ..budget import Budget
 from ..data import dataset_info, load_splits
@@ -18,7 +17,7 @@ from ..errors import SearchInterrupted, StudyError
 from ..spaces import BoundSpace, parse_space
 from ..train import TrainConfig, resolve_device
 from .config import SearchConfig
-from .results import count_complete, count_trials
+from .results import count_trained
 from .samplers import make_sampler, worker_seed
 from .storage import make_storage
 from .trials import Interrupt, TrialRunner
@@ -65,13 +64,14 @@ def run_worker(
     job = TrialRunner(study, bound, Budget(**attrs["budget"]), tuple(attrs["objectives"]),
                train_config, splits, seed, resolve_device(device),
                int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter,
-               prescreen=attrs.get("prescreen"), prescreen_k=int(attrs.get("prescreen_k", 10)))
+               prescreen=attrs.get("prescreen"), prescreen_k=int(attrs.get("prescreen_k", 10)),
+               storage=store)
     if reporter is not None:
-        reporter.start(study, attrs.get("trials"), count_complete(study))
+        reporter.start(study, attrs.get("trials"), count_trained(study))
     return job.run()
 
 
-def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any) -> int:
+def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any) -> None:
     """Start ``config.workers`` worker processes on this machine and wait for them."""
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -89,19 +89,18 @@ def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any
         while any(p.poll() is None for p in procs):
             time.sleep(1.0)
             if reporter is not None:
-                reporter.study_progress(study, count_complete(study))
+                reporter.study_progress(study, count_trained(study))
     codes = [p.returncode for p in procs]
     if interrupt.requested or any(c == 130 for c in codes):
         raise SearchInterrupted(
-            f"interrupted: {count_complete(study)} trials complete in study "
+            f"interrupted: {count_trained(study)} trials complete in study "
             f"{study.study_name!r}; run the same command to resume"
         )
     failed = [i for i, c in enumerate(codes) if c != 0]
-    reached = config.trials is not None and count_complete(study) >= config.trials
+    reached = config.trials is not None and count_trained(study) >= config.trials
     if failed and not reached:
         raise StudyError(f"worker(s) {failed} exited with codes {[codes[i] for i in failed]} "
                          "(negative: killed by that signal) before the study reached its "
                          "trials; run the same command to resume")
-    return count_trials(study, TrialState.PRUNED)
 
 

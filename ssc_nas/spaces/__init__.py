@@ -2,7 +2,7 @@
 
 from .sampling import BoundSpace, ParamGroup, resolve_setting
 from .schema import SPACE_KNOBS, Override, SearchSpace, load_space, parse_space, shipped_spaces
-from .summary import SpaceSummary, check_budget, feasible_share, summarize
+from .summary import SpaceSummary, check_budget, cost_front, feasible_share, summarize
 
 __all__ = [
     "SPACE_KNOBS",
@@ -12,6 +12,7 @@ __all__ = [
     "SearchSpace",
     "SpaceSummary",
     "check_budget",
+    "cost_front",
     "feasible_share",
     "load_space",
     "parse_space",

@@ -1,0 +1,302 @@
+"""The trial runner, checked through what Optuna's samplers actually read from the study.
+
+Each test runs real (tiny) searches on ``digits``: trials train for one epoch on a few images.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from ssc_nas.budget import Budget
+from ssc_nas.data import dataset_info, load_splits
+from ssc_nas.search import SearchConfig, make_storage, run_search
+from ssc_nas.search.trials import TrialRunner
+from ssc_nas.spaces import BoundSpace, load_space
+from ssc_nas.train import TrainConfig
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+SPACE = "digits-tiny"
+TINY = TrainConfig(epochs=1, batch_size=32)
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits("digits", "data", subset=0.05, split_seed=0)
+
+
+@pytest.fixture(scope="module")
+def bound() -> BoundSpace:
+    info = dataset_info("digits")
+    return BoundSpace(load_space(SPACE), info.in_channels, info.num_classes, info.input_size)
+
+
+def config(tmp_path: Path, **kw) -> SearchConfig:
+    base = {"budget": Budget(80_000), "space": SPACE, "dataset": "digits", "train": TINY,
+            "subset": 0.05, "sampler": "random", "storage": f"sqlite:///{tmp_path / 's.db'}",
+            "device": "cpu", "trials": 3}
+    return SearchConfig(**{**base, **kw})
+
+
+def runner(study: optuna.Study, bound: BoundSpace, splits, target: int | None,
+           **kw) -> TrialRunner:
+    kw.setdefault("budget", Budget(80_000))
+    return TrialRunner(study, bound, kw.pop("budget"), ("accuracy", "params", "macs"), TINY,
+                       splits, 0, torch.device("cpu"), 32, target, None, None, **kw)
+
+
+def feasible(t: FrozenTrial) -> bool:
+    return all(v <= 0 for v in t.constraints.values())
+
+
+def trained(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials that were trained: COMPLETE, within budget and with a training curve."""
+    return [t for t in study.get_trials(states=(TrialState.COMPLETE,))
+            if feasible(t) and "val_accuracy_curve" in t.user_attrs]
+
+
+# -- item 1: reference designs are trained, never prescreened away ----------------------------
+
+
+def test_prescreen_trains_every_reference_design_first(tmp_path: Path, splits) -> None:
+    run = run_search(config(tmp_path, trials=6, prescreen="synflow", prescreen_k=3),
+                     splits=splits)
+    study = run.study
+    names = [name for name, _ in run.references]
+    assert len(names) >= 3
+    refs = [t for t in study.trials if t.user_attrs.get("reference")]
+    assert sorted(t.user_attrs["reference"] for t in refs) == sorted(names)  # each popped once
+    done = trained(study)
+    assert {t.user_attrs.get("reference") for t in done} >= set(names)
+    assert not [t for t in refs if "prescreened_out" in t.user_attrs]
+    assert [t for t in study.trials if "prescreened_out" in t.user_attrs]  # it did prescreen
+    first = sorted(done, key=lambda t: t.number)[: len(names)]
+    assert all(t.user_attrs.get("reference") for t in first)
+
+
+# -- item 2: TPE's good group is decided among trained trials ---------------------------------
+
+
+def _tpe_split(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+    """Optuna's multi-objective TPE split, reproduced: the trials it reads are COMPLETE and
+    PRUNED ones; the good group is the best ``gamma(n)`` of them, feasible COMPLETE trials by
+    non-domination first, then PRUNED, then infeasible ones."""
+    counted = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    gamma = getattr(study.sampler, "good_group_size", lambda n: math.ceil(0.1 * n))
+    n_below = gamma(len(counted))
+    complete = [t for t in counted if feasible(t) and t.state == TrialState.COMPLETE]
+    signs = [-1 if d == optuna.study.StudyDirection.MAXIMIZE else 1 for d in study.directions]
+    ranked: list[FrozenTrial] = []
+    rest = list(complete)
+    while rest:  # non-domination fronts
+        front = [a for a in rest if not any(
+            all(s * x <= s * y for s, x, y in zip(signs, b.values, a.values, strict=True))
+            and b.values != a.values for b in rest)]
+        ranked += sorted(front, key=lambda t: -t.values[0])
+        rest = [t for t in rest if t not in front]
+    others = [t for t in counted if t not in complete]
+    order = ranked + others
+    return order[:n_below], order[n_below:]
+
+
+def test_tpe_good_group_is_split_among_trained_trials_with_prescreen(tmp_path: Path,
+                                                                     splits) -> None:
+    run = run_search(config(tmp_path, trials=12, sampler="tpe", prescreen="synflow",
+                            prescreen_k=10, budget=Budget(10**7), reference_designs=False),
+                     splits=splits)
+    study = run.study
+    done = {t.number for t in trained(study)}
+    assert len(done) == 12
+    losers = [t for t in study.trials if "prescreened_out" in t.user_attrs]
+    assert len(losers) == 9 * 12  # nothing is over a budget of 10M
+    good, bad = _tpe_split(study)
+    assert {t.number for t in good} < done  # a strict subset: some trained trials are "bad"
+    assert len(good) == math.ceil(0.1 * len(done))
+    assert done & {t.number for t in bad}
+
+
+def test_tpe_good_group_is_split_among_trained_trials_when_most_are_over_budget(
+        tmp_path: Path, splits, bound: BoundSpace) -> None:
+    low, _ = bound.cost_bounds()
+    run = run_search(config(tmp_path, trials=12, sampler="tpe", reference_designs=False,
+                            budget=Budget(int(low.params * 1.4))), splits=splits)
+    study = run.study
+    done = {t.number for t in trained(study)}
+    over = [t for t in study.trials if "rejected" in t.user_attrs]
+    assert len(over) > 3 * len(done)  # the case: rejected candidates outnumber trained ones
+    good, bad = _tpe_split(study)
+    assert {t.number for t in good} <= done and len(good) == math.ceil(0.1 * len(done))
+    assert done & {t.number for t in bad}
+
+
+# -- item 3: a surplus trial does not empty the intersection search space ---------------------
+
+
+def test_surplus_trial_keeps_every_knob_in_the_intersection_search_space(
+        tmp_path: Path, splits, bound: BoundSpace) -> None:
+    run = run_search(config(tmp_path, trials=2, reference_designs=False), splits=splits)
+    study = run.study
+    knobs = set(optuna.search_space.IntersectionSearchSpace().calculate(study))
+    assert len(knobs) > 3
+    other = study.ask()  # another worker holds the last trial of a target of 3
+    job = runner(study, bound, splits, target=3)
+    job.step()  # this worker races it to the same slot
+    (surplus,) = [t for t in study.trials if "surplus" in t.user_attrs]
+    assert surplus.state == TrialState.FAIL and not surplus.params
+    assert set(optuna.search_space.IntersectionSearchSpace().calculate(study)) == knobs
+    assert set(optuna.search_space.IntersectionSearchSpace(include_pruned=True)
+               .calculate(study)) == knobs
+    study.tell(other, state=TrialState.FAIL)
+
+
+# -- item 5: NSGA-II learns from over-budget candidates ---------------------------------------
+
+
+def _over_budget_share(study: optuna.Study, skip: int) -> float:
+    later = sorted(study.trials, key=lambda t: t.number)[skip:]
+    return sum("rejected" in t.user_attrs for t in later) / len(later)
+
+
+def test_nsga2_sees_over_budget_candidates_and_proposes_fewer_than_random(
+        tmp_path: Path, splits) -> None:
+    budget = Budget(20_000)  # about 23 % of random digits-tiny designs fit
+    shares = {}
+    for sampler in ("nsga2", "random"):
+        run = run_search(config(tmp_path, trials=12, sampler=sampler, budget=budget,
+                                reference_designs=False, study=sampler), splits=splits)
+        study = run.study
+        if sampler == "nsga2":
+            # NSGA-II builds its populations from COMPLETE trials: over-budget ones are there,
+            # infeasible, so constrained domination ranks them below every trained trial.
+            population = study.get_trials(states=(TrialState.COMPLETE,))
+            assert [t for t in population if not feasible(t)]
+            assert all("rejected" in t.user_attrs for t in population if not feasible(t))
+        shares[sampler] = _over_budget_share(study, skip=16)  # after two generations of 8
+    assert shares["nsga2"] < shares["random"], shares
+
+
+# -- item 4: a killed worker's prescreen winner is failed, not left RUNNING -------------------
+
+
+def _training(url: str) -> list[FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name="kill", storage=url)
+    except Exception:  # not created yet
+        return []
+    return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+
+
+def test_killed_worker_leaves_no_trial_running_after_prescreen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", "--dataset", "digits", "--space", SPACE, "--budget", "10M",
+            "--epochs", "500", "--sampler", "random", "--quiet", "--study", "kill",
+            "--storage", url, "--prescreen", "synflow", "--prescreen-k", "4",
+            "--no-reference-designs", "--heartbeat", "1", "--trials", "3", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    held: list[FrozenTrial] = []
+    while time.monotonic() < deadline and not held:
+        time.sleep(0.5)
+        held = _training(url)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert held, "no trial started training in time"
+    time.sleep(3.5)  # two heartbeats of 1 s and then some
+    study = optuna.load_study(study_name="kill", storage=make_storage(url, heartbeat=1))
+    optuna.storages.fail_stale_trials(study)  # what every worker does when it starts
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.trials[held[0].number].state == TrialState.FAIL
+
+
+# -- item 6: a trial popped by two workers is visible, not dropped ----------------------------
+
+
+class _OtherWorkerTellsFirst:
+    """A progress reporter that, as training ends here, tells the same trial from a second
+    handle: what a second worker that popped the same enqueued trial on SQLite does."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    def trial_started(self, number, arch, cost) -> None:
+        pass
+
+    def batch(self, done, total) -> None:
+        pass
+
+    def trial_finished(self, number, result, cost) -> None:
+        self.study.tell(number, [0.5, float(cost.params), float(cost.macs)])
+
+    def study_progress(self, study, done) -> None:
+        pass
+
+
+def test_a_trial_popped_twice_is_kept_as_a_duplicate(tmp_path: Path, splits,
+                                                     bound: BoundSpace) -> None:
+    run = run_search(config(tmp_path, trials=1, reference_designs=False), splits=splits)
+    study = run.study
+    (done,) = study.get_trials(states=(TrialState.COMPLETE,))
+    study.enqueue_trial(done.params, user_attrs={"reference": "again"})
+    job = runner(study, bound, splits, target=2)
+    job.reporter = _OtherWorkerTellsFirst(study)
+    job.run()
+    again = [t for t in study.trials if t.user_attrs.get("reference") == "again"]
+    assert [t.state for t in again] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert again[0].values[0] == 0.5  # the first tell stands
+    (duplicate,) = [t for t in study.trials if "duplicate" in t.user_attrs]
+    assert f"trial {again[0].number} was also run" in duplicate.user_attrs["duplicate"]
+    assert duplicate.params == done.params
+
+
+# -- item 9: every untrained trial has one named cause, counted the same everywhere -----------
+
+
+def test_causes_are_named_and_counted_once_the_same_way_everywhere(tmp_path: Path,
+                                                                   splits) -> None:
+    from ssc_nas.report.info import study_overview, trial_points
+    from ssc_nas.search import study_rows
+
+    cfg = config(tmp_path, trials=8, budget=Budget(60_000), prescreen="synflow",
+                 prescreen_k=4)
+    first = run_search(cfg, splits=splits)
+    study = first.study
+    losers = sum("prescreened_out" in t.user_attrs for t in study.trials)
+    over = sum("rejected" in t.user_attrs for t in study.trials)
+    assert losers > 0 and over > 0
+    points = trial_points(study)  # the report draws each cause as itself
+    assert sum(p.state == "prescreened out" for p in points) == losers
+    assert sum(p.state == "over-budget" for p in points) == over
+    assert all(p.accuracy is None for p in points if p.state != "feasible")
+    assert study_overview(study).counts.get("prescreened out") == losers
+
+    from ssc_nas.search.results import trial_counts, trial_kind
+
+    for t in study.trials:
+        expected = ("prescreened out" if "prescreened_out" in t.user_attrs
+                    else "over budget" if "rejected" in t.user_attrs else "trained")
+        assert trial_kind(t) == expected, t
+    counts = trial_counts(study)
+    assert (counts["over budget"], counts["prescreened out"]) == (over, losers)
+    assert counts["trained"] == 8 == first.completed
+    assert sum(counts.values()) == len(study.trials)
+    assert first.counts == counts  # the study's counts, as every other reader gives them
+    (row,) = study_rows(cfg.storage)
+    assert row["counts"] == counts and row["complete"] == 8
+    # a second run in the same study reports the study's counts too, not this run's
+    again = run_search(SearchConfig(**{**cfg.__dict__, "trials": 9}), splits=splits)
+    assert again.counts == trial_counts(again.study)
+    assert again.counts["over budget"] >= counts["over budget"]
