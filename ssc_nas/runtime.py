@@ -31,7 +31,7 @@ MODES = ("fast", "default")
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: 2 GiB of free heap top before trimming
-KNOBS = {
+MALLOC_KNOBS = {
     # mallopt parameter: (value, environment variable, GLIBC_TUNABLES name)
     M_MMAP_MAX: (0, "MALLOC_MMAP_MAX_", "glibc.malloc.mmap_max"),
     M_TRIM_THRESHOLD: (TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),
@@ -74,7 +74,7 @@ def tune_malloc(env: Mapping[str, str] | None = None) -> str:
         return _state
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done, kept = [], []
-    for param, (value, variable, tunable) in KNOBS.items():
+    for param, (value, variable, tunable) in MALLOC_KNOBS.items():
         if _user_set(env, variable, tunable):
             kept.append(variable)
         elif mallopt(param, value) == 1:

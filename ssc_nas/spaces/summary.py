@@ -40,7 +40,7 @@ def cost_front(bound: BoundSpace, budget: Budget | None = None) -> list[tuple[in
         base = p.fixed_cost() + sum(
             (p.slot_cost(s, s.default) for s in p.slots if not s.searchable), Cost())
         front = {(int(base.params), int(base.macs))}
-        for g in bound.groups:
+        for g in bound.param_groups:
             taps: dict[tuple[int, ...], str] = {}
             for pattern in g.choices["pattern"]:
                 taps.setdefault(tuple(num_positions(pattern, k) for k in (3, 5, 7)), pattern)
