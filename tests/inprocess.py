@@ -16,7 +16,9 @@ import sys
 import traceback
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from optuna.exceptions import ExperimentalWarning
 
@@ -39,8 +41,12 @@ def _stream_handlers() -> list[logging.StreamHandler]:
             if type(h) is logging.StreamHandler]
 
 
-def run_cli(args: list[str] | tuple[str, ...]) -> CliResult:
-    """``ssc-nas ARGS`` in-process, in the current working folder."""
+def run_cli(args: list[str] | tuple[str, ...], cwd: Path | None = None) -> CliResult:
+    """``ssc-nas ARGS`` in-process, in ``cwd`` (default: the current working folder)."""
+    if cwd is not None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(cwd)
+            return run_cli(args)
     runner = CliRunner()
     with runner.isolation() as (out, err, _), warnings.catch_warnings(record=True) as caught:
         # A fresh interpreter hides these; everything else is printed once on stderr.

@@ -3,7 +3,7 @@ study database (and everything else in the working folder) unchanged.
 
 One table of cases over ``search``, ``worker``, ``front``, ``export`` and ``space show``. Each
 case runs in a fresh folder holding a copy of one real study database (made once per module by a
-tiny search in a real process); the folder's files are compared byte for byte (sha256) before and
+tiny search); the folder's files are compared byte for byte (sha256) before and
 after, and the study through Optuna's API. Argument and input mistakes run in-process through
 ``tests.inprocess.run_cli`` (``ssc_nas.cli.main`` with its error handling, stderr captured as a
 process would print it); ``test_in_process_matches_a_real_process`` checks that a few of them
@@ -151,8 +151,7 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real study: 2 complete trials of a tiny search; its target raised to 4 afterwards so a
     rerun or a worker has trials left to write."""
     folder = tmp_path_factory.mktemp("study")
-    r = subprocess.run([sys.executable, "-m", "ssc_nas", *GOOD, "--trials", "2"], cwd=folder,
-                       env=ENV, capture_output=True, text=True, timeout=300)
+    r = run_cli([*GOOD, "--trials", "2"], cwd=folder)
     assert r.returncode == 0, r.stderr
     db = folder / "ssc-nas.db"
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
