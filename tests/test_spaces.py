@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ssc_nas.budget import Budget, format_count
-from ssc_nas.cost import count
+from ssc_nas.cost import Cost, count
 from ssc_nas.errors import BudgetError, SpaceError
 from ssc_nas.models import Architecture, architecture_cost, build
 from ssc_nas.spaces import (
@@ -250,6 +250,16 @@ def test_budget_feasible_sampling_with_optuna(name: str, shape: tuple, params: s
     print(f"{name} @ {budget.describe()}: {share:.1%} of 200 Optuna trials fit; "
           f"feasible_share {expected:.1%}")
     assert share == pytest.approx(expected, abs=0.1)  # ~3 sigma of 200 draws
+
+
+def test_budget_fits_only_within_every_limit() -> None:
+    both = Budget(1000, 50_000)
+    assert both.fits(Cost(1000, 50_000)) and both.fits(Cost(1, 1))  # limits are inclusive
+    assert not both.fits(Cost(1001, 50_000)) and not both.fits(Cost(1000, 50_001))
+    assert not both.fits(Cost(2000, 100_000))
+    assert both.violations(Cost(1500, 25_000)) == {"params": 0.5, "macs": -0.5}
+    assert Budget(1000).fits(Cost(1000, 10**12)) and not Budget(1000).fits(Cost(1001, 1))
+    assert Budget(macs=10).fits(Cost(10**9, 10)) and not Budget(macs=10).fits(Cost(1, 11))
 
 
 @pytest.mark.parametrize("name", SPACES)
