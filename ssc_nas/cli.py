@@ -646,14 +646,19 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
                   f"--study {ssc_study}", highlight=False)
 
 
-def main() -> None:
-    """Console entry point: user mistakes become one line on stderr and exit code 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user mistakes become one line on stderr and exit code 2.
+
+    ``argv`` defaults to ``sys.argv[1:]``; passing it runs the CLI in-process (the tests do).
+    Failures end in ``SystemExit`` (2: user mistake, 130: interrupted); bugs propagate with
+    their traceback.
+    """
     from .errors import SearchInterrupted
     from .runtime import tune_malloc
 
     try:
         tune_malloc()  # first: the allocator settings apply to everything this run allocates
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, standalone_mode=False)
     except SearchInterrupted as exc:
         err_console.print(str(exc), highlight=False, soft_wrap=True)
         sys.exit(130)

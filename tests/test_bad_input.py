@@ -3,11 +3,14 @@ study database (and everything else in the working folder) unchanged.
 
 One table of cases over ``search``, ``worker``, ``front``, ``export`` and ``space show``. Each
 case runs in a fresh folder holding a copy of one real study database (made once per module by a
-tiny search); the folder's files are compared byte for byte (sha256) before and after, and the
-study through Optuna's API. Storage failures are real: a read-only database is a chmod 444 file
-opened by a process without CAP_DAC_OVERRIDE (root ignores file modes otherwise), a full disk is a
-filled tmpfs (where this process may mount one) or a file-size limit (``ulimit -f``, EFBIG:
-Python ignores SIGXFSZ).
+tiny search); the folder's files are compared byte for byte (sha256) before and
+after, and the study through Optuna's API. Argument and input mistakes run in-process through
+``tests.inprocess.run_cli`` (``ssc_nas.cli.main`` with its error handling, stderr captured as a
+process would print it); ``test_in_process_matches_a_real_process`` checks that a few of them
+print the same in a real ``python -m ssc_nas`` process. Storage failures are real processes: a
+read-only database is a chmod 444 file (or a ``mode=ro`` URI) opened by a process without
+CAP_DAC_OVERRIDE (root ignores file modes otherwise), a full disk is a filled tmpfs (where this
+process may mount one) or a file-size limit (``ulimit -f``, EFBIG: Python ignores SIGXFSZ).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-pytestmark = pytest.mark.slow  # one CLI process per case: about 3 s each
+from tests.inprocess import run_cli
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STUDY = "made"
@@ -44,9 +47,16 @@ class Case:
     env: str = "plain"  # plain | readonly | ulimit | tmpfs
     click: bool = False  # a click usage error (Usage: ... Error: ...), not ssc-nas's error: line
 
+    @property
+    def process(self) -> bool:
+        """A storage failure: a real process (file modes, capabilities, limits, a full disk)."""
+        return self.env != "plain" or "READONLY_URI" in self.args
+
 
 def case(id: str, args: list[str], message: str, **kw) -> pytest.param:
-    return pytest.param(Case(tuple(args), message, **kw), id=id)
+    c = Case(tuple(args), message, **kw)
+    # A real process per case: about 3 s each.
+    return pytest.param(c, id=id, marks=[pytest.mark.slow] if c.process else [])
 
 CASES = [
     # budgets
@@ -146,8 +156,7 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real study: 2 complete trials of a tiny search; its target raised to 4 afterwards so a
     rerun or a worker has trials left to write."""
     folder = tmp_path_factory.mktemp("study")
-    r = subprocess.run([sys.executable, "-m", "ssc_nas", *GOOD, "--trials", "2"], cwd=folder,
-                       env=ENV, capture_output=True, text=True, timeout=300)
+    r = run_cli([*GOOD, "--trials", "2"], cwd=folder)
     assert r.returncode == 0, r.stderr
     db = folder / "ssc-nas.db"
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
@@ -220,8 +229,8 @@ def command(case: Case, db: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_exits_2_with_one_line_and_changes_nothing(case: Case, study_db: Path,
-                                                             tmp_path: Path) -> None:
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(
+        case: Case, study_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with contextlib.ExitStack() as stack:
         folder = tmp_path
         if case.env == "tmpfs":
@@ -235,8 +244,12 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(case: Case, study_d
             fill(folder)
         before_files, before_study = snapshot(folder), dump(db)
 
-        r = subprocess.run(command(case, db), cwd=folder, env=ENV, capture_output=True,
-                           text=True, timeout=300)
+        if case.process:
+            r = subprocess.run(command(case, db), cwd=folder, env=ENV, capture_output=True,
+                               text=True, timeout=300)
+        else:
+            monkeypatch.chdir(folder)
+            r = run_cli(case.args)
 
         after_files = snapshot(folder)
         db.chmod(0o644)
@@ -276,3 +289,28 @@ def test_read_only_database_still_serves_read_commands(study_db: Path, tmp_path:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("trial,accuracy,params,macs")
     assert snapshot(tmp_path) == before
+
+
+# -- in-process runs print what a real process prints ------------------------------------------
+
+BY_ID = {p.id: p.values[0] for p in CASES}
+PROG = re.compile(r"(?m)^(Usage: |Try ')\S.*? (?=(search|space|worker|front|export)\b)")
+
+
+@pytest.mark.slow  # a real process per case
+@pytest.mark.parametrize("name", ["search-budget-zero", "search-dataset-unknown",
+                                  "search-storage-unreachable"])
+def test_in_process_matches_a_real_process(name: str, study_db: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    case = BY_ID[name]
+    assert not case.process
+    shutil.copyfile(study_db, tmp_path / "ssc-nas.db")
+    write_inputs(tmp_path)
+    real = subprocess.run(command(case, tmp_path / "ssc-nas.db"), cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    monkeypatch.chdir(tmp_path)
+    here = run_cli(case.args)
+    assert real.returncode == here.returncode == 2
+    assert real.stdout == here.stdout
+    # The usage line names the program: python -m ssc_nas there, pytest's runner here.
+    assert PROG.sub(r"\1PROG ", real.stderr) == PROG.sub(r"\1PROG ", here.stderr)

@@ -39,6 +39,7 @@ from ssc_nas.errors import BudgetError, SSCNasError
 from ssc_nas.models import Architecture, build
 from ssc_nas.report import baseline_points
 from ssc_nas.train import TrainConfig
+from tests.inprocess import run_cli as run_in_process
 
 BUDGET = 20_000
 STUDY = "digits-resnet20-ssc-20k"  # what ssc-nas search --space resnet20-ssc names it
@@ -114,17 +115,18 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(tmp_path: Path) 
     assert report.returncode == 0, report.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("extra", "words"), [
     (["--methods", "snip,bogus"], ["unknown method 'bogus'", "valid methods", "ssc-uniform"]),
     (["--methods", "snip", "--budget", "5M"], ["reachable range", "pass a larger --width"]),
     (["--methods", "snip", "--budget", "100"], ["reachable range"]),
 ])
-def test_compare_cli_mistakes_are_one_line(tmp_path: Path, extra: list[str],
-                                           words: list[str]) -> None:
-    result = run_cli(["compare", "--family", "resnet20", "--dataset", "digits", "--budget",
-                      "20k", *extra], tmp_path)
+def test_compare_cli_mistakes_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           extra: list[str], words: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_in_process(["compare", "--family", "resnet20", "--dataset", "digits",
+                             "--budget", "20k", *extra])
     assert result.returncode == 2
+    assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     for word in words:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -92,9 +94,41 @@ def test_count_restores_training_mode() -> None:
     assert model.training
 
 
-def test_measure_latency_returns_positive_median_seconds() -> None:
-    model = nn.Sequential(SSCConv2d(4, 8, 3), nn.ReLU())
-    t = measure_latency(model, (4, 16, 16), batch_size=2, repeats=3, warmup=1)
-    assert 0 < t < 1.0
-    t_cl = measure_latency(model, (4, 16, 16), repeats=3, warmup=1, channels_last=True)
-    assert 0 < t_cl < 1.0
+class _Scripted(nn.Module):
+    """Sleeps a scripted time per forward pass and records how it was called."""
+
+    def __init__(self, delays: list[float]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.delays = delays
+        self.calls: list[tuple[tuple[int, ...], bool, bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1
+        self.calls.append((tuple(x.shape), self.training, torch.is_grad_enabled(), channels_last))
+        time.sleep(self.delays[len(self.calls) - 1])
+        return x
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_measure_latency_is_the_median_seconds_of_timed_passes(channels_last: bool) -> None:
+    # 2 warmup passes (slow, untimed), then 5 timed: median 0.01 s; mean or timed warmup > 0.05.
+    model = _Scripted([0.08, 0.08, 0.01, 0.15, 0.01, 0.15, 0.01]).train()
+    t = measure_latency(model, (4, 6, 6), batch_size=3, warmup=2, repeats=5,
+                        channels_last=channels_last)
+    assert 0.01 <= t < 0.05
+    assert model.calls == [((3, 4, 6, 6), False, False, channels_last)] * 7  # eval, no_grad
+
+
+def test_latency_grows_with_batch_and_macs() -> None:
+    model = nn.Sequential(SSCConv2d(16, 16, 3), nn.ReLU())
+    wide = nn.Sequential(SSCConv2d(32, 32, 3), nn.ReLU())  # 4x the MACs per image
+    assert count(wide, (32, 32, 32)).macs == 4 * count(model, (16, 32, 32)).macs
+
+    def median(m: nn.Module, c: int, batch: int) -> float:
+        return measure_latency(m, (c, 32, 32), batch_size=batch, warmup=2, repeats=7)
+
+    one, sixteen = median(model, 16, 1), median(model, 16, 16)
+    assert sixteen > 4 * one, (one, sixteen)
+    narrow, wider = median(model, 16, 8), median(wide, 32, 8)
+    assert wider > 1.5 * narrow, (narrow, wider)

@@ -119,6 +119,9 @@ def test_gradcheck_small_layer() -> None:
         (8, 4, 2, 3, 4, 1, [((0, 1), (2, 3, 4)), ((2, 3), (4, 5, 6)), ((4, 5), (6, 7, 0)),
                             ((6, 7), (0, 1, 2))]),
         (8, 4, 1, 1, 2, 2, [((0,), (1,)), ((2,), (3,)), ((4,), (5,)), ((6,), (7,))]),
+        # Phases that do not divide the block: windows start at p * ceil(B / phases), cyclically.
+        (8, 3, 3, 1, 3, 1, [((0, 1, 2), (3,)), ((3, 4, 5), (6,)), ((6, 7, 0), (1,))]),
+        (10, 4, 2, 1, 2, 2, [((0, 1), (2,)), ((3, 4), (0,)), ((5, 6), (7,)), ((8, 9), (5,))]),
     ],
 )
 def test_design_note_examples(c_in, c_out, n_k, n_1, phases, groups, expected) -> None:

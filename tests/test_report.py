@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
+from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import TrialState, create_trial
 from plotly.offline import get_plotlyjs
 
@@ -146,16 +149,50 @@ def test_knob_map_has_one_column_per_front_trial(study: optuna.Study) -> None:
     assert {v for row in data.values["pattern"] for v in row} <= {"full", "plus", "x"}
 
 
-def test_importances_or_a_reason(study: optuna.Study) -> None:
+def test_importances_of_the_real_study(study: optuna.Study) -> None:
+    """The 4-trial study has complete trials whose parameters vary: importances, not a reason."""
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    names = {name for t in complete for name in t.params}
+    varying = {n for n in names if len({repr(t.params.get(n)) for t in complete}) > 1}
+    assert len(complete) >= 2 and varying
     imp = param_importances(study)
-    if imp.values:
-        assert imp.reason is None and abs(sum(imp.values.values()) - 1) < 1e-6
-    else:
-        assert imp.reason
+    assert imp.reason is None, imp.reason
+    assert imp.values and set(imp.values) <= varying
+    assert abs(sum(imp.values.values()) - 1) < 1e-6 and all(v >= 0 for v in imp.values.values())
+    assert list(imp.values.values()) == sorted(imp.values.values(), reverse=True)
+
+
+@pytest.mark.parametrize("objectives", [["accuracy", "params", "macs"],
+                                        ["params", "accuracy"]])
+def test_importances_are_those_of_accuracy(objectives: list[str]) -> None:
+    """Accuracy depends on x only, the cost objectives on y only: x must come first, wherever
+    accuracy sits among the objectives."""
+    directions = ["maximize" if o == "accuracy" else "minimize" for o in objectives]
+    study = optuna.create_study(directions=directions)
+    study.set_user_attr("objectives", objectives)
+    dist = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    rng = random.Random(0)
+    for _ in range(24):
+        x, y = rng.random(), rng.random()
+        by_name = {"accuracy": x, "params": 1e5 * y, "macs": 1e6 * y}
+        study.add_trial(create_trial(values=[by_name[o] for o in objectives],
+                                     params={"x": x, "y": y}, distributions=dist))
+    imp = param_importances(study, FanovaImportanceEvaluator(seed=0))
+    assert imp.reason is None and imp.values["x"] > 0.8 > imp.values["y"], imp.values
+
+
+def test_importances_give_a_reason_when_there_are_none() -> None:
     few = optuna.create_study(directions=DIRECTIONS)
     few.add_trial(create_trial(values=[0.5, 1.0, 1.0], params={}, distributions={}))
     assert param_importances(few).values == {}
     assert "at least 2" in param_importances(few).reason
+    same = optuna.create_study(directions=DIRECTIONS)
+    same.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    for acc in (0.5, 0.6):
+        same.add_trial(create_trial(values=[acc, 1.0, 1.0], params={"x": 0.3},
+                                    distributions={"x": FloatDistribution(0, 1)}))
+    imp = param_importances(same)
+    assert imp.values == {} and "no parameter varies" in imp.reason
 
 
 def test_baseline_points(study: optuna.Study, storage: str, tmp_path: Path) -> None:

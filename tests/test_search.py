@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from ssc_nas.budget import Budget
 from ssc_nas.search import SearchConfig, parse_duration
 from ssc_nas.train import TrainConfig
+from tests.inprocess import run_cli as run_in_process
 
 BUDGET = 80_000
 BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "80k",
@@ -192,11 +193,14 @@ def test_search_config_validation() -> None:
         (["--budget", "0.5M", "--config", "nope"], "study config"),
     ],
 )
-def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, args, message) -> None:
-    result = run_cli(["search", "--dataset", "digits", "--quiet", *args], tmp_path)
+def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            args, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_in_process(["search", "--dataset", "digits", "--quiet", *args])
     assert result.returncode == 2, result.stderr
-    assert message in result.stderr
     assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
     assert not (tmp_path / "ssc-nas.db").exists()  # nothing written for a bad command
 
 

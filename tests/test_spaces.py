@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ssc_nas.budget import Budget, format_count
-from ssc_nas.cost import count
+from ssc_nas.cost import Cost, count
 from ssc_nas.errors import BudgetError, SpaceError
 from ssc_nas.models import Architecture, architecture_cost, build
 from ssc_nas.spaces import (
@@ -77,12 +77,28 @@ def test_1000_random_samples_build_and_cost_what_the_space_says(name: str) -> No
     _check_samples(name, 1000, seed=0)
 
 
-def test_a_sample_trains() -> None:
-    bound = _bound("resnet20-ssc")
-    model = build(bound.sample(random.Random(3)), 1, 10, (8, 8)).train()
-    loss = model(torch.randn(4, 1, 8, 8)).logsumexp(1).mean()
-    loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+@pytest.mark.parametrize("name", ["resnet20-ssc", "mobilenetv2-ssc"])
+def test_a_sample_trains(name: str) -> None:
+    """Every parameter of a sampled network gets a gradient, and a few SGD steps fit a batch."""
+    torch.manual_seed(0)
+    model = build(_bound(name).sample(random.Random(3)), 1, 10, (8, 8)).train()
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    params = {n: p for n, p in model.named_parameters() if p.numel()}  # (16, 0): no pointwise
+    before = {n: p.detach().clone() for n, p in params.items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for step in range(25):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        if step == 0:
+            for pname, p in params.items():
+                assert p.grad is not None, f"{pname} gets no gradient"
+                assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+        optimizer.step()
+        losses.append(loss.item())
+    assert [n for n, p in params.items() if torch.equal(p, before[n])] == []  # all trained
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 # -- per-layer choices and Optuna parameters ---------------------------------------------------
@@ -235,6 +251,16 @@ def test_budget_feasible_sampling_with_optuna(name: str, shape: tuple, params: s
     print(f"{name} @ {budget.describe()}: {share:.1%} of 200 Optuna trials fit; "
           f"feasible_share {expected:.1%}")
     assert share == pytest.approx(expected, abs=0.1)  # ~3 sigma of 200 draws
+
+
+def test_budget_fits_only_within_every_limit() -> None:
+    both = Budget(1000, 50_000)
+    assert both.fits(Cost(1000, 50_000)) and both.fits(Cost(1, 1))  # limits are inclusive
+    assert not both.fits(Cost(1001, 50_000)) and not both.fits(Cost(1000, 50_001))
+    assert not both.fits(Cost(2000, 100_000))
+    assert both.violations(Cost(1500, 25_000)) == {"params": 0.5, "macs": -0.5}
+    assert Budget(1000).fits(Cost(1000, 10**12)) and not Budget(1000).fits(Cost(1001, 1))
+    assert Budget(macs=10).fits(Cost(10**9, 10)) and not Budget(macs=10).fits(Cost(1, 11))
 
 
 @pytest.mark.parametrize("name", SPACES)

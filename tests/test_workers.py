@@ -23,8 +23,9 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from ssc_nas.search import make_storage
+from tests.inprocess import run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # worker processes, kills
 
 BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "80k",
         "--sampler", "random", "--quiet"]
@@ -190,8 +191,8 @@ def check_retried(study: optuna.Study, killed: FrozenTrial, n: int) -> None:
 
 def _pg_study(postgres_url: str, name: str, n: int, tmp_path: Path, epochs: int) -> None:
     """Make the study with one trial, then raise its target to ``n`` for the workers."""
-    r = cli([*BASE, "--epochs", str(epochs), "--trials", "1", "--storage", postgres_url,
-             "--study", name], tmp_path)
+    r = run_cli([*BASE, "--epochs", str(epochs), "--trials", "1", "--storage", postgres_url,
+                 "--study", name], tmp_path)
     assert r.returncode == 0, r.stderr
     study = load(name, postgres_url)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 1
@@ -275,7 +276,7 @@ def _dump(url: str) -> list:
 def made_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database holding study 'same': digits-tiny, 80k params, 3 objectives."""
     folder = tmp_path_factory.mktemp("made")
-    r = cli([*BASE, "--epochs", "1", "--trials", "1", "--study", "same"], folder)
+    r = run_cli([*BASE, "--epochs", "1", "--trials", "1", "--study", "same"], folder)
     assert r.returncode == 0, r.stderr
     return folder / "ssc-nas.db"
 
@@ -296,7 +297,7 @@ def test_study_refuses_another_space_or_objectives(made_study: Path, tmp_path: P
     space = tmp_path / "other.yaml"  # digits-tiny with one width: another space
     space.write_text("family: resnet20\nshare: stage\nwidth: [0.5]\nknobs:\n  groups: [1, 2]\n")
     change = [str(space) if a == "SPACE_FILE" else a for a in change]
-    r = cli([*BASE, "--epochs", "1", "--trials", "3", "--study", "same", *change], tmp_path)
+    r = run_cli([*BASE, "--epochs", "1", "--trials", "3", "--study", "same", *change], tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
@@ -306,7 +307,8 @@ def test_study_refuses_another_space_or_objectives(made_study: Path, tmp_path: P
     assert _sha(db) == sha
     assert _dump(sqlite_url(db)) == before
     if mismatch == "space":  # the same command under a new study name starts a new study
-        r = cli([*BASE, "--epochs", "1", "--trials", "1", "--study", "new", *change], tmp_path)
+        r = run_cli([*BASE, "--epochs", "1", "--trials", "1", "--study", "new", *change],
+                    tmp_path)
         assert r.returncode == 0, r.stderr
         names = {s.study_name for s in optuna.get_all_study_summaries(sqlite_url(db))}
         assert names == {"same", "new"}
