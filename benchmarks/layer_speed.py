@@ -39,7 +39,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -442,6 +442,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def write_csv(path: Path, rows: Sequence[Any]) -> None:
+    """The benchmark's rows (dataclasses) as a CSV file, one column per field."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    print(f"wrote {path}")
+
+
 def machine() -> str:
     """One line describing the machine and torch."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -626,11 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + summary(rows, 1e-3, args.max_others))
     print("\n" + machine())
     if args.out:
-        with args.out.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-            writer.writeheader()
-            writer.writerows(asdict(r) for r in rows)
-        print(f"wrote {args.out}")
+        write_csv(args.out, rows)
     return 0
 
 

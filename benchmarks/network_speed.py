@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import os
 import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,6 +55,9 @@ from ssc_nas.budget import Budget  # noqa: E402
 from ssc_nas.runtime import malloc_state, tune_malloc  # noqa: E402
 from ssc_nas.search import reference_designs  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from layer_speed import write_csv  # noqa: E402  (a sibling benchmark script)
 
 SPACES = {  # space: (in_channels, input size, classes, budget)
     "resnet20-ssc": (1, (28, 28), 10, "0.5M"),
@@ -412,11 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + summary(rows, args.cheap))
     print("\n" + machine())
     if args.out:
-        with args.out.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-            writer.writeheader()
-            writer.writerows(asdict(r) for r in rows)
-        print(f"wrote {args.out}")
+        write_csv(args.out, rows)
     return 0
 
 

@@ -80,7 +80,8 @@ class Curve:
 def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float) -> list[
         tuple[int, float, np.ndarray]]:
     """(trial number, completion second, normalised objective vector) of each trained trial,
-    in completion order; over-budget points are marked with NaN so they add no volume."""
+    in completion order. Over-budget candidates (stored COMPLETE with constraint values > 0,
+    never trained) are left out; the seconds they took are inside the next trained trial's."""
     trials = study.get_trials(deepcopy=False)
     start = min(t.datetime_start for t in trials if t.datetime_start is not None)
     done = sorted((t for t in trials if t.state == TrialState.COMPLETE),
@@ -88,11 +89,10 @@ def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float
     objectives = study.user_attrs["objectives"]
     out = []
     for t in done:
+        if any(c > 0 for c in t.constraints.values()):
+            continue  # over budget: told COMPLETE but never trained; its time still counts
         v = dict(zip(objectives, t.values, strict=True))
-        feasible = all(c <= 0 for c in t.constraints.values())
         point = np.array([1.0 - v["accuracy"], v["params"] / budget_params, v["macs"] / macs_ref])
-        if not feasible:
-            point[:] = np.nan
         out.append((t.number, (t.datetime_complete - start).total_seconds(), point))
     return out
 
