@@ -79,6 +79,11 @@ def cli() -> None:
     Finds the most accurate CNNs under a parameter and MAC budget by searching per-layer SSC
     settings with Optuna. Start with: ssc-nas search --budget 0.5M
     """
+    import optuna
+
+    # Our own lines say what happened; Optuna's INFO lines (e.g. the in-memory study the
+    # report computes importances on) are noise to a user. Warnings and errors still show.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 # -- space ------------------------------------------------------------------------------------
