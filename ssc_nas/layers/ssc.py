@@ -36,7 +36,7 @@ count. ``to_dense_weight()`` gives the equivalent dense (C_out, B, K, K) weight.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -171,7 +171,8 @@ class SSCSpec:
         return (tuple((spatial[f] + offset).tolist()), tuple((pointwise[f] + offset).tolist()))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The knobs by name (every field is a plain value, so no deep copy is needed)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,39 @@ def _conv(
     return F.conv2d(x, weight, None, stride, (pad_h, pad_w), dilation, groups)
 
 
+@lru_cache(maxsize=4096)
+def _index_buffers(spec: SSCSpec) -> tuple[tuple[str, torch.Tensor], ...]:
+    """The index tensors of a layer of ``spec``, as (buffer name, tensor) pairs."""
+    plan = fast_path_plan(spec)
+    c_out, b, k = spec.out_channels, spec.block, spec.kernel_size
+    win, pw = spec.channel_windows()
+    rows = torch.arange(c_out).view(c_out, 1)
+    positions = pattern_positions(spec.pattern, k) if spec.spatial_channels else ()
+    # Flat indices into the (C_out, B) 1 x 1 weight of the fast path.
+    one = [(rows * b + pw).flatten()]
+    if plan.fold_center:
+        one.append((rows * b + win).flatten())
+    rows_idx = [f if f >= 0 else c_out for f in plan.slot_filters]
+    slot_of = {f: r for r, f in enumerate(plan.slot_filters) if f >= 0}
+    in_index = plan.in_index if plan.in_index is not None else ()
+    # Flat positions of the stored weights (spatial, then pointwise) in the dense weight.
+    cols = spec.block * k * k
+    taps = torch.tensor([i * k + j for i, j in positions], dtype=torch.long)
+    spatial = (rows.unsqueeze(2) * cols + win.unsqueeze(2) * k * k + taps.view(1, 1, -1))
+    center = (k // 2) * k + k // 2
+    buffers = [
+        ("_one_by_one", torch.cat(one)),
+        ("_slot_rows", torch.tensor(rows_idx, dtype=torch.long)),
+        ("_out_index", torch.tensor([slot_of[f] for f in range(c_out)], dtype=torch.long)),
+        ("_in_index", torch.tensor(in_index, dtype=torch.long)),
+        ("_dense_index", torch.cat([spatial.flatten(),
+                                    (rows * cols + pw * k * k + center).flatten()])),
+    ]
+    buffers += [(f"_taps{i}", torch.tensor(piece.taps, dtype=torch.long))
+                for i, piece in enumerate(plan.pieces)]
+    return tuple(buffers)
+
+
 class SSCConv2d(nn.Module):
     """A structured sparse convolution; the knobs are those of :class:`SSCSpec`.
 
@@ -327,40 +361,18 @@ class SSCConv2d(nn.Module):
 
     def _register_indices(self) -> None:
         spec, plan = self.spec, self.plan
-        c_out, b, k = spec.out_channels, spec.block, spec.kernel_size
-        win, pw = spec.channel_windows()
-        rows = torch.arange(c_out).view(c_out, 1)
-        positions = pattern_positions(spec.pattern, k) if spec.spatial_channels else ()
-        # Flat indices into the (C_out, B) 1 x 1 weight of the fast path.
-        one = [(rows * b + pw).flatten()]
         if plan.fold_center:
-            one.append((rows * b + win).flatten())
-            self._center_tap = positions.index((k // 2, k // 2))
-        self.register_buffer("_one_by_one", torch.cat(one), persistent=False)
+            positions = pattern_positions(spec.pattern, spec.kernel_size)
+            centre = (spec.kernel_size // 2, spec.kernel_size // 2)
+            self._center_tap = positions.index(centre)
         self._slot_identity = plan.slot_order_is_filter_order
         per_phase = spec.filters_per_group // spec.phases
-        self._equal_phases = (plan.rows == c_out
+        self._equal_phases = (plan.rows == spec.out_channels
                               and per_phase * spec.phases == spec.filters_per_group)
-        rows_idx = [f if f >= 0 else c_out for f in plan.slot_filters]
-        self.register_buffer("_slot_rows", torch.tensor(rows_idx, dtype=torch.long),
-                             persistent=False)
-        slot_of = {f: r for r, f in enumerate(plan.slot_filters) if f >= 0}
-        self.register_buffer("_out_index", torch.tensor([slot_of[f] for f in range(c_out)],
-                                                        dtype=torch.long), persistent=False)
-        in_index = plan.in_index if plan.in_index is not None else ()
-        self.register_buffer("_in_index", torch.tensor(in_index, dtype=torch.long),
-                             persistent=False)
-        # Flat positions of the stored weights (spatial, then pointwise) in the dense weight.
-        cols, taps = spec.block * k * k, torch.tensor(
-            [i * k + j for i, j in positions], dtype=torch.long)
-        spatial = (rows.unsqueeze(2) * cols + win.unsqueeze(2) * k * k + taps.view(1, 1, -1))
-        center = (k // 2) * k + k // 2
-        self.register_buffer("_dense_index", torch.cat(
-            [spatial.flatten(), (rows * cols + pw * k * k + center).flatten()]),
-            persistent=False)
-        for i, piece in enumerate(plan.pieces):
-            self.register_buffer(f"_taps{i}", torch.tensor(piece.taps, dtype=torch.long),
-                                 persistent=False)
+        # Index buffers are read-only and the same for every layer of one spec: they are built
+        # once per spec and shared (a model's .to() gives each module its own copy).
+        for name, index in _index_buffers(spec):
+            self.register_buffer(name, index, persistent=False)
 
     def reset_parameters(self) -> None:
         """Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the true fan-in, as nn.Conv2d does."""
