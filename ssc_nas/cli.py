@@ -293,17 +293,22 @@ def _trials(trials: Any, timeout: Any) -> int | None:
 
 
 def _print_front(study: Any) -> None:
-    from .search import front_rows
+    from .search import accuracy_se, front_rows
 
     rows = front_rows(study)
     objectives = list(rows[0].values) if rows else study.user_attrs.get(
         "objectives", ["accuracy", "params", "macs"])
-    table = Table("trial", *objectives, "design", title="Pareto front (feasible, non-dominated)")
+    title = "Pareto front (feasible, non-dominated)"
+    if study.user_attrs.get("val_images"):
+        title += (f"; proxy accuracy on {study.user_attrs['val_images']} validation images "
+                  "± its binomial standard error (seed-to-seed noise is larger)")
+    table = Table("trial", *objectives, "design", title=title)
     for row in rows:
         cells = []
         for name, value in row.values.items():
             if name == "accuracy":
-                cells.append(f"{value:.4f}")
+                se = accuracy_se(study, value)
+                cells.append(f"{value:.4f}" + ("" if se is None else f" ± {se:.4f}"))
             elif name == "latency":
                 cells.append(f"{value * 1e3:.2f} ms")
             else:

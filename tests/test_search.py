@@ -289,3 +289,34 @@ def test_budgets_that_round_alike_get_different_study_names() -> None:
     names = {default_study_name(SearchConfig(budget=Budget(p), dataset="digits"), space)
              for p in (1_234_567, 1_225_001, 1_230_000)}
     assert len(names) == 3
+
+
+def test_front_shows_the_validation_size_and_standard_error(tmp_path: Path) -> None:
+    """The proxy accuracy carries its noise: the front says how many validation images it was
+    measured on and gives each accuracy its binomial standard error; so does the report."""
+    import math
+
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from ssc_nas.report.info import study_overview
+    from ssc_nas.search import accuracy_se
+    from tests.inprocess import run_cli
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=url,
+                                directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    study.set_user_attr("input", {"in_channels": 1, "input_size": [8, 8], "num_classes": 10})
+    arch = {"family": "resnet20", "width": 0.5, "layers": {}}
+    study.add_trial(create_trial(
+        values=[0.9, 1000, 2000], params={"stage1.groups": 2},
+        distributions={"stage1.groups": CategoricalDistribution([1, 2])},
+        user_attrs={"architecture": arch}))
+    assert accuracy_se(study, 0.9) is None  # an older study: no size, no claim
+    assert "± " not in run_cli(["front", "--storage", url]).stdout
+    study.set_user_attr("val_images", 400)
+    assert accuracy_se(study, 0.9) == pytest.approx(math.sqrt(0.9 * 0.1 / 400))
+    out = " ".join(run_cli(["front", "--storage", url]).stdout.split())
+    assert "400 validation images" in out and "0.9000 ± 0.0150" in out
+    assert "0.9000 ± 0.0150" in study_overview(study).details["validation"]

@@ -24,6 +24,8 @@ from ..search.results import (
     OVER_BUDGET,
     TRAINED,
     FrontRow,
+    accuracy_se,
+    best_accuracy,
     front,
     front_rows,
     reference_name,
@@ -465,6 +467,12 @@ def study_overview(study: optuna.Study) -> StudyOverview:
         epochs = train.get("epochs")
         details["proxy training"] = (f"{epochs} epoch{'' if epochs == 1 else 's'}, "
                                      f"{train.get('optimizer')}, batch {train.get('batch_size')}")
+    best = best_accuracy(study)
+    se = accuracy_se(study, best) if best is not None else None
+    if se is not None:
+        details["validation"] = (f"{attrs['val_images']} images: the best accuracy "
+                                 f"{best:.4f} ± {se:.4f} (binomial standard error; "
+                                 "seed-to-seed noise not included)")
     for key in ("sampler", "seed", "subset"):
         if key in attrs:
             details[key] = str(attrs[key])

@@ -38,6 +38,7 @@ from .config import (
 from .references import enqueue_reference_designs, reference_designs
 from .results import (
     FrontRow,
+    accuracy_se,
     best_accuracy,
     count_complete,
     export_trial,
@@ -61,6 +62,7 @@ __all__ = [
     "SearchConfig",
     "SearchInterrupted",
     "SearchRun",
+    "accuracy_se",
     "best_accuracy",
     "count_complete",
     "default_study_name",

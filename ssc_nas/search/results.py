@@ -5,6 +5,7 @@ What ``report/``, ``progress`` and the CLI read; nothing here runs a trial.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "SURPLUS",
     "TRAINED",
     "FrontRow",
+    "accuracy_se",
     "best_accuracy",
     "count_complete",
     "count_trained",
@@ -160,6 +162,20 @@ def count_trained(study: optuna.Study) -> int:
 
 
 count_complete = count_trained  # the name callers used before over-budget trials were COMPLETE
+
+
+def accuracy_se(study: optuna.Study, accuracy: float) -> float | None:
+    """The binomial standard error of a proxy accuracy measured on the study's validation
+    images (``val_images``, recorded by ``run_search``); None for a study without it.
+
+    A lower bound of the noise: it counts only the finite validation split, not the
+    seed-to-seed spread of training, which is larger.
+    """
+    n = study.user_attrs.get("val_images")
+    if not n:
+        return None
+    p = min(max(accuracy, 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / n)
 
 
 def front(study: optuna.Study) -> list[FrozenTrial]:

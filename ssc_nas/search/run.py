@@ -87,6 +87,8 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = make_storage(config.storage, config.heartbeat)
     study = open_study(config, space, study_name, attrs, storage=storage)
+    if "val_images" not in study.user_attrs:  # what the proxy accuracy is measured on
+        study.set_user_attr("val_images", len(splits.val))
     if config.trials is not None:
         study.set_user_attr("trials", config.trials)
     references: list[tuple[str, float]] = []
