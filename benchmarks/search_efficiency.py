@@ -49,7 +49,7 @@ import optuna  # noqa: E402
 import torch  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from ssc_nas.budget import Budget  # noqa: E402
+from ssc_nas.budget import Budget, within_limits  # noqa: E402
 from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
 from ssc_nas.search import SearchConfig, run_search  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
@@ -89,7 +89,7 @@ def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float
     objectives = study.user_attrs["objectives"]
     out = []
     for t in done:
-        if any(c > 0 for c in t.constraints.values()):
+        if not within_limits(t.constraints):
             continue  # over budget: told COMPLETE but never trained; its time still counts
         v = dict(zip(objectives, t.values, strict=True))
         point = np.array([1.0 - v["accuracy"], v["params"] / budget_params, v["macs"] / macs_ref])

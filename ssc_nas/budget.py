@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
 from .cost import Cost
 from .errors import BudgetError
 
-__all__ = ["Budget", "exact_count", "format_count", "parse_count"]
+__all__ = ["Budget", "exact_count", "format_count", "parse_count", "within_limits"]
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgb]?)\s*$", re.IGNORECASE)
@@ -79,7 +80,7 @@ class Budget:
         )
 
     def fits(self, cost: Cost) -> bool:
-        return all(v <= 0 for v in self.violations(cost).values())
+        return within_limits(self.violations(cost))
 
     def violations(self, cost: Cost) -> dict[str, float]:
         """Optuna constraint values: relative excess per limit, feasible where all are <= 0."""
@@ -100,3 +101,9 @@ class Budget:
 
     def to_dict(self) -> dict[str, int | None]:
         return {"params": self.params, "macs": self.macs}
+
+
+def within_limits(violations: Mapping[str, float]) -> bool:
+    """Feasible: every constraint value (:meth:`Budget.violations`, or a trial's stored
+    ``constraints``) is <= 0. The one rule the search, its samplers and the report share."""
+    return all(v <= 0 for v in violations.values())

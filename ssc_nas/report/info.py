@@ -18,7 +18,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..budget import format_count
+from ..budget import format_count, within_limits
 from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
 from ..search.results import (
     OVER_BUDGET,
@@ -184,10 +184,6 @@ def _acc_index(study: optuna.Study) -> int:
     return _objectives(study).index("accuracy")
 
 
-def _feasible(trial: FrozenTrial) -> bool:
-    return all(v <= 0.0 for v in trial.constraints.values())
-
-
 def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
     value = trial.user_attrs.get(key)
     if value is None and trial.values is not None and key in objectives:
@@ -239,7 +235,8 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
     budget = study.user_attrs.get("budget") or {}
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     finished.sort(key=lambda t: t.number)
-    good = [t for t in finished if t.state == TrialState.COMPLETE and _feasible(t) and t.values]
+    good = [t for t in finished
+            if t.state == TrialState.COMPLETE and within_limits(t.constraints) and t.values]
     good_numbers = {t.number for t in good}
     reference: dict[str, float] = {}
     for i, name in enumerate(objectives):

@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..budget import within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
 from .config import BASELINES_SUFFIX
@@ -108,10 +109,6 @@ CAUSES = (OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE)
 KINDS = (TRAINED, *CAUSES, FAILED, RUNNING, WAITING)
 
 
-def _feasible(trial: FrozenTrial) -> bool:
-    return all(v <= 0.0 for v in trial.constraints.values())
-
-
 def trial_kind(trial: FrozenTrial) -> str:
     """One of ``KINDS``: what became of ``trial``, the same everywhere (CLI, report, progress).
 
@@ -131,7 +128,8 @@ def trial_kind(trial: FrozenTrial) -> str:
         return SURPLUS
     if "prescreened_out" in attrs:
         return PRESCREENED_OUT
-    if "rejected" in attrs or (trial.state == TrialState.COMPLETE and not _feasible(trial)):
+    infeasible = trial.state == TrialState.COMPLETE and not within_limits(trial.constraints)
+    if "rejected" in attrs or infeasible:
         return OVER_BUDGET
     if trial.state == TrialState.COMPLETE:
         return TRAINED

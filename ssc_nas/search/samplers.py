@@ -13,6 +13,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from ..budget import within_limits
 from ..errors import StudyError
 from .config import SAMPLERS
 
@@ -42,7 +43,7 @@ class BudgetTPESampler(optuna.samplers.TPESampler):
         """TPE's ``gamma``: ``ceil(0.1 * trained trials)``, whatever ``n`` TPE counted."""
         if self._ssc_study is None:
             return math.ceil(0.1 * n)
-        trained = sum(all(v <= 0 for v in t.constraints.values())
+        trained = sum(within_limits(t.constraints)
                       for t in self._ssc_study.get_trials(deepcopy=False,
                                                           states=(TrialState.COMPLETE,)))
         return math.ceil(0.1 * trained)
