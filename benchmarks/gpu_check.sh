@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
-# configuration, and a 3-trial search, in about 8 minutes; one table at the end.
+# configuration, where a proxy trial's time goes, and a 3-trial search, in about 8 minutes; one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
 # `bash benchmarks/gpu_check.sh cpu` runs the same steps on the CPU to check the script itself.
 # Logs and the study go to $OUT (a fresh temporary folder when OUT is unset). Exits 1 where
@@ -41,9 +41,10 @@ step layer-speed 60 "$PY" benchmarks/layer_speed.py --quick --device "$DEVICE" -
     --budget 1
 step network-speed 100 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 --markdown \
     --repeats 5 --out "$OUT/network_speed.csv"
-rm -f "$OUT/gpu.db"
+step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
+db="$(mktemp -d)/gpu.db"
 step search 120 "$PY" -m ssc_nas search --budget 0.5M --trials 3 --epochs 2 --device "$DEVICE" \
-    --sampler random --quiet --study gpu-check --storage "sqlite:///$OUT/gpu.db"
+    --sampler random --quiet --study gpu-check --storage "sqlite:///$db"
 
 echo
 echo "gpu_check summary (logs in $OUT):"

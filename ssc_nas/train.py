@@ -240,13 +240,13 @@ class Trainer:
                 self.scaler.update()
             if self.scheduler is not None:
                 self.scheduler.step()
-            loss_sum += float(loss.detach()) * len(idx)
+            loss_sum = loss_sum + loss.detach() * len(idx)  # summed on the device: no sync
             seen += len(idx)
             self.step += 1
             if on_batch is not None:
                 on_batch(self.step, self.total_steps)
         self.epoch += 1
-        return loss_sum / max(1, seen)
+        return float(loss_sum) / max(1, seen)
 
     def recalibrate_batchnorm(self) -> None:
         """Running statistics = the plain average over the first ``BN_IMAGES`` training images

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils.data import TensorDataset
 
 from ssc_nas.data import load_splits
 from ssc_nas.layers import SSCConv2d, SSCSpec
@@ -75,13 +76,35 @@ def _trainer(device: str, amp: str = "off", epochs: int = 1) -> Trainer:
     return Trainer(model, digits.train, TrainConfig(epochs=epochs, amp=amp), seed=0, device=device)
 
 
-def test_cuda_training_epoch_matches_cpu() -> None:
-    cpu, gpu = _trainer("cpu"), _trainer("cuda")
+def test_cuda_layer_takes_the_dense_weight_path() -> None:
+    layer = SSCConv2d(32, 64, 3, groups=2, spatial_channels=4, pointwise_channels=8, phases=4)
+    assert not layer.plan.dense_weight
+    assert not layer.uses_dense_weight(torch.zeros(1, 32, 8, 8))
+    assert layer.cuda().uses_dense_weight(torch.zeros(1, 32, 8, 8, device="cuda"))
+
+
+def test_cuda_training_step_matches_cpu() -> None:
+    """One step (one batch, constant learning rate): the same loss and the same update."""
+    x, y = load_splits("digits").train.tensors
+    one_batch = TensorDataset(x[:64], y[:64])
+    trainers = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = build(Architecture("resnet20", 0.5), 1, 10, (8, 8))
+        trainers.append(Trainer(model, one_batch, TrainConfig(epochs=1), seed=0, device=device))
+    cpu, gpu = trainers
     loss_cpu, loss_gpu = cpu.run_epoch(), gpu.run_epoch()
     assert torch.backends.cudnn.benchmark
-    assert loss_gpu == pytest.approx(loss_cpu, rel=2e-3)
+    assert loss_gpu == pytest.approx(loss_cpu, rel=1e-5)
     for p, q in zip(cpu.model.parameters(), gpu.model.parameters(), strict=True):
-        torch.testing.assert_close(q.cpu(), p, rtol=5e-3, atol=5e-3)
+        torch.testing.assert_close(q.cpu(), p, rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_training_epoch_tracks_cpu() -> None:
+    """A whole epoch (20 steps) drifts apart in fp32 rounding, so only its mean loss is compared:
+    an H100 run gave 1.2188 against the CPU's 1.2132 (0.46 %)."""
+    cpu, gpu = _trainer("cpu"), _trainer("cuda")
+    assert gpu.run_epoch() == pytest.approx(cpu.run_epoch(), rel=2e-2)
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

@@ -90,6 +90,8 @@ def test_path_choice() -> None:
                   SSCConv2d(64, 64, 3), SSCConv2d(128, 128, 3, spatial_channels=16,
                                                   pointwise_channels=112, phases=8)):
         assert not layer.plan.dense_weight, layer
+        assert not layer.uses_dense_weight(torch.zeros(1, layer.spec.in_channels, 4, 4))
+    assert small.uses_dense_weight(torch.zeros(1, 16, 4, 4))
 
 
 @settings(max_examples=100, deadline=None)

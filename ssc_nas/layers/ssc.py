@@ -564,8 +564,14 @@ class SSCConv2d(nn.Module):
         views[1].copy_(views[0])
         return out
 
+    def uses_dense_weight(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`forward` runs the dense-weight path for ``x``: where the plan says it
+        is cheaper, and always off the CPU (on a GPU the sparse path's extra kernel launches
+        cost more than the multiply-accumulates it saves; docs/ssc-layer.md)."""
+        return self.plan.dense_weight or x.device.type != "cpu"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.plan.dense_weight:
+        if self.uses_dense_weight(x):
             return self.reference_forward(x)
         return self._sparse_forward(x)
 

@@ -1,0 +1,92 @@
+"""Where a proxy trial's time goes: build, move to the device, training steps, BatchNorm
+re-estimation and validation, per design of the default search (mnist-5k, ``resnet20-ssc``,
+0.5M parameters, the search's default 2-epoch schedule).
+
+Designs are those of ``network_speed.py``: the dense family network, every reference design the
+search enqueues, and ``--designs`` random feasible designs. Each phase is timed with the
+device synchronised at its ends, so the columns add up to the trial's training time. The first
+epoch carries one-off costs (cuDNN autotuning on a GPU, first-touch allocations); the second
+shows the steady state.
+
+Usage::
+
+    python benchmarks/trial_phases.py                 # CPU, references + 3 sampled designs
+    python benchmarks/trial_phases.py --device cuda --designs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ssc_nas import build  # noqa: E402
+from ssc_nas.data import load_splits  # noqa: E402
+from ssc_nas.runtime import tune_malloc  # noqa: E402
+from ssc_nas.train import TrainConfig, Trainer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from network_speed import designs, machine  # noqa: E402  (a sibling benchmark script)
+
+PHASES = ("build", "to device", "epoch 1", "BN 1", "val 1", "epoch 2", "BN 2", "val 2")
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:
+    """``fn()`` and its wall-clock seconds, the device synchronised at both ends."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, time.perf_counter() - start
+
+
+def trial_phases(arch, splits, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Seconds per phase of one proxy trial of ``arch`` (as ``train.train_model`` runs it)."""
+    info = splits.info
+    seconds: dict[str, float] = {}
+    model, seconds["build"] = timed(
+        lambda: build(arch, info.in_channels, info.num_classes, info.input_size), device)
+    trainer, seconds["to device"] = timed(
+        lambda: Trainer(model, splits.train, config, seed=0, device=device), device)
+    for epoch in (1, 2):
+        _, seconds[f"epoch {epoch}"] = timed(trainer.run_epoch, device)
+        _, seconds[f"BN {epoch}"] = timed(trainer.recalibrate_batchnorm, device)
+        _, seconds[f"val {epoch}"] = timed(lambda: trainer.evaluate(splits.val), device)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--designs", type=int, default=3,
+                        help="sampled feasible designs besides the references (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the design sampler")
+    args = parser.parse_args(argv)
+    tune_malloc()
+    device = torch.device(args.device)
+    splits = load_splits("mnist-5k")
+    config = TrainConfig(epochs=2)
+    steps = -(-len(splits.train.tensors[1]) // config.batch_size)
+    print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
+          f"{len(splits.val.tensors[1])} validation images; {device}")
+    header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
+    print(header)
+    for design in designs("resnet20-ssc", args.designs, args.seed):
+        seconds = trial_phases(design.arch, splits, config, device)
+        per_step = 1000 * seconds["epoch 2"] / steps
+        print(f"{design.name:<26}" + "".join(f"{seconds[p]:>10.2f}" for p in PHASES)
+              + f"{sum(seconds.values()):>9.2f}{per_step:>9.1f}", flush=True)
+    print(f"\n{machine()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
