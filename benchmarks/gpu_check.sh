@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
-# configuration, where a proxy trial's time goes, and a 3-trial search, in about 8 minutes; one table at the end.
+# configuration, where a proxy trial's time goes, and a 3-trial search, in about 8 minutes
+# at most (3 minutes on an H100); one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
 # `bash benchmarks/gpu_check.sh cpu` runs the same steps on the CPU to check the script itself.
 # Logs and the study go to $OUT (a fresh temporary folder when OUT is unset). Exits 1 where
