@@ -69,14 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--designs", type=int, default=3,
                         help="sampled feasible designs besides the references (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the design sampler")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true",
+                        help="CUDA: no cuDNN autotuning (TrainConfig.cudnn_benchmark=False)")
     args = parser.parse_args(argv)
     tune_malloc()
     device = torch.device(args.device)
     splits = load_splits("mnist-5k")
-    config = TrainConfig(epochs=2)
+    config = TrainConfig(epochs=2, cudnn_benchmark=not args.no_cudnn_benchmark)
     steps = -(-len(splits.train.tensors[1]) // config.batch_size)
     print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
-          f"{len(splits.val.tensors[1])} validation images; {device}")
+          f"{len(splits.val.tensors[1])} validation images; {device}; cudnn_benchmark "
+          f"{config.cudnn_benchmark}")
     header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
     print(header)
     for design in designs("resnet20-ssc", args.designs, args.seed):

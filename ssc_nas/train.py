@@ -70,6 +70,7 @@ class TrainConfig:
     hopeless_factor: float = 1.5
     channels_last: bool = True
     amp: str = "off"  # CUDA autocast: "off", "bf16" or "fp16" (ignored on CPU)
+    cudnn_benchmark: bool = True  # CUDA: autotune convolution kernels per new shape
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -189,7 +190,7 @@ class Trainer:
         self.device = torch.device(device)
         self.config = config
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned kernels pay off
+            torch.backends.cudnn.benchmark = config.cudnn_benchmark
         # fp16 autocast needs loss scaling; bf16 has fp32's range and does not.
         self.scaler = torch.amp.GradScaler("cuda") if (
             self.device.type == "cuda" and config.amp == "fp16") else None
