@@ -70,7 +70,9 @@ class TrainConfig:
     hopeless_factor: float = 1.5
     channels_last: bool = True
     amp: str = "off"  # CUDA autocast: "off", "bf16" or "fp16" (ignored on CPU)
-    cudnn_benchmark: bool = True  # CUDA: autotune convolution kernels per new shape
+    # CUDA: autotune convolution kernels per new shape. Off: in a 2-epoch proxy the autotuning
+    # cost more than it saved (H100, benchmarks/trial_phases.py: 1.6x slower trials with it).
+    cudnn_benchmark: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
