@@ -302,7 +302,10 @@ def _print_front(study: Any) -> None:
     if study.user_attrs.get("val_images"):
         title += (f"; proxy accuracy on {study.user_attrs['val_images']} validation images "
                   "± its binomial standard error (seed-to-seed noise is larger)")
-    table = Table("trial", *objectives, "design", title=title)
+    loss = any(row.val_loss is not None for row in rows)
+    if loss:
+        title += "; val loss: mean validation cross-entropy (half the accuracy's seed noise)"
+    table = Table("trial", *objectives, *(["val loss"] if loss else []), "design", title=title)
     for row in rows:
         cells = []
         for name, value in row.values.items():
@@ -313,6 +316,8 @@ def _print_front(study: Any) -> None:
                 cells.append(f"{value * 1e3:.2f} ms")
             else:
                 cells.append(format_count(value))
+        if loss:
+            cells.append("" if row.val_loss is None else f"{row.val_loss:.4f}")
         table.add_row(str(row.number), *cells, row.design)
     console.print(table)
 

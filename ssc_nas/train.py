@@ -45,6 +45,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "evaluate",
+    "scores",
     "resolve_device",
     "train_model",
     "train_with_checkpoints",
@@ -106,6 +107,7 @@ class TrainResult:
 
     val_accuracy: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)  # mean cross-entropy on validation
     epochs_run: int = 0
     stopped_early: str | None = None
     seconds: float = 0.0
@@ -113,6 +115,10 @@ class TrainResult:
     @property
     def final_accuracy(self) -> float:
         return self.val_accuracy[-1] if self.val_accuracy else 0.0
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.val_loss[-1] if self.val_loss else None
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -154,19 +160,32 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     return torch.autocast("cuda", dtype=dtype)
 
 
-def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 256,
-             device: torch.device | str = "cpu", channels_last: bool = False,
-             amp: str = "off") -> float:
-    """Top-1 accuracy of ``model`` on ``data`` (forward under ``amp`` autocast on CUDA)."""
+def scores(model: nn.Module, data: TensorDataset, batch_size: int = 256,
+           device: torch.device | str = "cpu", channels_last: bool = False,
+           amp: str = "off") -> tuple[float, float]:
+    """(top-1 accuracy, mean cross-entropy) of ``model`` on ``data``, in one pass (forward
+    under ``amp`` autocast on CUDA). The cross-entropy is the plain one, without the label
+    smoothing of training."""
     device = torch.device(device)
     x_all, y_all = data.tensors
     model.eval()
-    correct = 0
+    correct, loss = 0, 0.0
     with torch.no_grad(), autocast(device, amp):
         for idx in _batches(len(y_all), batch_size, None):
             x = _model_input(x_all[idx], device, channels_last)
-            correct += int((model(x).argmax(1) == _to_device(y_all[idx], device)).sum())
-    return correct / max(1, len(y_all))
+            y = _to_device(y_all[idx], device)
+            logits = model(x).float()
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    n = max(1, len(y_all))
+    return correct / n, loss / n
+
+
+def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 256,
+             device: torch.device | str = "cpu", channels_last: bool = False,
+             amp: str = "off") -> float:
+    """Top-1 accuracy of ``model`` on ``data`` (see :func:`scores`)."""
+    return scores(model, data, batch_size, device, channels_last, amp)[0]
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -260,8 +279,12 @@ class Trainer:
                        for b in x.split(self.config.batch_size)], self.model)
 
     def evaluate(self, data: TensorDataset) -> float:
-        return evaluate(self.model, data, 256, self.device, self.config.channels_last,
-                        self.config.amp)
+        return self.scores(data)[0]
+
+    def scores(self, data: TensorDataset) -> tuple[float, float]:
+        """(accuracy, mean cross-entropy) on ``data``."""
+        return scores(self.model, data, 256, self.device, self.config.channels_last,
+                      self.config.amp)
 
     def epoch_with_validation(
         self,
@@ -272,9 +295,10 @@ class Trainer:
         """One epoch, then validation; both recorded in ``result``. Returns (loss, val acc)."""
         train_loss = self.run_epoch(on_batch, should_stop)
         self.recalibrate_batchnorm()
-        acc = self.evaluate(val)
+        acc, loss = self.scores(val)
         self.result.train_loss.append(train_loss)
         self.result.val_accuracy.append(acc)
+        self.result.val_loss.append(loss)
         self.result.epochs_run = self.epoch
         return train_loss, acc
 

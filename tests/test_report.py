@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -94,6 +95,19 @@ def test_front_rows_are_best_trials(study: optuna.Study) -> None:
         assert r.accuracy == best[r.number].values[0]
         assert (r.params, r.macs) == tuple(int(v) for v in best[r.number].values[1:])
         assert r.design
+        assert r.val_loss == best[r.number].user_attrs["val_loss"] > 0
+
+
+def test_front_table_shows_val_loss_when_recorded(study: optuna.Study) -> None:
+    from ssc_nas.report.figures import front_table_figure
+
+    rows = front_rows(study)
+    table = front_table_figure(rows).data[0]
+    assert "val loss" in table.header.values
+    column = table.cells.values[table.header.values.index("val loss")]
+    assert list(column) == [f"{r.val_loss:.4f}" for r in rows]
+    old = [replace(r, val_loss=None) for r in rows]
+    assert "val loss" not in front_table_figure(old).data[0].header.values
 
 
 def test_every_trial_in_scatter_data_with_its_state(study: optuna.Study) -> None:

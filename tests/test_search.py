@@ -64,6 +64,7 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
     first = run_cli([*BASE, "--trials", "4"], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Pareto front" in first.stdout
+    assert "val loss" in first.stdout
     assert "optuna-dashboard sqlite:///ssc-nas.db" in first.stdout
     study = load(tmp_path)
     # Over-budget candidates are COMPLETE too, infeasible and never trained (trial_kind).
@@ -75,10 +76,11 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
     for t in complete:
         assert t.values[1] <= BUDGET and t.user_attrs["params"] <= BUDGET
         for key in ("architecture", "params", "macs", "wall_time_s", "epochs",
-                    "val_accuracy_curve", "summary"):
+                    "val_accuracy_curve", "val_loss", "val_loss_curve", "summary"):
             assert key in t.user_attrs, key
         assert t.user_attrs["architecture"]["family"] == "resnet20"
         assert 0.0 <= t.values[0] <= 1.0
+        assert t.user_attrs["val_loss"] == t.user_attrs["val_loss_curve"][-1] > 0
     for t in study.trials:
         if "rejected" in t.user_attrs:
             assert "over budget" in t.user_attrs["rejected"]
@@ -250,6 +252,7 @@ def test_old_study_vocabulary_is_still_read(tmp_path: Path) -> None:
         distributions={"stage1.groups": CategoricalDistribution([1, 2])},
         user_attrs={"architecture": arch, "reference": "uniform-ssc", "summary": "old"}))
     (row,) = front_rows(study)
+    assert row.val_loss is None  # a study from before val_loss was recorded
     assert row.reference == "ssc-uniform"
     assert row.design.startswith("ssc-uniform: ResNet-20 x0.5, mostly ungrouped")
     assert row.to_dict()["trial"] == 0 and row.values["params"] == 1000

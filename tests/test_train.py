@@ -12,7 +12,15 @@ from torch.utils.data import TensorDataset
 
 from ssc_nas.data import load_splits
 from ssc_nas.models import Architecture, build
-from ssc_nas.train import BN_IMAGES, TrainConfig, Trainer, evaluate, hopeless, train_model
+from ssc_nas.train import (
+    BN_IMAGES,
+    TrainConfig,
+    Trainer,
+    evaluate,
+    hopeless,
+    scores,
+    train_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +39,34 @@ def test_short_training_learns_digits(digits) -> None:
     assert result.epochs_run == 2 and len(result.val_accuracy) == 2
     assert result.final_accuracy > 0.5  # chance is 0.1
     assert result.stopped_early is None
+
+
+class _FixedLogits(nn.Module):
+    """Returns the logits stored for each input's first pixel value (its index)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[x.flatten(1)[:, 0].long()]
+
+
+def test_scores_are_accuracy_and_plain_cross_entropy() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
+    data = TensorDataset(torch.arange(3.0).view(3, 1, 1, 1), torch.tensor([0, 1, 1]))
+    acc, loss = scores(_FixedLogits(logits), data, batch_size=2)
+    assert acc == pytest.approx(2 / 3)
+    expected = -(torch.log_softmax(logits, 1)[[0, 1, 2], [0, 1, 1]]).mean()
+    assert loss == pytest.approx(float(expected), rel=1e-6)
+    assert evaluate(_FixedLogits(logits), data) == acc
+
+
+def test_validation_records_accuracy_and_loss(digits) -> None:
+    result = train_model(_model(), digits.train, digits.val, TrainConfig(epochs=1),
+                         num_classes=10, seed=0)
+    assert len(result.val_loss) == len(result.val_accuracy) == 1
+    assert result.final_loss == result.val_loss[-1] > 0
 
 
 def test_training_is_reproducible(digits) -> None:

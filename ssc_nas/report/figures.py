@@ -221,15 +221,17 @@ def importances_figure(data: Importances) -> go.Figure:
 def front_table_figure(rows: Sequence[FrontRow]) -> go.Figure:
     """The Pareto front as a table, best accuracy first."""
     latency = any(r.latency_s is not None for r in rows)
-    header = ["trial", "accuracy", "params", "MACs", *(["latency (ms)"] if latency else []),
-              "width", "design"]
+    loss = any(r.val_loss is not None for r in rows)
+    header = ["trial", "accuracy", *(["val loss"] if loss else []), "params", "MACs",
+              *(["latency (ms)"] if latency else []), "width", "design"]
     columns = [
         [r.number for r in rows], [f"{r.accuracy:.4f}" for r in rows],
+        *([["" if r.val_loss is None else f"{r.val_loss:.4f}" for r in rows]] if loss else []),
         [format_count(r.params) for r in rows], [format_count(r.macs) for r in rows],
         *([[f"{1e3 * (r.latency_s or 0):.2f}" for r in rows]] if latency else []),
         ["" if r.width is None else f"{r.width:g}" for r in rows], [r.design for r in rows],
     ]
-    widths = [40, 60, 60, 60, *([70] if latency else []), 45, 300]
+    widths = [40, 60, *([60] if loss else []), 60, 60, *([70] if latency else []), 45, 300]
     fig = go.Figure(go.Table(
         columnwidth=widths,
         header={"values": header, "fill_color": COLORS["front"], "font": {"color": "white"},

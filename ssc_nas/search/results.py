@@ -64,11 +64,12 @@ class FrontRow:
     reference: str | None
     latency_s: float | None = None
     architecture: dict[str, Any] | None = None
+    val_loss: float | None = None  # mean validation cross-entropy (studies since 2026-11-26)
 
     def to_dict(self) -> dict[str, Any]:
-        """``ssc-nas front --json``: trial, each objective, design, architecture."""
-        return {"trial": self.number, **self.values, "design": self.design,
-                "architecture": self.architecture}
+        """``ssc-nas front --json``: trial, each objective, val_loss, design, architecture."""
+        return {"trial": self.number, **self.values, "val_loss": self.val_loss,
+                "design": self.design, "architecture": self.architecture}
 
 
 def reference_name(trial: FrozenTrial) -> str | None:
@@ -238,6 +239,7 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
             params=_cost(t, "params", values), macs=_cost(t, "macs", values),
             design=trial_design(t, shape), width=(arch or {}).get("width"),
             reference=reference_name(t), latency_s=values.get("latency"), architecture=arch,
+            val_loss=t.user_attrs.get("val_loss"),
         ))
     return rows
 

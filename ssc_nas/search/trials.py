@@ -291,6 +291,9 @@ class TrialRunner:
         )
         trial.set_user_attr("val_accuracy_curve", [round(a, 5) for a in result.val_accuracy])
         trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss])
+        if result.final_loss is not None:  # the continuous proxy score: less seed noise
+            trial.set_user_attr("val_loss", round(result.final_loss, 5))
+            trial.set_user_attr("val_loss_curve", [round(x, 5) for x in result.val_loss])
         trial.set_user_attr("epochs", result.epochs_run)
         trial.set_user_attr("wall_time_s", round(result.seconds, 3))
         if result.stopped_early:
