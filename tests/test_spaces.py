@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from ssc_nas.spaces import (
     parse_space,
     shipped_spaces,
 )
+from tests.inprocess import CliResult, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = sorted(shipped_spaces())
@@ -416,9 +415,10 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 # -- CLI ---------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+def _cli(*args: str) -> CliResult:
+    """``ssc-nas ARGS`` in the repository root, in-process (``tests.inprocess``: what a real
+    process prints, a traceback included, without seconds of imports per call)."""
+    return run_cli(args, ROOT)
 
 
 def test_cli_space_show() -> None:
