@@ -60,10 +60,12 @@ def snapshot(study: optuna.Study) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(tmp_path: Path) -> None:
+def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # in-process runs print as wide as run_cli's
     url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
-    search = run_cli(["search", "--space", "resnet20-ssc", "--trials", "2", "--sampler",
-                      "random", *COMMON], tmp_path)
+    search = run_in_process(["search", "--space", "resnet20-ssc", "--trials", "2",
+                             "--sampler", "random", *COMMON], tmp_path)
     assert search.returncode == 0, search.stderr
     ssc = optuna.load_study(study_name=STUDY, storage=url)
     before = snapshot(ssc)
@@ -105,13 +107,13 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(tmp_path: Path) 
     assert {p.method for p in points} == set(METHODS_RUN)
     assert all(p.runs == FOLDS and p.accuracy_std is not None for p in points)
 
-    again = run_cli(args, tmp_path)  # everything stored: reused, nothing retrained
+    again = run_in_process(args, tmp_path)  # everything stored: reused, nothing retrained
     assert again.returncode == 0, again.stderr
     assert len(optuna.load_study(study_name=f"{STUDY}-baselines", storage=url).trials) == len(
         trials)
     assert "stored earlier" in again.stderr
 
-    report = run_cli(["report", "--study", STUDY, "-o", "r.html"], tmp_path)
+    report = run_in_process(["report", "--study", STUDY, "-o", "r.html"], tmp_path)
     assert report.returncode == 0, report.stderr
 
 

@@ -97,7 +97,7 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
     references = {t.user_attrs.get("reference") for t in study.trials} - {None}
     assert "standard" in references
 
-    again = run_cli([*BASE, "--trials", "6"], tmp_path)
+    again = run_in_process([*BASE, "--trials", "6"], tmp_path)  # resumes run in-process
     assert again.returncode == 0, again.stderr
     study = load(tmp_path)
     assert sum("rejected" not in t.user_attrs
@@ -105,7 +105,7 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
     # Same command once the target is reached: nothing new is trained.
-    done = run_cli([*BASE, "--trials", "6"], tmp_path)
+    done = run_in_process([*BASE, "--trials", "6"], tmp_path)
     assert done.returncode == 0 and "0 new" in done.stdout
 
 
@@ -133,7 +133,7 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert study.get_trials(states=(TrialState.FAIL,))
     before = len(study.get_trials(states=(TrialState.COMPLETE,)))
-    resumed = run_cli([*BASE, "--trials", str(before + 1)], tmp_path)
+    resumed = run_in_process([*BASE, "--trials", str(before + 1)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert len(load(tmp_path).get_trials(states=(TrialState.COMPLETE,))) == before + 1
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -12,9 +11,10 @@ import pytest
 import torch
 
 from ssc_nas.budget import Budget, format_count
-from ssc_nas.cost import Cost, count
+from ssc_nas.cost import Cost, count, layer_cost
 from ssc_nas.errors import BudgetError, SpaceError
-from ssc_nas.models import Architecture, architecture_cost, build
+from ssc_nas.layers import SSCConv2d, SSCSpec
+from ssc_nas.models import Architecture, architecture_cost, build, slot_spec
 from ssc_nas.spaces import (
     SPACE_KNOBS,
     BoundSpace,
@@ -25,6 +25,7 @@ from ssc_nas.spaces import (
     parse_space,
     shipped_spaces,
 )
+from tests.inprocess import CliResult, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = sorted(shipped_spaces())
@@ -50,20 +51,47 @@ def test_shipped_spaces_load() -> None:
         assert bound.size() > 1 and bound.param_groups
 
 
+def _check_model(bound: BoundSpace, arch: Architecture) -> tuple[torch.nn.Module, Cost]:
+    """``arch`` builds, runs a real forward pass to (1, classes) and costs what ``bound.cost``
+    says; returns the model and its counted cost."""
+    c, classes, size = bound.in_channels, bound.num_classes, bound.input_size
+    model = build(arch, c, classes, size)
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+    cost = count(model, (c, *size))  # one real eval forward pass of a (1, C, H, W) input
+    hook.remove()
+    assert shapes == [(1, classes)], arch.to_json()
+    assert cost == bound.cost(arch), arch.to_json()
+    return model, cost
+
+
 def _check_samples(name: str, n: int, seed: int) -> None:
     """``n`` random samples build, run a real forward pass and cost what ``bound.cost`` says."""
     bound = _bound(name)
-    c, classes, size = DIGITS
     rng = random.Random(seed)
+    for _ in range(n):
+        _check_model(bound, bound.sample(rng))
+
+
+LayerKey = tuple[SSCSpec, tuple[int, int]]  # an SSC layer and the (H, W) it is fed
+
+
+def _layers(bound: BoundSpace, arch: Architecture) -> list[LayerKey]:
+    """The SSC layers a built ``arch`` has, one per plan slot, with their planned inputs."""
+    return [(slot_spec(s, arch.setting(s)), s.input_size) for s in bound.plans[arch.width].slots]
+
+
+def _check_layer(spec: SSCSpec, size: tuple[int, int]) -> Cost:
+    """The layer of ``spec`` builds, maps a (1, C, H, W) input to the spec's output shape and
+    counts what ``layer_cost`` says; returns its counted cost."""
+    layer = SSCConv2d.from_spec(spec)
     shapes: list[tuple[int, ...]] = []
-    for i in range(n):
-        arch = bound.sample(rng)
-        model = build(arch, c, classes, size)
-        hook = model.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
-        cost = count(model, (c, *size))  # one real eval forward pass of a (1, C, H, W) input
-        hook.remove()
-        assert shapes.pop() == (1, classes), (i, arch.to_json())
-        assert cost == bound.cost(arch), (i, arch.to_json())
+    hook = layer.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+    cost = count(layer, (spec.in_channels, *size))  # a real eval forward pass, as in a model
+    hook.remove()
+    assert shapes == [(1, spec.out_channels, *spec.output_size(size))], spec
+    assert cost == layer_cost(size, **spec.to_dict()), (spec, size)
+    return cost
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -74,7 +102,46 @@ def test_random_samples_build_and_cost_what_the_space_says(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
 def test_1000_random_samples_build_and_cost_what_the_space_says(name: str) -> None:
-    _check_samples(name, 1000, seed=0)
+    """What ``_check_samples(name, 1000, seed=0)`` checks, without building a layer twice.
+
+    A built model is its width's fixed modules (stem, BatchNorms, classifier; the family's
+    module class builds them from the plan alone, so they are the same for every sample of one
+    width) plus one ``SSCConv2d`` per plan slot, made from ``slot_spec(slot, setting)`` and fed
+    the slot's planned (H, W); ``count`` sums params and MACs module by module. Most layers
+    recur across samples (the 1000 samples of a space have 300 to 5500 distinct ones among
+    12k to 56k layers), and a layer counts the same wherever it is. So:
+
+    (a) every distinct (spec, input size) of the 1000 samples is built once as a layer, run
+        on a (1, C, H, W) input to the spec's output shape, and counts what ``layer_cost`` says;
+    (b) every 10th sample (every width among them) is built whole as ``_check_samples``
+        builds it: output (1, classes), count == ``bound.cost``, its SSC layers are the
+        plan's specs, and its count is the plan's fixed cost plus its layers' counts from (a);
+    (c) for all 1000 samples, ``bound.cost`` is the plan's fixed cost plus the layers' counts
+        from (a).
+
+    By (b) the fixed modules of each width count ``fixed_cost()`` and layers chain as planned,
+    so by (a) and (c) ``count(build(arch)) == bound.cost(arch)`` for every one of the 1000,
+    and every layer of each runs a forward pass, as before.
+    """
+    bound = _bound(name)
+    rng = random.Random(0)
+    archs = [bound.sample(rng) for _ in range(1000)]
+    layers = [_layers(bound, arch) for arch in archs]
+    counted: dict[LayerKey, Cost] = {}
+    for key in (k for keys in layers for k in keys):  # (a)
+        if key not in counted:
+            counted[key] = _check_layer(*key)
+    whole = range(0, len(archs), 10)  # (b)
+    assert {archs[i].width for i in whole} == set(bound.space.width)
+    for i in whole:
+        model, cost = _check_model(bound, archs[i])
+        built = Counter(m.spec for m in model.modules() if isinstance(m, SSCConv2d))
+        assert built == Counter(spec for spec, _ in layers[i]), archs[i].to_json()
+        fixed = bound.plans[archs[i].width].fixed_cost()
+        assert cost == sum((counted[k] for k in layers[i]), fixed), archs[i].to_json()
+    for arch, keys in zip(archs, layers, strict=True):  # (c)
+        fixed = bound.plans[arch.width].fixed_cost()
+        assert bound.cost(arch) == sum((counted[k] for k in keys), fixed), arch.to_json()
 
 
 @pytest.mark.parametrize("name", ["resnet20-ssc", "mobilenetv2-ssc"])
@@ -348,9 +415,10 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 # -- CLI ---------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+def _cli(*args: str) -> CliResult:
+    """``ssc-nas ARGS`` in the repository root, in-process (``tests.inprocess``: what a real
+    process prints, a traceback included, without seconds of imports per call)."""
+    return run_cli(args, ROOT)
 
 
 def test_cli_space_show() -> None:

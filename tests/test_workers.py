@@ -124,11 +124,18 @@ def test_sqlite_two_local_workers_reach_exactly_n(tmp_path: Path) -> None:
     assert str(os.getpid()) not in {w.rsplit(":", 1)[1] for w in workers}  # child processes
 
 
+# A worker looks for stale trials only once the study's other trials are all taken, so every
+# trial of the target is trained before the killed one is retried: the kill tests keep the
+# target small. Ten epochs (a few seconds a trial) leave the kill, sent as soon as a trial is
+# seen training, well inside that trial.
+KILL_EPOCHS = "10"
+
+
 def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) -> None:
-    n = 6
+    n = 3  # the three reference designs, then the retry
     url = sqlite_url(tmp_path / "ssc-nas.db")
     # The parent runs no trial itself; its children are found through the trials they hold.
-    parent = start([*BASE, "--epochs", "20", "--trials", str(n), "--workers", "2",
+    parent = start([*BASE, "--epochs", KILL_EPOCHS, "--trials", str(n), "--workers", "2",
                     "--heartbeat", "2", "--study", "k"], tmp_path)
     try:
         deadline = time.monotonic() + 120
@@ -224,8 +231,8 @@ def test_postgres_three_workers_reach_exactly_n(postgres_url: str, tmp_path: Pat
 
 def test_postgres_sigkill_mid_trial_is_failed_and_retried(postgres_url: str,
                                                           tmp_path: Path) -> None:
-    n = 7
-    _pg_study(postgres_url, "pgkill", n, tmp_path, epochs=20)
+    n = 4  # trial 0, then one trial for each of the three workers, then the retry
+    _pg_study(postgres_url, "pgkill", n, tmp_path, epochs=int(KILL_EPOCHS))
     args = ["worker", "--study", "pgkill", "--storage", postgres_url, "--quiet", "--threads",
             "1", "--heartbeat", "2"]
     procs = [start(args, tmp_path) for _ in range(3)]

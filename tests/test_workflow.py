@@ -118,8 +118,8 @@ def test_killed_train_resumes_from_checkpoint(searched: Path) -> None:
     state = torch.load(checkpoint, weights_only=False)
     done = state["epoch"]
     assert 1 <= done < EPOCHS
-    resumed = cli(["train", str(arch), "--dataset", "digits", "--epochs", str(EPOCHS), "--out",
-                   str(run)], searched)
+    resumed = run_cli(["train", str(arch), "--dataset", "digits", "--epochs", str(EPOCHS),
+                       "--out", str(run)], searched)
     assert resumed.returncode == 0, resumed.stderr
     epochs = [int(line.split()[1]) for line in resumed.stderr.splitlines()
               if line.startswith("epoch")]
