@@ -34,9 +34,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,22 +44,12 @@ from ssc_nas.models import Architecture, build  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
 from ssc_nas.search import reference_designs  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
-from ssc_nas.train import TrainConfig, train_model  # noqa: E402
+from ssc_nas.train import TrainConfig, scores, train_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_fidelity import sample_architectures  # noqa: E402  (a sibling benchmark)
 
 METRICS = ("val acc", "val nll", "test acc", "test nll")
-
-
-def scores(model: nn.Module, data: TensorDataset) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of ``model`` on ``data``."""
-    model.eval()
-    x, y = data.tensors
-    with torch.no_grad():
-        logits = torch.cat([model(b.contiguous(memory_format=torch.channels_last))
-                            for b in x.split(256)])
-    return float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
 
 
 def designs(bound: BoundSpace, budget: Budget, n: int) -> dict[str, Architecture]:
@@ -93,8 +80,8 @@ def train_once(arch: Architecture, splits: Splits, epochs: int, seed: int) -> di
     train_model(model, splits.train, splits.val, config, num_classes=info.num_classes,
                 seed=seed)
     seconds = time.perf_counter() - start
-    val_acc, val_nll = scores(model, splits.val)
-    test_acc, test_nll = scores(model, splits.test)
+    val_acc, val_nll = scores(model, splits.val, 256, "cpu", config.channels_last)
+    test_acc, test_nll = scores(model, splits.test, 256, "cpu", config.channels_last)
     return {"val acc": val_acc, "val nll": val_nll, "test acc": test_acc,
             "test nll": test_nll, "seconds": seconds}
 

@@ -304,7 +304,8 @@ def _print_front(study: Any) -> None:
                   "± its binomial standard error (seed-to-seed noise is larger)")
     loss = any(row.val_loss is not None for row in rows)
     if loss:
-        title += "; val loss: mean validation cross-entropy (half the accuracy's seed noise)"
+        title += ("; val loss: mean validation cross-entropy, lower is better (its seed noise "
+                  "is half the accuracy's, relative to the gaps between designs)")
     table = Table("trial", *objectives, *(["val loss"] if loss else []), "design", title=title)
     for row in rows:
         cells = []

@@ -169,16 +169,16 @@ def scores(model: nn.Module, data: TensorDataset, batch_size: int = 256,
     device = torch.device(device)
     x_all, y_all = data.tensors
     model.eval()
-    correct, loss = 0, 0.0
+    correct, loss = torch.zeros((), device=device), torch.zeros((), device=device)
     with torch.no_grad(), autocast(device, amp):
         for idx in _batches(len(y_all), batch_size, None):
             x = _model_input(x_all[idx], device, channels_last)
             y = _to_device(y_all[idx], device)
             logits = model(x).float()
-            correct += int((logits.argmax(1) == y).sum())
-            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += (logits.argmax(1) == y).sum()  # summed on the device: one sync at the end
+            loss += F.cross_entropy(logits, y, reduction="sum")
     n = max(1, len(y_all))
-    return correct / n, loss / n
+    return int(correct) / n, float(loss) / n
 
 
 def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 256,
