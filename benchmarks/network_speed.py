@@ -125,6 +125,22 @@ def dense_arch(arch: Architecture, bound: BoundSpace) -> Architecture:
     return Architecture(arch.family, arch.width, {s.name: LayerSetting() for s in slots})
 
 
+def reference_archs(bound: BoundSpace, budget: Budget) -> dict[str, Architecture]:
+    """Each reference design at the widest width that fits ``budget``, as
+    ``enqueue_reference_designs`` picks it."""
+    out: dict[str, Architecture] = {}
+    for name, knobs in reference_designs(bound).items():
+        for width in sorted(bound.space.width, reverse=True):
+            params = bound.params_for(width, knobs)
+            if params is None:
+                break
+            arch = bound.from_params(params)
+            if budget.fits(bound.cost(arch)):
+                out[name] = arch
+                break
+    return out
+
+
 def designs(space_name: str, n: int, seed: int) -> list[Design]:
     """The dense family network, the reference designs as search enqueues them, n samples."""
     channels, size, classes, budget_text = SPACES[space_name]
@@ -133,15 +149,8 @@ def designs(space_name: str, n: int, seed: int) -> list[Design]:
     budget = Budget.parse(budget_text)
     out = [Design(space_name, "dense family", "dense width 1",
                   Architecture(space.family, 1.0, {}))]
-    for name, knobs in reference_designs(bound).items():  # as enqueue_reference_designs does
-        for width in sorted(space.width, reverse=True):
-            params = bound.params_for(width, knobs)
-            if params is None:
-                break
-            arch = bound.from_params(params)
-            if budget.fits(bound.cost(arch)):
-                out.append(Design(space_name, "reference", f"{name} w{width:g}", arch))
-                break
+    for name, arch in reference_archs(bound, budget).items():
+        out.append(Design(space_name, "reference", f"{name} w{arch.width:g}", arch))
     rng = random.Random(seed)
     found, tries = 0, 0
     while found < n:

@@ -42,12 +42,12 @@ from ssc_nas.budget import Budget  # noqa: E402
 from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
 from ssc_nas.models import Architecture, build  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
-from ssc_nas.search import reference_designs  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
 from ssc_nas.train import TrainConfig, scores, train_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_fidelity import sample_architectures  # noqa: E402  (a sibling benchmark)
+from network_speed import reference_archs  # noqa: E402  (sibling benchmarks)
+from proxy_fidelity import sample_architectures  # noqa: E402
 
 METRICS = ("val acc", "val nll", "test acc", "test nll")
 
@@ -55,16 +55,8 @@ METRICS = ("val acc", "val nll", "test acc", "test nll")
 def designs(bound: BoundSpace, budget: Budget, n: int) -> dict[str, Architecture]:
     """The reference designs as the search enqueues them, and ``n`` sampled feasible designs
     from the upper half of the parameter range."""
-    out: dict[str, Architecture] = {}
-    for name, knobs in reference_designs(bound).items():
-        for width in sorted(bound.space.width, reverse=True):
-            params = bound.params_for(width, knobs)
-            if params is None:
-                break
-            arch = bound.from_params(params)
-            if budget.fits(bound.cost(arch)):
-                out[f"{name} x{width:g}"] = arch
-                break
+    out = {f"{name} x{arch.width:g}": arch
+           for name, arch in reference_archs(bound, budget).items()}
     for i, arch in enumerate(sample_architectures(bound, budget, 2 * n, 400, seed=0)[n:]):
         out[f"sample {i + 1} x{arch.width:g}"] = arch
     return out
