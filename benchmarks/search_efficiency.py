@@ -8,11 +8,15 @@ Reference designs are off by default: they are the same first trials for every s
 would hide the samplers' own difference (``--reference-designs`` puts them back).
 
 Hypervolume of the feasible front after each trained trial, with a fixed reference point so
-that runs compare: each objective is normalised to [0, 1], ``1 - accuracy`` (reference:
-accuracy 0), ``params / budget`` and ``MACs / largest MACs reachable in the space`` (reference
-1 each). Over-budget candidates are never trained and add nothing. Wall-clock is each
-trial's completion time minus the first trial's start, so it counts sampling, costing,
-rejected candidates and training.
+that runs compare: each objective is normalised to [0, 1], the score the search optimises
+(``--objective``: ``val_loss / ln(classes)``, reference the loss of a uniform guess, by
+default; or ``1 - accuracy``, reference accuracy 0), ``params / budget`` and ``MACs / largest
+MACs reachable in the space`` (reference 1 each). Over-budget candidates are never trained
+and add nothing. Wall-clock is each trial's completion time minus the first trial's start,
+so it counts sampling, costing, rejected candidates and training.
+
+``--keep FOLDER`` keeps the study databases; run the same command again to resume (finished
+searches are read back, not rerun).
 
 Printed: per sampler, hypervolume at N trials and at the end (mean +- sample std over seeds),
 hypervolume at equal wall-clock (the mean time TPE took for N trials), trained trials per hour;
@@ -51,7 +55,13 @@ from optuna.trial import TrialState  # noqa: E402
 
 from ssc_nas.budget import Budget, within_limits  # noqa: E402
 from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
-from ssc_nas.search import SearchConfig, run_search  # noqa: E402
+from ssc_nas.search import (  # noqa: E402
+    SCORES,
+    SearchConfig,
+    run_search,
+    trial_accuracy,
+    trial_val_loss,
+)
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
 from ssc_nas.train import TrainConfig  # noqa: E402
 
@@ -77,10 +87,12 @@ class Curve:
         return 3600 * len(self.seconds) / self.seconds[-1] if self.seconds else math.nan
 
 
-def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float) -> list[
-        tuple[int, float, np.ndarray]]:
+def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float,
+                      score: str, classes: int) -> list[tuple[int, float, np.ndarray]]:
     """(trial number, completion second, normalised objective vector) of each trained trial,
-    in completion order. Over-budget candidates (stored COMPLETE with constraint values > 0,
+    in completion order. ``score`` is ``val_loss`` (divided by ln(classes), the loss of a
+    uniform guess) or ``accuracy`` (1 - accuracy); every trial records both, whichever the
+    search optimised. Over-budget candidates (stored COMPLETE with constraint values > 0,
     never trained) are left out; the seconds they took are inside the next trained trial's."""
     trials = study.get_trials(deepcopy=False)
     start = min(t.datetime_start for t in trials if t.datetime_start is not None)
@@ -92,7 +104,12 @@ def normalised_points(study: optuna.Study, budget_params: float, macs_ref: float
         if not within_limits(t.constraints):
             continue  # over budget: told COMPLETE but never trained; its time still counts
         v = dict(zip(objectives, t.values, strict=True))
-        point = np.array([1.0 - v["accuracy"], v["params"] / budget_params, v["macs"] / macs_ref])
+        if score == "val_loss":
+            loss = trial_val_loss(t, objectives)
+            first = math.inf if loss is None else loss / math.log(classes)
+        else:
+            first = 1.0 - (trial_accuracy(t, objectives) or 0.0)
+        point = np.array([first, v["params"] / budget_params, v["macs"] / macs_ref])
         out.append((t.number, (t.datetime_complete - start).total_seconds(), point))
     return out
 
@@ -118,9 +135,11 @@ def one_search(args: argparse.Namespace, sampler: str, seed: int, trials: int, f
         budget=Budget.parse(args.budget), space=args.space, dataset=args.dataset,
         trials=trials, train=TrainConfig(epochs=args.epochs), sampler=sampler,
         storage=storage, seed=seed, reference_designs=args.reference_designs,
-        study=f"{sampler}-{seed}")
+        study=f"{sampler}-{seed}",
+        objectives=(args.objective, "params", "macs"))
     result = run_search(config, splits=splits)
-    points = normalised_points(result.study, float(config.budget.params or 1), macs_ref)
+    points = normalised_points(result.study, float(config.budget.params or 1), macs_ref,
+                               args.objective, splits.info.num_classes)
     hv, seconds = hypervolume_curve(points)
     return Curve(sampler, seed, hv, seconds)
 
@@ -142,6 +161,8 @@ def main() -> None:
                         help="random sampling trains this many x N trials")
     parser.add_argument("--epochs", type=int, default=2, help="proxy epochs")
     parser.add_argument("--samplers", default="random,tpe,nsga2")
+    parser.add_argument("--objective", choices=SCORES, default=SCORES[0],
+                        help="the search's score objective, and the score the hypervolume uses")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--reference-designs", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -162,7 +183,8 @@ def main() -> None:
                        info.input_size)
     macs_ref = float(bound.cost_bounds()[1].macs)
     print(f"# search efficiency: {args.dataset}, {args.space}, budget {args.budget}, "
-          f"{args.epochs}-epoch proxy, N = {args.trials}, random {args.random_factor}N, "
+          f"{args.epochs}-epoch proxy, objective {args.objective}, N = {args.trials}, "
+          f"random {args.random_factor}N, "
           f"{args.seeds} seeds; {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, {time.strftime('%Y-%m-%d %H:%M')}",
           flush=True)

@@ -217,9 +217,11 @@ def _storage_where(storage: str) -> str:
               help="Seed of the sampler, data splits and weight init.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True, help="auto: CUDA when present, else CPU.")
-@click.option("--objectives", type=CommaList(OBJECTIVES), default="accuracy,params,macs",
-              show_default=True, help="Comma-separated, from " + ", ".join(OBJECTIVES)
-              + "; accuracy is required (latency: measured at batch 1 on --device).")
+@click.option("--objectives", type=CommaList(OBJECTIVES), default=None,
+              help="Comma-separated, from " + ", ".join(OBJECTIVES) + "; exactly one score: "
+              "val_loss (the proxy's validation cross-entropy, minimized) or accuracy "
+              "(latency: measured at batch 1 on --device). [default: the resumed study's; "
+              "val_loss,params,macs for a new one]")
 @click.option("--latency-batch", type=int, default=32, show_default=True,
               help="Second batch size whose latency is stored when latency is an objective.")
 @click.option("--reference-designs/--no-reference-designs", default=True, show_default=True,
@@ -240,8 +242,9 @@ def search(ctx: click.Context, **values: Any) -> None:
     """Search per-layer SSC architectures under a parameter (and MAC) budget.
 
     Each candidate is costed analytically; over-budget ones are recorded and never trained;
-    the rest get a short proxy training run. Accuracy, params and MACs go into an Optuna study
-    whose Pareto front is printed at the end. Example: ssc-nas search --budget 0.5M
+    the rest get a short proxy training run. Its validation loss (the default score; accuracy
+    is kept too), params and MACs go into an Optuna study whose Pareto front is printed at the
+    end. Example: ssc-nas search --budget 0.5M
     """
     from .budget import Budget
     from .progress import SearchProgress
@@ -264,7 +267,8 @@ def search(ctx: click.Context, **values: Any) -> None:
         trials=_trials(v["trials"], v["timeout"]),
         timeout=parse_duration(v["timeout"]), train=train, subset=float(v["subset"]),
         sampler=v["sampler"], study=v["study"], storage=v["storage"], seed=int(v["seed"]),
-        device=v["device"], objectives=tuple(v["objectives"]),
+        device=v["device"],
+        objectives=None if v["objectives"] is None else tuple(v["objectives"]),
         latency_batch=int(v["latency_batch"]), reference_designs=bool(v["reference_designs"]),
         workers=int(v["workers"]), heartbeat=float(v["heartbeat"]),
         prescreen=v["prescreen"], prescreen_k=int(v["prescreen_k"]),
@@ -293,34 +297,39 @@ def _trials(trials: Any, timeout: Any) -> int | None:
 
 
 def _print_front(study: Any) -> None:
-    from .search import accuracy_se, front_rows
+    from .search import accuracy_se, front_rows, score_name, study_objectives
 
     rows = front_rows(study)
-    objectives = list(rows[0].values) if rows else study.user_attrs.get(
-        "objectives", ["accuracy", "params", "macs"])
-    title = "Pareto front (feasible, non-dominated)"
+    objectives = study_objectives(study)
+    score = score_name(objectives)
+    noise = study.user_attrs.get("seed_noise") or {}
+    title = "Pareto front (feasible, non-dominated), best " + (
+        "val loss" if score == "val_loss" else "accuracy") + " first"
     if study.user_attrs.get("val_images"):
-        title += (f"; proxy accuracy on {study.user_attrs['val_images']} validation images "
-                  "± its binomial standard error (seed-to-seed noise is larger)")
+        title += (f"; proxy scores on {study.user_attrs['val_images']} validation images; "
+                  "acc ± its binomial standard error")
+    if noise:
+        title += "; seed-to-seed std: " + ", ".join(
+            f"{_SCORE_LABEL[k]} ± {noise[k]:.4f}" for k in ("accuracy", "val_loss") if k in noise
+        ) + f" ({noise.get('source', 'measured')})"
     loss = any(row.val_loss is not None for row in rows)
-    if loss:
-        title += ("; val loss: mean validation cross-entropy, lower is better (its seed noise "
-                  "is half the accuracy's, relative to the gaps between designs)")
-    table = Table("trial", *objectives, *(["val loss"] if loss else []), "design", title=title)
+    costs = [o for o in objectives if o not in ("accuracy", "val_loss")]
+    columns = ["acc", *(["val loss"] if loss else []), *costs]
+    table = Table("trial", *columns, "design", title=title)
     for row in rows:
-        cells = []
-        for name, value in row.values.items():
-            if name == "accuracy":
-                se = accuracy_se(study, value)
-                cells.append(f"{value:.4f}" + ("" if se is None else f" ± {se:.4f}"))
-            elif name == "latency":
-                cells.append(f"{value * 1e3:.2f} ms")
-            else:
-                cells.append(format_count(value))
+        se = None if row.accuracy is None else accuracy_se(study, row.accuracy)
+        cells = ["-" if row.accuracy is None
+                 else f"{row.accuracy:.4f}" + ("" if se is None else f" ± {se:.4f}")]
         if loss:
-            cells.append("" if row.val_loss is None else f"{row.val_loss:.4f}")
+            cells.append("-" if row.val_loss is None else f"{row.val_loss:.4f}")
+        for name in costs:
+            value = row.values[name]
+            cells.append(f"{value * 1e3:.2f} ms" if name == "latency" else format_count(value))
         table.add_row(str(row.number), *cells, row.design)
     console.print(table)
+
+
+_SCORE_LABEL = {"accuracy": "acc", "val_loss": "val loss"}
 
 
 @cli.command()
@@ -365,11 +374,11 @@ STUDY_OPTION = click.option("--study", default=None,
 @cli.command()
 @STORAGE_OPTION
 def studies(storage: str) -> None:
-    """List the studies in a storage with trial counts, budgets and best accuracy."""
+    """List the studies in a storage with trial counts, budgets, best accuracy and val loss."""
     from .search import study_rows
     from .search.results import CAUSES
 
-    table = Table("trials", "dataset", "space", "budget", "best acc")
+    table = Table("trials", "dataset", "space", "budget", "best acc", "best val loss")
     table.add_column("study", overflow="fold")
     table.columns.insert(0, table.columns.pop())
     for r in study_rows(storage):
@@ -377,11 +386,13 @@ def studies(storage: str) -> None:
             r["budget_params"] and f"{format_count(r['budget_params'])} params",
             r["budget_macs"] and f"{format_count(r['budget_macs'])} MACs"]))
         best = "-" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
+        loss = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         counts = f"{r['complete']} done"
         for kind in (*CAUSES, "failed", "running"):
             if r["counts"][kind]:
                 counts += f", {r['counts'][kind]} {kind}"
-        table.add_row(r["study"], counts, str(r["dataset"]), str(r["space"]), budget, best)
+        table.add_row(r["study"], counts, str(r["dataset"]), str(r["space"]), budget, best,
+                      loss)
     console.print(table)
 
 
@@ -391,7 +402,7 @@ def studies(storage: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the front as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the front as CSV.")
 def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> None:
-    """Print a study's Pareto front (feasible, non-dominated trials), best accuracy first."""
+    """Print a study's Pareto front (feasible, non-dominated trials), best score first."""
     import csv
     import json
 
@@ -604,10 +615,10 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
             device: str, equal_time: bool, equal_time_s: float | None, quiet: bool) -> None:
     """Train SSC designs and pruning-at-init baselines at one parameter budget, same schedule.
 
-    ssc-search retrains the most accurate architecture within budget of the SSC study's front
-    (searching --search-trials trials first if there is none); ssc-uniform is HetConv-style
-    uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels, sized
-    to the budget); snip, grasp, synflow, erk and random prune
+    ssc-search retrains the best-scored architecture (lowest proxy val loss) within budget of
+    the SSC study's front (searching --search-trials trials first if there is none);
+    ssc-uniform is HetConv-style uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of
+    the channels, sized to the budget); snip, grasp, synflow, erk and random prune
     the dense network at init to exactly --budget params. Evaluation is --folds-fold
     cross-validation: fold i is held out as the test set of every method's run i (seed i), so
     every image is scored once and methods are compared paired by fold. Every method trains

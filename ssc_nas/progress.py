@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .budget import format_count
 from .cost import Cost
 from .models import Architecture
-from .search.results import CAUSES, best_accuracy, trial_counts
+from .search.results import CAUSES, best_accuracy, best_val_loss, trial_counts
 from .train import TrainResult
 
 __all__ = ["SearchProgress"]
@@ -46,7 +46,9 @@ class SearchProgress:
 
     def _study_text(self, study: optuna.Study, done: int) -> str:
         best = best_accuracy(study)
-        best_txt = f"{best:.3f}" if best is not None else "-"
+        loss = best_val_loss(study)
+        best_txt = (f"{best:.3f}" if best is not None else "-") + (
+            f"  best loss {loss:.3f}" if loss is not None else "")
         counts = trial_counts(study)
         untrained = ", ".join(f"{counts[c]} {c}" for c in CAUSES if counts[c])
         return (f"study  front {self._front:>2}  best acc {best_txt}"
@@ -64,6 +66,7 @@ class SearchProgress:
         note = f" (stopped: {result.stopped_early})" if result.stopped_early else ""
         self.progress.console.print(
             f"trial {number:>3}  acc {result.final_accuracy:.4f}  "
+            + ("" if result.final_loss is None else f"loss {result.final_loss:.4f}  ") +
             f"params {format_count(cost.params):>6}  MACs {format_count(cost.macs):>6}  "
             f"{result.seconds:5.1f}s{note}", highlight=False,
         )

@@ -287,7 +287,7 @@ def test_read_only_database_still_serves_read_commands(study_db: Path, tmp_path:
         cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--", *cmd]
     r = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("trial,accuracy,params,macs")
+    assert r.stdout.startswith("trial,accuracy,val_loss,params,macs")
     assert snapshot(tmp_path) == before
 
 

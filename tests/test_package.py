@@ -64,14 +64,14 @@ def test_dependencies_point_one_way() -> None:
 
 # Inside a package, modules likewise import only those before them.
 SUBORDER = {
-    "search": ["config", "samplers", "storage", "references", "results", "trials", "workers",
-               "run"],
+    "search": ["objectives", "config", "samplers", "storage", "references", "results", "trials",
+               "workers", "run"],
     "compare": ["config", "store", "reporter", "stats", "table", "designs", "runs"],
     "baselines": ["saliency", "pruning", "proxies"],
 }
 # What reads a study depends on its results, not on the loop that runs trials.
 READERS = ("report", "progress")
-READABLE = {"search.config", "search.storage", "search.results"}
+READABLE = {"search.config", "search.storage", "search.results", "search.objectives"}
 
 
 def _modules() -> list[tuple[Path, str]]:

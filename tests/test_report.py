@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -35,6 +36,7 @@ from ssc_nas.report.figures import front_figure
 from ssc_nas.report.html import ERROR_COLLECTOR_JS, SECTIONS
 from ssc_nas.report.info import KNOB_MAP_COLUMNS
 from ssc_nas.search import SearchConfig, run_search
+from ssc_nas.search.objectives import direction
 from ssc_nas.train import TrainConfig
 
 BUDGET = 80_000
@@ -90,12 +92,16 @@ def test_front_rows_are_best_trials(study: optuna.Study) -> None:
     rows = front_rows(study)
     best = {t.number: t for t in study.best_trials}
     assert rows and {r.number for r in rows} == set(best)
-    assert [r.accuracy for r in rows] == sorted((r.accuracy for r in rows), reverse=True)
+    # The default score is the val loss: lowest first; the accuracy comes from its attribute.
+    assert study.user_attrs["objectives"] == ["val_loss", "params", "macs"]
+    assert [r.val_loss for r in rows] == sorted(r.val_loss for r in rows)
     for r in rows:
-        assert r.accuracy == best[r.number].values[0]
+        assert r.val_loss == best[r.number].values[0] > 0
+        assert r.val_loss == pytest.approx(best[r.number].user_attrs["val_loss"], abs=1e-5)
+        assert r.accuracy == best[r.number].user_attrs["val_accuracy"]
+        assert 0 <= r.accuracy <= 1
         assert (r.params, r.macs) == tuple(int(v) for v in best[r.number].values[1:])
         assert r.design
-        assert r.val_loss == best[r.number].user_attrs["val_loss"] > 0
 
 
 def test_front_table_shows_val_loss_when_recorded(study: optuna.Study) -> None:
@@ -120,7 +126,8 @@ def test_every_trial_in_scatter_data_with_its_state(study: optuna.Study) -> None
         assert p.on_front == (t.number in front)
         assert p.params == t.user_attrs["params"] and p.macs == t.user_attrs["macs"]
         if t.state == TrialState.COMPLETE and "rejected" not in t.user_attrs:
-            assert p.state == "feasible" and p.accuracy == t.values[0]
+            assert p.state == "feasible" and p.val_loss == t.values[0]
+            assert p.accuracy == t.user_attrs["val_accuracy"]
         else:
             assert p.state == "over-budget" and p.accuracy is None and p.params > BUDGET
     assert any(p.reference == "standard" for p in points.values())
@@ -140,7 +147,8 @@ def test_hypervolume_never_decreases(study: optuna.Study) -> None:
     assert history.trial_numbers == finished
     assert all(b >= a for a, b in zip(history.values, history.values[1:], strict=False))
     assert 0 < history.values[-1] <= 1
-    assert history.reference["params"] == BUDGET and history.reference["accuracy"] == 0
+    assert history.reference["params"] == BUDGET
+    assert history.reference["val_loss"] == pytest.approx(math.log(10))  # a uniform guess
 
 
 def test_hypervolume_ignores_infeasible_and_failed() -> None:
@@ -177,18 +185,20 @@ def test_importances_of_the_real_study(study: optuna.Study) -> None:
 
 
 @pytest.mark.parametrize("objectives", [["accuracy", "params", "macs"],
-                                        ["params", "accuracy"]])
-def test_importances_are_those_of_accuracy(objectives: list[str]) -> None:
-    """Accuracy depends on x only, the cost objectives on y only: x must come first, wherever
-    accuracy sits among the objectives."""
-    directions = ["maximize" if o == "accuracy" else "minimize" for o in objectives]
+                                        ["params", "accuracy"],
+                                        ["val_loss", "params", "macs"],
+                                        ["params", "val_loss"]])
+def test_importances_are_those_of_the_score(objectives: list[str]) -> None:
+    """The score (accuracy or val loss) depends on x only, the cost objectives on y only: x
+    must come first, whichever score the study has and wherever it sits."""
+    directions = [direction(o) for o in objectives]
     study = optuna.create_study(directions=directions)
     study.set_user_attr("objectives", objectives)
     dist = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
     rng = random.Random(0)
     for _ in range(24):
         x, y = rng.random(), rng.random()
-        by_name = {"accuracy": x, "params": 1e5 * y, "macs": 1e6 * y}
+        by_name = {"accuracy": x, "val_loss": 2 - x, "params": 1e5 * y, "macs": 1e6 * y}
         study.add_trial(create_trial(values=[by_name[o] for o in objectives],
                                      params={"x": x, "y": y}, distributions=dist))
     imp = param_importances(study, FanovaImportanceEvaluator(seed=0))

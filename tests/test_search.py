@@ -72,20 +72,23 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
                 if "rejected" not in t.user_attrs]
     assert len(complete) == 4
     directions = [d.name.lower() for d in study.directions]
-    assert directions == ["maximize", "minimize", "minimize"]
+    assert directions == ["minimize", "minimize", "minimize"]  # val loss, params, MACs
+    assert study.user_attrs["objectives"] == ["val_loss", "params", "macs"]
     for t in complete:
         assert t.values[1] <= BUDGET and t.user_attrs["params"] <= BUDGET
         for key in ("architecture", "params", "macs", "wall_time_s", "epochs",
                     "val_accuracy_curve", "val_loss", "val_loss_curve", "summary"):
             assert key in t.user_attrs, key
         assert t.user_attrs["architecture"]["family"] == "resnet20"
-        assert 0.0 <= t.values[0] <= 1.0
+        assert 0.0 <= t.user_attrs["val_accuracy"] <= 1.0
         assert t.user_attrs["val_loss"] == t.user_attrs["val_loss_curve"][-1] > 0
+        assert t.values[0] == pytest.approx(t.user_attrs["val_loss"], abs=1e-5)
     for t in study.trials:
         if "rejected" in t.user_attrs:
             assert "over budget" in t.user_attrs["rejected"]
             assert t.user_attrs["params"] > BUDGET and t.constraints["params"] > 0
             assert t.state == TrialState.COMPLETE and "val_accuracy_curve" not in t.user_attrs
+            assert t.values[0] == float("inf")  # the worst val loss: never trained
     front = study.best_trials
     assert front
     for a in front:

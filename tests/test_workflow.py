@@ -51,11 +51,13 @@ def _study(root: Path) -> optuna.Study:
 
 def test_front_output_matches_best_trials(searched: Path) -> None:
     study = _study(searched)
-    expected = sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))
+    # The default score, val loss, is minimized: best (lowest) first.
+    expected = sorted(study.best_trials, key=lambda t: (t.values[0], t.number))
     as_json = json.loads(run_cli(["front", "--json"], searched).stdout)
     assert [r["trial"] for r in as_json] == [t.number for t in expected]
     for row, t in zip(as_json, expected, strict=True):
-        assert [row["accuracy"], row["params"], row["macs"]] == t.values
+        assert [row["val_loss"], row["params"], row["macs"]] == t.values
+        assert row["accuracy"] == t.user_attrs["val_accuracy"]
         assert row["architecture"] == t.user_attrs["architecture"]
     rows = list(csv.DictReader(io.StringIO(run_cli(["front", "--csv"], searched).stdout)))
     assert [int(r["trial"]) for r in rows] == [t.number for t in expected]
@@ -71,7 +73,7 @@ def test_studies_lists_the_study(searched: Path) -> None:
 
 def test_export_train_load_round_trip(searched: Path) -> None:
     study = _study(searched)
-    best = max(study.best_trials, key=lambda t: t.values[0])
+    best = min(study.best_trials, key=lambda t: t.values[0])  # lowest val loss
     arch = searched / "arch.json"
     exported = run_cli(["export", "--trial", str(best.number), "-o", str(arch)], searched)
     assert exported.returncode == 0, exported.stderr

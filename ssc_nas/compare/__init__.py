@@ -35,7 +35,8 @@ Methods:
   ``phases: cover``, 1 x 1 kernels on all the others), P in {2, 4, 8} and the width of the
   shipped space chosen together: the design with the most parameters within the budget (ties:
   wider, then smaller P). See :func:`uniform_design`.
-* ``ssc-search``: the most accurate architecture within budget on the Pareto front of the SSC
+* ``ssc-search``: the best-scored architecture (lowest proxy val loss; highest accuracy in an
+  accuracy study) within budget on the Pareto front of the SSC
   study (``<dataset>-<family>-ssc-<budget>``, what ``ssc-nas search --space <family>-ssc`` makes)
   in the same storage; when that study does not exist or has no front, a short search of
   ``search_trials`` trials is run first with the defaults of ``ssc-nas search`` (so that command

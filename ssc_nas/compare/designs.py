@@ -18,7 +18,13 @@ from ..data import Splits, dataset_info
 from ..errors import BudgetError, SSCNasError, StudyError
 from ..models import Architecture, build
 from ..search import SearchConfig, default_study_name, front, make_storage, run_search
-from ..search.results import study_input_shape, trial_design
+from ..search.results import (
+    study_input_shape,
+    study_objectives,
+    trial_accuracy,
+    trial_design,
+    trial_val_loss,
+)
 from ..spaces import BoundSpace, SearchSpace, load_space
 from .config import DENSE_OVER_BUDGET, UNIFORM_PARTS, CompareConfig
 from .reporter import notify
@@ -106,7 +112,7 @@ def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str
 
 def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
                    reporter: Any) -> tuple[Architecture, str, dict[str, Any]]:
-    """The front's most accurate architecture within budget, searching first if needed."""
+    """The front's best-scored architecture within budget, searching first if needed."""
     space: SearchSpace = bound.space
     search = SearchConfig(budget=config.budget, space=config.space_name,
                           dataset=config.dataset, data_dir=config.data_dir,
@@ -141,14 +147,16 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
         raise StudyError(f"study {name!r} searched family {arch.family}, not {config.family}; "
                          "pass --study for a study of this family")
     label = trial_design(trial, study_input_shape(study))
-    objectives = study.user_attrs.get("objectives", ["accuracy"])
+    objectives = study_objectives(study)
     extra["ssc_trial"] = trial.number
-    extra["proxy_accuracy"] = trial.values[objectives.index("accuracy")]
+    extra["proxy_accuracy"] = trial_accuracy(trial, objectives)
+    extra["proxy_val_loss"] = trial_val_loss(trial, objectives)
     return arch, f"{label} (trial {trial.number})", extra
 
 
 def _best_within(study: optuna.Study, config: CompareConfig) -> Any:
-    """The most accurate front trial of ``study`` within the budget, or None."""
+    """The best-scored front trial of ``study`` within the budget (lowest val loss, or highest
+    accuracy in an accuracy study), or None."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     for t in front(study):

@@ -86,10 +86,12 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
             "customdata": [[p.number, p.design, p.state, format_count(p.params or 0),
                             format_count(p.macs or 0),
                             "-" if p.accuracy is None else f"{p.accuracy:.4f}",
-                            f"reference design {p.reference}<br>" if p.reference else ""]
+                            f"reference design {p.reference}<br>" if p.reference else "",
+                            "" if p.val_loss is None else f", val loss {p.val_loss:.4f}"]
                            for p in chosen],
             "hovertemplate": ("%{customdata[6]}trial %{customdata[0]} (%{customdata[2]})<br>"
-                              "%{customdata[1]}<br>" + proxy + " %{customdata[5]}<br>"
+                              "%{customdata[1]}<br>" + proxy + " %{customdata[5]}"
+                              "%{customdata[7]}<br>"
                               "params %{customdata[3]}, MACs %{customdata[4]}<extra></extra>"),
         }
 
@@ -177,7 +179,7 @@ def _cell(knob: str, value: object) -> str:
 
 
 def knob_map_figure(data: KnobMap) -> go.Figure:
-    """One heatmap per knob: rows are layers, columns the front's trials (best accuracy left)."""
+    """One heatmap per knob: rows are layers, columns the front's trials (best score left)."""
     knobs = [k for k in KNOB_MAP_COLUMNS
              if any(v is not None for row in data.values[k] for v in row)]
     if not data.layers or not knobs:
@@ -214,18 +216,19 @@ def importances_figure(data: Importances) -> go.Figure:
         marker={"color": COLORS["front"]}, hovertemplate="%{y}: %{x:.3f}<extra></extra>",
     ))
     _layout(fig, 120 + 24 * len(names), margin={"l": 190, "r": 30, "t": 30, "b": 50})
-    fig.update_xaxes(title="importance for accuracy (normalized)", rangemode="tozero")
+    fig.update_xaxes(title="importance for the score (normalized)", rangemode="tozero")
     return fig
 
 
 def front_table_figure(rows: Sequence[FrontRow]) -> go.Figure:
-    """The Pareto front as a table, best accuracy first."""
+    """The Pareto front as a table, best score first (as :func:`~ssc_nas.search.front`)."""
     latency = any(r.latency_s is not None for r in rows)
     loss = any(r.val_loss is not None for r in rows)
     header = ["trial", "accuracy", *(["val loss"] if loss else []), "params", "MACs",
               *(["latency (ms)"] if latency else []), "width", "design"]
     columns = [
-        [r.number for r in rows], [f"{r.accuracy:.4f}" for r in rows],
+        [r.number for r in rows],
+        ["-" if r.accuracy is None else f"{r.accuracy:.4f}" for r in rows],
         *([["" if r.val_loss is None else f"{r.val_loss:.4f}" for r in rows]] if loss else []),
         [format_count(r.params) for r in rows], [format_count(r.macs) for r in rows],
         *([[f"{1e3 * (r.latency_s or 0):.2f}" for r in rows]] if latency else []),

@@ -18,6 +18,7 @@ from plotly.offline import get_plotlyjs
 
 from .. import __version__
 from ..budget import format_count
+from ..search.objectives import SCORES, score_name
 from . import figures
 from .info import (
     BaselinePoint,
@@ -122,8 +123,9 @@ def write_report(study: optuna.Study, path: str | Path, *,
     points = trial_points(study)
     budget = study.user_attrs.get("budget") or {}
     history = hypervolume_history(study)
-    ref = ", ".join(f"{k} {v:g}" if k == "accuracy" else f"{k} {format_count(v)}"
+    ref = ", ".join(f"{k} {v:.4g}" if k in SCORES else f"{k} {format_count(v)}"
                     for k, v in history.reference.items())
+    score = "val loss" if score_name(history.objectives) == "val_loss" else "accuracy"
     knobs = knob_map(study)
     importances = param_importances(study)
     proxy = proxy_label(study)
@@ -132,7 +134,8 @@ def write_report(study: optuna.Study, path: str | Path, *,
              "mean ± std per method, see their legend group). The axis is zoomed to the points. "
              "Over-budget candidates are costed but never trained and failed ones have no "
              "accuracy: both are crosses at the bottom of the axis. Front trials are "
-             "non-dominated in all objectives, so in this 2-D view some may look dominated. "
+             f"non-dominated in all objectives ({', '.join(history.objectives)}), so in this "
+             "2-D view of accuracy some may look dominated; hover for each trial's val loss. "
              "Reference designs are ringed; hover for their names.")
     sections = [
         _section("front-params", "Accuracy vs parameters", cross,
@@ -142,18 +145,19 @@ def write_report(study: optuna.Study, path: str | Path, *,
                  figures.front_figure(points, "macs", budget=budget.get("macs"),
                                       baselines=baselines, proxy=proxy)),
         _section("hypervolume", "Hypervolume over trials",
-                 "Hypervolume of the feasible front after each finished trial, with accuracy as is "
-                 "and each cost divided by its reference point (" + ref + "): the fraction of "
-                 "that box the front dominates.", figures.hypervolume_figure(history)),
+                 "Hypervolume of the feasible front after each finished trial, with 1 - accuracy "
+                 "or val loss / ln(classes) and each cost divided by its reference point ("
+                 + ref + "): the fraction of that box the front dominates.",
+                 figures.hypervolume_figure(history)),
         _section("knob-map", "Per-layer knobs of the front",
-                 "Columns are the front's trials (best accuracy first, with width); density is the "
+                 f"Columns are the front's trials (best {score} first, with width); density is the "
                  "layer's weights relative to a standard dense convolution of the same shape."
                  + (f" Note: {knobs.note}." if knobs.note else ""),
                  figures.knob_map_figure(knobs)),
-        _section("importances", "Parameter importances for accuracy",
-                 "Optuna's get_param_importances with accuracy as the target, over complete "
+        _section("importances", f"Parameter importances for {score}",
+                 f"Optuna's get_param_importances with the {score} as the target, over trained "
                  "trials.", figures.importances_figure(importances)),
-        _section("front-table", "Pareto front", "Feasible, non-dominated trials, best accuracy "
+        _section("front-table", "Pareto front", f"Feasible, non-dominated trials, best {score} "
                  "first.", figures.front_table_figure(front_rows(study)), modebar=False),
     ]
     page = "\n".join([

@@ -20,16 +20,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..budget import format_count, within_limits
 from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
+from ..search.objectives import score_name, trial_accuracy, trial_val_loss
 from ..search.results import (
     OVER_BUDGET,
     TRAINED,
     FrontRow,
     accuracy_se,
     best_accuracy,
+    best_val_loss,
     front,
     front_rows,
     reference_name,
     study_input_shape,
+    study_objectives,
     trial_design,
     trial_kind,
 )
@@ -82,17 +85,19 @@ class TrialPoint:
     reference: str | None
     design: str
     note: str | None = None
+    val_loss: float | None = None  # None: untrained, or an old study that did not keep it
 
 
 @dataclass(frozen=True)
 class HypervolumeHistory:
     """Hypervolume of the feasible front after each finished trial, in normalized units.
 
-    Every objective is mapped to [0, 1] to be minimized: ``1 - accuracy`` (reference: accuracy 0),
-    and each cost divided by its reference (the budget when there is one, else
-    ``UNBUDGETED_REFERENCE`` x the costliest feasible trial). The value is thus the fraction of the
-    box "accuracy 0..1 x cost 0..reference" that the front dominates (1.0 = perfect accuracy at
-    zero cost).
+    Every objective is mapped to [0, 1] to be minimized: ``1 - accuracy`` (reference: accuracy 0)
+    or ``val_loss / ln(classes)`` (reference: the loss of a uniform guess), and each cost
+    divided by its reference (the budget when there is one, else ``UNBUDGETED_REFERENCE`` x the
+    costliest feasible trial). Points outside the box count nothing. The value is thus the
+    fraction of the box "score x cost 0..reference" that the front dominates (1.0 = perfect
+    score at zero cost).
     """
 
     trial_numbers: list[int]
@@ -119,7 +124,7 @@ class KnobMap:
 
 @dataclass(frozen=True)
 class Importances:
-    """Parameter importances for accuracy, largest first; empty with a ``reason`` when unknown."""
+    """Parameter importances for the score, largest first; empty with a ``reason`` when unknown."""
 
     values: dict[str, float]
     reason: str | None = None
@@ -173,15 +178,7 @@ class StudyOverview:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _objectives(study: optuna.Study) -> list[str]:
-    stored = study.user_attrs.get("objectives")
-    if stored:
-        return list(stored)
-    return ["accuracy", "params", "macs", "latency"][: len(study.directions)]
-
-
-def _acc_index(study: optuna.Study) -> int:
-    return _objectives(study).index("accuracy")
+_objectives = study_objectives
 
 
 def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
@@ -205,16 +202,17 @@ def _state(trial: FrozenTrial) -> str:
 def trial_points(study: optuna.Study) -> list[TrialPoint]:
     """Every trial with its accuracy (``None`` unless trained), costs, state and front flag."""
     objectives = _objectives(study)
-    acc = objectives.index("accuracy")
     on_front = {t.number for t in study.best_trials}
     shape = study_input_shape(study)
     points = []
     for t in study.get_trials(deepcopy=False):
         state = _state(t)
-        accuracy = t.values[acc] if state == "feasible" and t.values else None
+        trained = state == "feasible" and bool(t.values)
+        accuracy = trial_accuracy(t, objectives) if trained else None
+        val_loss = trial_val_loss(t, objectives) if trained else None
         note = t.user_attrs.get("rejected") or t.user_attrs.get("stopped_early")
         points.append(TrialPoint(
-            number=t.number, state=state, accuracy=accuracy,
+            number=t.number, state=state, accuracy=accuracy, val_loss=val_loss,
             params=_cost(t, "params", objectives), macs=_cost(t, "macs", objectives),
             on_front=t.number in on_front, reference=reference_name(t),
             design=trial_design(t, shape), note=None if note is None else str(note),
@@ -239,9 +237,12 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
             if t.state == TrialState.COMPLETE and within_limits(t.constraints) and t.values]
     good_numbers = {t.number for t in good}
     reference: dict[str, float] = {}
+    shape = study_input_shape(study)
     for i, name in enumerate(objectives):
         if name == "accuracy":
             reference[name] = 0.0
+        elif name == "val_loss":  # the loss of guessing: uniform over the classes
+            reference[name] = math.log(shape.num_classes if shape else 10)
         elif budget.get(name):
             reference[name] = float(budget[name])
         else:
@@ -329,9 +330,10 @@ def knob_map(study: optuna.Study) -> KnobMap:
 def param_importances(study: optuna.Study,
                       evaluator: optuna.importance.BaseImportanceEvaluator | None = None
                       ) -> Importances:
-    """Importance of each Optuna parameter for accuracy (Optuna's default evaluator), over the
-    trained trials only: over-budget candidates are COMPLETE too, with an accuracy never
-    measured, so they are left out through an in-memory copy of the trained trials."""
+    """Importance of each Optuna parameter for the study's score (val loss or accuracy;
+    Optuna's default evaluator), over the trained trials only: over-budget candidates are
+    COMPLETE too, with a score never measured, so they are left out through an in-memory copy
+    of the trained trials."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if trial_kind(t) == TRAINED]
     if len(complete) < 2:
@@ -344,8 +346,8 @@ def param_importances(study: optuna.Study,
     varying = [name for name, vals in seen.items() if len(vals) > 1]
     if not varying:
         return Importances({}, "no parameter varies across the complete trials")
-    acc = _acc_index(study)
-    target: Callable[[FrozenTrial], float] = lambda t: t.values[acc]  # noqa: E731
+    score = _objectives(study).index(score_name(_objectives(study)))
+    target: Callable[[FrozenTrial], float] = lambda t: t.values[score]  # noqa: E731
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -464,12 +466,22 @@ def study_overview(study: optuna.Study) -> StudyOverview:
         epochs = train.get("epochs")
         details["proxy training"] = (f"{epochs} epoch{'' if epochs == 1 else 's'}, "
                                      f"{train.get('optimizer')}, batch {train.get('batch_size')}")
+    score = score_name(_objectives(study))
+    details["score"] = ("proxy validation loss (mean cross-entropy), lower is better"
+                        if score == "val_loss" else "proxy validation accuracy")
     best = best_accuracy(study)
     se = accuracy_se(study, best) if best is not None else None
+    loss = best_val_loss(study)
     if se is not None:
         details["validation"] = (f"{attrs['val_images']} images: the best accuracy "
-                                 f"{best:.4f} ± {se:.4f} (binomial standard error; "
-                                 "seed-to-seed noise not included)")
+                                 f"{best:.4f} ± {se:.4f} (binomial standard error)"
+                                 + ("" if loss is None else f", the best val loss {loss:.4f}"))
+    noise = attrs.get("seed_noise") or {}
+    if noise:
+        details["seed noise"] = ", ".join(
+            f"{label} ± {noise[k]:.4f}" for k, label in (("accuracy", "acc"),
+                                                        ("val_loss", "val loss")) if k in noise
+        ) + f" (seed-to-seed std of this proxy; {noise.get('source', 'measured')})"
     for key in ("sampler", "seed", "subset"):
         if key in attrs:
             details[key] = str(attrs[key])

@@ -1,9 +1,10 @@
 """The search: one multi-objective Optuna study per (dataset, space, budget).
 
-Objectives: maximize proxy validation accuracy, minimize params, minimize MACs per image
-(optionally minimize measured latency). Budgets are constraints, not objectives: a candidate is
-costed analytically before training and, when over budget, never trained: it is told COMPLETE
-with accuracy 0 and its constraint values (``trial.set_constraint``) > 0, so the samplers learn
+Objectives (``objectives``): minimize the proxy's validation loss (or maximize its validation
+accuracy), minimize params, minimize MACs per image (optionally minimize measured latency).
+Budgets are constraints, not objectives: a candidate is costed analytically before training
+and, when over budget, never trained: it is told COMPLETE with the worst score (loss ``inf``,
+accuracy 0) and its constraint values (``trial.set_constraint``) > 0, so the samplers learn
 where the budget ends while the front and every count of trained trials leave it out
 (``results.trial_kind``).
 
@@ -13,8 +14,9 @@ until ``trials`` candidates have completed. A study created with another space, 
 dataset or objectives refuses to be mixed with this run.
 
 One concept per module (``docs/architecture.md``): ``config`` (what a search is asked to do),
-``samplers``, ``storage``, ``references`` (the classic designs), ``trials`` (the trial runner),
-``results`` (reading a study), ``workers`` and ``run`` (``run_search``).
+``objectives`` (score and cost objectives, read back from trials), ``samplers``, ``storage``,
+``references`` (the classic designs), ``trials`` (the trial runner), ``results`` (reading a
+study), ``workers`` and ``run`` (``run_search``).
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ from .config import (
     parse_duration,
     shipped_study_configs,
 )
+from .objectives import DEFAULT_OBJECTIVES, SCORES, score_name, trial_accuracy, trial_val_loss
 from .references import enqueue_reference_designs, reference_designs
 from .results import (
     FrontRow,
     accuracy_se,
     best_accuracy,
+    best_val_loss,
     count_complete,
     export_trial,
     front,
     front_rows,
+    study_objectives,
     study_rows,
 )
 from .run import SearchRun, run_search
@@ -56,14 +61,17 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 __all__ = [
     "BASELINES_SUFFIX",
+    "DEFAULT_OBJECTIVES",
     "DEFAULT_STORAGE",
     "OBJECTIVES",
     "SAMPLERS",
+    "SCORES",
     "SearchConfig",
     "SearchInterrupted",
     "SearchRun",
     "accuracy_se",
     "best_accuracy",
+    "best_val_loss",
     "count_complete",
     "default_study_name",
     "enqueue_reference_designs",
@@ -80,8 +88,12 @@ __all__ = [
     "reference_designs",
     "run_search",
     "run_worker",
+    "score_name",
     "shipped_study_configs",
     "sqlite_path",
+    "study_objectives",
     "study_rows",
+    "trial_accuracy",
+    "trial_val_loss",
     "worker_seed",
 ]

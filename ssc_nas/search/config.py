@@ -4,7 +4,8 @@ durations, and study configs (``studies/*.yaml``) whose keys are the ``ssc-nas s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..budget import Budget, exact_count
 from ..errors import StudyError
 from ..spaces import SearchSpace
 from ..train import TrainConfig
+from .objectives import DEFAULT_OBJECTIVES, OBJECTIVES, SCORES
 
 __all__ = [
     "BASELINES_SUFFIX",
@@ -30,7 +32,6 @@ __all__ = [
 ]
 
 
-OBJECTIVES = ("accuracy", "params", "macs", "latency")
 SAMPLERS = ("tpe", "nsga2", "random")
 DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
 # Study attributes that must match for a run to join an existing study.
@@ -57,7 +58,9 @@ class SearchConfig:
     storage: str = DEFAULT_STORAGE
     seed: int = 0
     device: str = "auto"
-    objectives: tuple[str, ...] = ("accuracy", "params", "macs")
+    #: None: the existing study's objectives, or ``DEFAULT_OBJECTIVES`` for a new study
+    #: (``resolved``), so a study made before the default changed still resumes.
+    objectives: tuple[str, ...] | None = None
     latency_batch: int = 32
     reference_designs: bool = True
     workers: int = 1
@@ -66,13 +69,13 @@ class SearchConfig:
     prescreen_k: int = 10
 
     def __post_init__(self) -> None:
-        unknown = [o for o in self.objectives if o not in OBJECTIVES]
-        if unknown or "accuracy" not in self.objectives or len(set(self.objectives)) != len(
-            self.objectives
-        ):
+        objectives = self.objectives or DEFAULT_OBJECTIVES
+        unknown = [o for o in objectives if o not in OBJECTIVES]
+        scores = [o for o in objectives if o in SCORES]
+        if unknown or len(scores) != 1 or len(set(objectives)) != len(objectives):
             raise StudyError(
-                f"--objectives must be distinct names from {', '.join(OBJECTIVES)} including "
-                f"accuracy, but got {','.join(self.objectives)}"
+                f"--objectives must be distinct names from {', '.join(OBJECTIVES)} with exactly "
+                f"one of {' or '.join(SCORES)}, but got {','.join(objectives)}"
             )
         if self.sampler not in SAMPLERS:
             raise StudyError(f"--sampler must be one of {', '.join(SAMPLERS)}, "
@@ -89,6 +92,13 @@ class SearchConfig:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.trials is None and self.timeout is None:
             raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
+
+    def resolved(self, existing: Sequence[str] | None) -> SearchConfig:
+        """This config with its objectives settled: as given, else ``existing`` (the stored
+        objectives of the study it resumes), else ``DEFAULT_OBJECTIVES``."""
+        if self.objectives is not None:
+            return self
+        return replace(self, objectives=tuple(existing or DEFAULT_OBJECTIVES))
 
 
 def default_study_name(config: SearchConfig, space: SearchSpace) -> str:

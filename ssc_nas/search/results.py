@@ -17,6 +17,7 @@ from ..budget import within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
 from .config import BASELINES_SUFFIX
+from .objectives import objective_names, sort_key, trial_accuracy, trial_val_loss
 from .storage import make_storage
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "FrontRow",
     "accuracy_se",
     "best_accuracy",
+    "best_val_loss",
     "count_complete",
     "count_trained",
     "count_trials",
@@ -41,6 +43,7 @@ __all__ = [
     "front_rows",
     "reference_name",
     "study_input_shape",
+    "study_objectives",
     "study_rows",
     "trial_design",
 ]
@@ -51,12 +54,14 @@ LEGACY_REFERENCE_NAMES = {"uniform-ssc": "ssc-uniform"}
 
 @dataclass(frozen=True)
 class FrontRow:
-    """One Pareto-front trial, best accuracy first: what ``ssc-nas front`` prints and the
-    report's front table shows. ``values`` maps each objective to the trial's value."""
+    """One Pareto-front trial, best score first: what ``ssc-nas front`` prints and the
+    report's front table shows. ``values`` maps each objective to the trial's value;
+    ``accuracy`` and ``val_loss`` are the proxy's, whichever the study optimised (None where
+    an old study did not keep one)."""
 
     number: int
     values: dict[str, float]
-    accuracy: float
+    accuracy: float | None
     params: int
     macs: int
     design: str
@@ -67,8 +72,10 @@ class FrontRow:
     val_loss: float | None = None  # mean validation cross-entropy (studies since 2026-11-26)
 
     def to_dict(self) -> dict[str, Any]:
-        """``ssc-nas front --json``: trial, each objective, val_loss, design, architecture."""
-        return {"trial": self.number, **self.values, "val_loss": self.val_loss,
+        """``ssc-nas front --json``: trial, each objective, accuracy and val_loss, design,
+        architecture."""
+        return {"trial": self.number, "accuracy": self.accuracy, "val_loss": self.val_loss,
+                **self.values,
                 "design": self.design, "architecture": self.architecture}
 
 
@@ -177,20 +184,35 @@ def accuracy_se(study: optuna.Study, accuracy: float) -> float | None:
     return math.sqrt(p * (1 - p) / n)
 
 
+def study_objectives(study: optuna.Study) -> list[str]:
+    """The study's objectives (``objectives`` attribute; legacy order for old studies)."""
+    return objective_names(study.user_attrs.get("objectives"), len(study.directions))
+
+
 def front(study: optuna.Study) -> list[FrozenTrial]:
-    """The Pareto front (Optuna's ``best_trials``: feasible, non-dominated), best accuracy first."""
-    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
-    acc = objectives.index("accuracy")
-    return sorted(study.best_trials, key=lambda t: (-t.values[acc], t.number))
+    """The Pareto front (Optuna's ``best_trials``: feasible, non-dominated), best score
+    (lowest val loss, or highest accuracy in an accuracy study) first."""
+    objectives = study_objectives(study)
+    return sorted(study.best_trials, key=lambda t: sort_key(t, objectives))
+
+
+def _trained(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_trained(t)]
 
 
 def best_accuracy(study: optuna.Study) -> float | None:
-    objectives = study.user_attrs.get("objectives", ["accuracy"])
-    acc = objectives.index("accuracy")
-    values = [t.values[acc] for t in study.get_trials(deepcopy=False,
-                                                      states=(TrialState.COMPLETE,))
-              if is_trained(t)]
+    """The highest proxy validation accuracy of any trained trial."""
+    objectives = study_objectives(study)
+    values = [a for t in _trained(study) if (a := trial_accuracy(t, objectives)) is not None]
     return max(values) if values else None
+
+
+def best_val_loss(study: optuna.Study) -> float | None:
+    """The lowest proxy validation loss of any trained trial (None before val loss was kept)."""
+    objectives = study_objectives(study)
+    values = [v for t in _trained(study) if (v := trial_val_loss(t, objectives)) is not None]
+    return min(values) if values else None
 
 
 
@@ -215,6 +237,7 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
             "budget_params": budget.get("params"),
             "budget_macs": budget.get("macs"),
             "best_accuracy": best_accuracy(study),
+            "best_val_loss": best_val_loss(study),
         })
     return rows
 
@@ -226,20 +249,18 @@ def _cost(trial: FrozenTrial, key: str, values: dict[str, float]) -> int:
 
 def front_rows(study: optuna.Study) -> list[FrontRow]:
     """The Pareto front (:func:`front`) as rows, best accuracy first."""
-    objectives = study.user_attrs.get("objectives")
-    if not objectives:
-        objectives = ["accuracy", "params", "macs", "latency"][: len(study.directions)]
+    objectives = study_objectives(study)
     shape = study_input_shape(study)
     rows = []
     for t in front(study):
         values = dict(zip(objectives, t.values, strict=True))
         arch = t.user_attrs.get("architecture")
         rows.append(FrontRow(
-            number=t.number, values=values, accuracy=float(values["accuracy"]),
+            number=t.number, values=values, accuracy=trial_accuracy(t, objectives),
             params=_cost(t, "params", values), macs=_cost(t, "macs", values),
             design=trial_design(t, shape), width=(arch or {}).get("width"),
             reference=reference_name(t), latency_s=values.get("latency"), architecture=arch,
-            val_loss=t.user_attrs.get("val_loss"),
+            val_loss=trial_val_loss(t, objectives),
         ))
     return rows
 
@@ -252,8 +273,7 @@ def export_trial(study: optuna.Study, number: int, path: str | Path, storage: st
         raise StudyError(f"study {study.study_name!r} has no trial {number} with an "
                          f"architecture; its front is trials {numbers}")
     t = trials[0]
-    objectives = study.user_attrs.get("objectives", ["accuracy", "params", "macs"])
-    values = dict(zip(objectives, t.values, strict=True)) if t.values else {}
+    objectives = study_objectives(study)
     arch = Architecture.from_dict(t.user_attrs["architecture"])
     shape = study_input_shape(study)
     if shape is None:
@@ -263,6 +283,6 @@ def export_trial(study: optuna.Study, number: int, path: str | Path, storage: st
         source={"study": study.study_name, "trial": number, "storage": storage,
                 "dataset": study.user_attrs.get("dataset"), "state": t.state.name},
         cost={"params": t.user_attrs.get("params"), "macs": t.user_attrs.get("macs")},
-        proxy_accuracy=values.get("accuracy"),
+        proxy_accuracy=trial_accuracy(t, objectives) if t.values else None,
         summary=trial_design(t, shape), layer_table=layer_table(arch, shape),
     )

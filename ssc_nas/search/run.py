@@ -14,9 +14,10 @@ from ..models import InputShape
 from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
 from ..train import resolve_device
 from .config import SearchConfig, default_study_name
+from .objectives import seed_noise
 from .references import enqueue_reference_designs
 from .results import OVER_BUDGET, count_trained, trial_counts
-from .storage import make_storage, open_study
+from .storage import make_storage, open_study, stored_objectives
 from .trials import TrialRunner
 from .workers import start_local_workers
 
@@ -48,7 +49,7 @@ def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]
         "budget": config.budget.to_dict(),
         "dataset": config.dataset,
         "input": shape,
-        "objectives": list(config.objectives),
+        "objectives": list(config.objectives or ()),
         "subset": config.subset,
         "train": config.train.to_dict(),
         "sampler": config.sampler,
@@ -79,16 +80,20 @@ def run_search(
     device = resolve_device(config.device)
     study_name = config.study or default_study_name(config, space)
     shape = InputShape(info.in_channels, tuple(info.input_size), info.num_classes).to_dict()
-    attrs = _study_attrs(config, space, shape)
     if splits is None:  # before the study exists, so missing data leave no empty study behind
         splits = load_splits(config.dataset, config.data_dir, subset=config.subset,
                              split_seed=config.seed, download=config.download)
     # Our own lines report trials; a failing trial re-raises its error with its traceback anyway.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = make_storage(config.storage, config.heartbeat)
+    config = config.resolved(stored_objectives(storage, study_name))
+    attrs = _study_attrs(config, space, shape)
     study = open_study(config, space, study_name, attrs, storage=storage)
-    if "val_images" not in study.user_attrs:  # what the proxy accuracy is measured on
+    if "val_images" not in study.user_attrs:  # what the proxy scores are measured on
         study.set_user_attr("val_images", len(splits.val))
+    noise = seed_noise(config.dataset, space.name, config.train.epochs, config.subset)
+    if noise is not None and "seed_noise" not in study.user_attrs:
+        study.set_user_attr("seed_noise", noise)
     if config.trials is not None:
         study.set_user_attr("trials", config.trials)
     references: list[tuple[str, float]] = []

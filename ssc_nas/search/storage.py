@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from ..errors import StudyError
 from ..spaces import SearchSpace
 from .config import BASELINES_SUFFIX, COMPATIBLE_KEYS, SearchConfig, check_heartbeat
+from .objectives import direction, objective_names
 from .samplers import make_sampler
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "make_storage",
     "open_study",
     "sqlite_path",
+    "stored_objectives",
 ]
 
 
@@ -151,7 +153,10 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                attrs: dict[str, Any], storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
     storage = storage or make_storage(config.storage, config.heartbeat)
-    directions = ["maximize" if o == "accuracy" else "minimize" for o in config.objectives]
+    config = config.resolved(stored_objectives(storage, study_name))
+    assert config.objectives is not None
+    attrs = {**attrs, "objectives": list(config.objectives)}
+    directions = [direction(o) for o in config.objectives]
     sampler = make_sampler(config.sampler, config.seed, config.trials)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if study_name in existing:
@@ -175,6 +180,14 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
         study.set_user_attr(key, value)
     return study
 
+
+
+def stored_objectives(storage: RDBStorage, study_name: str) -> list[str] | None:
+    """The objectives an existing study was made with; None when there is no such study."""
+    if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return None
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return objective_names(study.user_attrs.get("objectives"), len(study.directions))
 
 
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:

@@ -8,8 +8,9 @@ from ask to tell (:class:`~.storage.Heartbeats`), so a killed worker's trials ar
 retried whichever way they were made. What becomes of a trial, and how it is stored:
 
 * trained: COMPLETE with its measured values;
-* over budget: COMPLETE with accuracy ``UNTRAINED_ACCURACY`` (0.0), its analytic params and
-  MACs (latency ``inf``) and constraint values > 0: infeasible, so Optuna's samplers learn
+* over budget: COMPLETE with the worst score (``objectives.untrained_value``: val loss ``inf``
+  or accuracy 0), its analytic params and MACs (latency ``inf``) and constraint values > 0:
+  infeasible, so Optuna's samplers learn
   from it (NSGA-II's constrained domination ranks it below every trained trial; TPE puts it in
   its bad group) while ``study.best_trials`` and every count of trained trials leave it out;
 * prescreened out, surplus, duplicate: FAIL with the user attribute that names the cause.
@@ -43,13 +44,13 @@ from ..errors import SearchInterrupted, StudyError
 from ..models import Architecture, build
 from ..spaces import BoundSpace
 from ..train import TrainConfig, TrainResult, train_model
+from .objectives import untrained_value
 from .results import count_trained, count_trials, is_trained
 from .samplers import worker_id
 from .storage import Heartbeats
 
-__all__ = ["UNTRAINED_ACCURACY", "Interrupt", "TrialRunner", "fail_running"]
+__all__ = ["Interrupt", "TrialRunner", "fail_running"]
 
-UNTRAINED_ACCURACY = 0.0  # the accuracy told for an over-budget candidate (never trained)
 Candidate = tuple[optuna.Trial, Architecture, Any]
 
 
@@ -159,9 +160,9 @@ class TrialRunner:
         self.rejected += 1
         trial.set_user_attr("rejected", f"over budget ({format_count(cost.params)} params, "
                                         f"{format_count(cost.macs)} MACs; not trained)")
-        values = {"accuracy": UNTRAINED_ACCURACY, "params": float(cost.params),
-                  "macs": float(cost.macs), "latency": math.inf}
-        self._tell(trial, [values[o] for o in self.objectives])
+        values = {"params": float(cost.params), "macs": float(cost.macs)}
+        self._tell(trial, [values[o] if o in values else untrained_value(o)
+                           for o in self.objectives])
         return None
 
     def _prescreened(self, first: Candidate) -> tuple[Candidate, list[Candidate]]:
@@ -263,7 +264,11 @@ class TrialRunner:
         if self.reporter is not None:
             self.reporter.trial_started(trial.number, arch, cost)
         result = self._train(trial, arch)
+        loss = result.final_loss
         values: dict[str, float] = {"accuracy": result.final_accuracy,
+                                    # a diverged run (NaN) ranks last rather than failing
+                                    "val_loss": loss if loss is not None and math.isfinite(loss)
+                                    else math.inf,
                                     "params": float(cost.params), "macs": float(cost.macs)}
         if "latency" in self.objectives:
             info = self.splits.info
@@ -289,6 +294,7 @@ class TrialRunner:
             on_batch=(lambda d, t: reporter.batch(d, t)) if reporter is not None else None,
             should_stop=lambda: self.interrupt.requested,
         )
+        trial.set_user_attr("val_accuracy", round(result.final_accuracy, 5))
         trial.set_user_attr("val_accuracy_curve", [round(a, 5) for a in result.val_accuracy])
         trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss])
         if result.final_loss is not None:  # the continuous proxy score: less seed noise

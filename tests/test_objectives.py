@@ -1,0 +1,116 @@
+"""The score objective: val loss by default, accuracy on request, both recorded, and a study
+resumed with the objectives it was made with."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from ssc_nas.budget import Budget
+from ssc_nas.errors import StudyError
+from ssc_nas.search import DEFAULT_OBJECTIVES, SearchConfig, front, run_search
+from ssc_nas.search.objectives import (
+    seed_noise,
+    sort_key,
+    trial_accuracy,
+    trial_val_loss,
+    untrained_value,
+)
+from ssc_nas.train import TrainConfig
+from tests.inprocess import run_cli
+
+
+def _config(url: str, **kw) -> SearchConfig:
+    return SearchConfig(budget=Budget(40_000), space="digits-tiny", dataset="digits",
+                        train=TrainConfig(epochs=1), sampler="random", storage=url,
+                        reference_designs=False, **kw)
+
+
+@pytest.mark.parametrize("objectives", [("params", "macs"), ("accuracy", "val_loss", "params"),
+                                        ("val_loss", "val_loss"), ("loss", "params")])
+def test_exactly_one_score_objective(objectives: tuple[str, ...]) -> None:
+    with pytest.raises(StudyError, match="exactly one of val_loss or accuracy"):
+        SearchConfig(budget=Budget(1000), objectives=objectives)
+
+
+def test_bad_objectives_on_the_command_line_exit_2_with_one_line(tmp_path: Path) -> None:
+    r = run_cli(["search", "--budget", "40k", "--dataset", "digits", "--space", "digits-tiny",
+                 "--objectives", "params,macs", "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "exactly one of val_loss or accuracy" in r.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_untrained_values_are_the_worst() -> None:
+    assert untrained_value("accuracy") == 0.0
+    assert untrained_value("val_loss") == math.inf == untrained_value("latency")
+
+
+def test_reading_scores_back_from_either_kind_of_study() -> None:
+    by_loss = create_trial(values=[0.3, 10.0], user_attrs={"val_accuracy": 0.9, "val_loss": 0.3})
+    by_acc = create_trial(values=[0.9, 10.0], user_attrs={"val_loss": 0.3})
+    old = create_trial(values=[0.9, 10.0])  # before val loss was kept
+    assert trial_accuracy(by_loss, ["val_loss", "params"]) == 0.9
+    assert trial_val_loss(by_loss, ["val_loss", "params"]) == 0.3
+    assert trial_accuracy(by_acc, ["accuracy", "params"]) == 0.9
+    assert trial_val_loss(by_acc, ["accuracy", "params"]) == 0.3
+    assert trial_val_loss(old, ["accuracy", "params"]) is None
+    # Best first: lowest loss, or highest accuracy.
+    a = create_trial(values=[0.2, 1.0])
+    b = create_trial(values=[0.5, 1.0])
+    a.number, b.number = 0, 1
+    assert sorted([b, a], key=lambda t: sort_key(t, ["val_loss", "params"])) == [a, b]
+    assert sorted([a, b], key=lambda t: sort_key(t, ["accuracy", "params"])) == [b, a]
+
+
+def test_default_search_minimizes_val_loss_and_keeps_accuracy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run = run_search(_config(url, trials=3))
+    study = run.study
+    assert study.user_attrs["objectives"] == list(DEFAULT_OBJECTIVES)
+    assert [d.name for d in study.directions] == ["MINIMIZE"] * 3
+    trained = [t for t in study.get_trials(states=(TrialState.COMPLETE,))
+               if "rejected" not in t.user_attrs]
+    assert len(trained) == 3
+    for t in trained:
+        assert t.values[0] == pytest.approx(t.user_attrs["val_loss"], abs=1e-5)
+        assert t.values[0] > 0
+        assert 0 <= t.user_attrs["val_accuracy"] <= 1
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        if "rejected" in t.user_attrs:  # over budget: the worst loss, never trained
+            assert t.values[0] == math.inf
+    losses = [t.values[0] for t in front(study)]
+    assert losses == sorted(losses)
+
+
+def test_a_study_resumes_with_the_objectives_it_was_made_with(tmp_path: Path) -> None:
+    """A study made with the accuracy score (the default before) goes on with it when the
+    command gives no --objectives; naming another score is refused and changes nothing."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run_search(_config(url, trials=1, objectives=("accuracy", "params", "macs"), study="old"))
+    resumed = run_search(_config(url, trials=2, study="old"))
+    study = resumed.study
+    assert study.user_attrs["objectives"] == ["accuracy", "params", "macs"]
+    assert resumed.completed == 2 and study.directions[0].name == "MAXIMIZE"
+    before = len(study.trials)
+    with pytest.raises(StudyError, match="created for another search"):
+        run_search(_config(url, trials=3, objectives=DEFAULT_OBJECTIVES, study="old"))
+    assert len(optuna.load_study(study_name="old", storage=url).trials) == before
+
+
+def test_measured_seed_noise_is_recorded_and_shown(tmp_path: Path) -> None:
+    noise = seed_noise("mnist-5k", "resnet20-ssc", 2)
+    assert noise is not None and noise["val_loss"] < noise["accuracy"] * 2
+    assert seed_noise("mnist-5k", "resnet20-ssc", 2, subset=0.5) is None
+    assert seed_noise("digits", "digits-tiny", 1) is None
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = run_search(_config(url, trials=1)).study
+    assert "seed_noise" not in study.user_attrs  # nothing measured for this proxy
+    study.set_user_attr("seed_noise", noise)
+    out = " ".join(run_cli(["front", "--storage", url]).stdout.split())
+    assert "val loss ± 0.0098" in out and "acc ± 0.0055" in out
+    assert "benchmarks/seed_noise.py" in out
