@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ssc_nas import Architecture, LayerSetting, SSCConv2d, build, count  # noqa: E402
 from ssc_nas.budget import Budget  # noqa: E402
 from ssc_nas.runtime import malloc_state, tune_malloc  # noqa: E402
-from ssc_nas.search import reference_designs  # noqa: E402
+from ssc_nas.search.references import reference_architectures  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -126,19 +126,8 @@ def dense_arch(arch: Architecture, bound: BoundSpace) -> Architecture:
 
 
 def reference_archs(bound: BoundSpace, budget: Budget) -> dict[str, Architecture]:
-    """Each reference design at the widest width that fits ``budget``, as
-    ``enqueue_reference_designs`` picks it."""
-    out: dict[str, Architecture] = {}
-    for name, knobs in reference_designs(bound).items():
-        for width in sorted(bound.space.width, reverse=True):
-            params = bound.params_for(width, knobs)
-            if params is None:
-                break
-            arch = bound.from_params(params)
-            if budget.fits(bound.cost(arch)):
-                out[name] = arch
-                break
-    return out
+    """Each reference design as ``enqueue_reference_designs`` enqueues it."""
+    return {name: arch for name, (_, arch) in reference_architectures(bound, budget).items()}
 
 
 def designs(space_name: str, n: int, seed: int) -> list[Design]:

@@ -102,7 +102,7 @@ def space_list() -> None:
     table = Table("name", "family", "share", "widths", "description")
     for name, path in sorted(shipped_spaces().items()):
         sp = load_space(path)
-        table.add_row(name, sp.family, sp.share, ", ".join(f"{w:g}" for w in sp.width),
+        table.add_row(name, sp.family, sp.share, sp.describe_width(),
                       sp.description)
     console.print(table)
 
@@ -134,7 +134,7 @@ def space_show(ctx: click.Context, space_file: str, budget: str | None, macs: st
     console.print(f"family {sp.family}, knobs per {sp.share}, costed for {dataset} "
                   f"({c}x{h}x{w}, {info.num_classes} classes)")
     table = Table("knob", "choices", title="knobs (every searched layer unless overridden)")
-    table.add_row("width", ", ".join(f"{x:g}" for x in sp.width))
+    table.add_row("width", sp.describe_width())
     for knob, choices in sp.knobs.items():
         table.add_row(knob, ", ".join(str(x) for x in choices))
     for ov in sp.overrides:

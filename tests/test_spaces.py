@@ -113,7 +113,8 @@ def test_1000_random_samples_build_and_cost_what_the_space_says(name: str) -> No
 
     (a) every distinct (spec, input size) of the 1000 samples is built once as a layer, run
         on a (1, C, H, W) input to the spec's output shape, and counts what ``layer_cost`` says;
-    (b) every 10th sample (every width among them) is built whole as ``_check_samples``
+    (b) every 10th sample (every width among them; with ``width: fill``, also the first sample
+        of each width not among them) is built whole as ``_check_samples``
         builds it: output (1, classes), count == ``bound.cost``, its SSC layers are the
         plan's specs, and its count is the plan's fixed cost plus its layers' counts from (a);
     (c) for all 1000 samples, ``bound.cost`` is the plan's fixed cost plus the layers' counts
@@ -131,8 +132,14 @@ def test_1000_random_samples_build_and_cost_what_the_space_says(name: str) -> No
     for key in (k for keys in layers for k in keys):  # (a)
         if key not in counted:
             counted[key] = _check_layer(*key)
-    whole = range(0, len(archs), 10)  # (b)
-    assert {archs[i].width for i in whole} == set(bound.space.width)
+    every_10th = range(0, len(archs), 10)  # (b)
+    if not bound.space.fill:
+        assert {archs[i].width for i in every_10th} == set(bound.space.width)
+    # With width: fill (61 widths) the first sample of any width not among them is built too.
+    first = {}
+    for i, arch in enumerate(archs):
+        first.setdefault(arch.width, i)
+    whole = sorted(set(every_10th) | set(first.values()))
     for i in whole:
         model, cost = _check_model(bound, archs[i])
         built = Counter(m.spec for m in model.modules() if isinstance(m, SSCConv2d))

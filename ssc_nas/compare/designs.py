@@ -97,7 +97,7 @@ def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str
             params = bound.params_for(width, knobs)
             if params is None:
                 continue
-            arch = bound.from_params(params)
+            arch = bound.from_params(params, width)
             cost = bound.cost(arch)
             if not budget.fits(cost):
                 continue

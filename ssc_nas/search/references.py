@@ -9,9 +9,11 @@ from typing import Any
 import optuna
 
 from ..budget import Budget
+from ..models import Architecture
 from ..spaces import BoundSpace, ParamGroup
 
-__all__ = ["REFERENCE_DESIGNS", "enqueue_reference_designs", "reference_designs"]
+__all__ = ["REFERENCE_DESIGNS", "enqueue_reference_designs", "reference_architectures",
+           "reference_designs"]
 
 #: The names of :func:`reference_designs`, in enqueue order.
 REFERENCE_DESIGNS = ("standard", "groupwise", "depthwise-separable", "hetconv-p4", "ssc-uniform")
@@ -38,19 +40,29 @@ def reference_designs(bound: BoundSpace) -> dict[str, Any]:
     }
 
 
+def reference_architectures(bound: BoundSpace, budget: Budget
+                            ) -> dict[str, tuple[dict[str, Any], Architecture]]:
+    """Each classic design that fits ``budget`` as (Optuna parameters, architecture): at the
+    widest of the space's widths that fits, which with ``width: fill`` is the width that fills
+    the budget."""
+    out = {}
+    for name, knobs in reference_designs(bound).items():
+        for width in sorted(bound.widths, reverse=True):
+            params = bound.params_for(width, knobs)
+            if params is None:
+                break
+            arch = bound.from_params(params, width)
+            if budget.fits(bound.cost(arch)):
+                out[name] = (params, arch)
+                break
+    return out
+
+
 def enqueue_reference_designs(study: optuna.Study, bound: BoundSpace,
                               budget: Budget) -> list[tuple[str, float]]:
     """Enqueue each classic design at the widest width that fits; returns (name, width)."""
     done = []
-    for name, knobs in reference_designs(bound).items():
-        for width in sorted(bound.space.width, reverse=True):
-            params = bound.params_for(width, knobs)
-            if params is None:
-                break
-            if budget.fits(bound.cost(bound.from_params(params))):
-                study.enqueue_trial(params, user_attrs={"reference": name},
-                                    skip_if_exists=True)
-                done.append((name, width))
-                break
+    for name, (params, arch) in reference_architectures(bound, budget).items():
+        study.enqueue_trial(params, user_attrs={"reference": name}, skip_if_exists=True)
+        done.append((name, arch.width))
     return done
-

@@ -147,7 +147,7 @@ class TrialRunner:
 
     def _propose(self, trial: optuna.Trial) -> Candidate | None:
         """Sample, cost and record a candidate; None (and the trial told) when over budget."""
-        arch = self.bound.suggest(trial)
+        arch = self.bound.suggest(trial, self.budget)
         cost = self.bound.cost(arch)
         trial.set_user_attr("architecture", arch.to_dict())
         trial.set_user_attr("summary", arch.summary())

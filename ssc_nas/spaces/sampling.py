@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from ..budget import Budget
 from ..cost import Cost
 from ..errors import SpaceError
 from ..layers import num_positions
@@ -51,6 +52,10 @@ def resolve_setting(slot: ConvSlot, values: Mapping[str, Any]) -> LayerSetting:
     )
 
 
+def _channels(p: Plan) -> tuple[tuple[int, int], ...]:
+    return tuple((s.in_channels, s.out_channels) for s in p.slots)
+
+
 def _groups_valid(value: Any, slot: ConvSlot) -> bool:
     if value == "depthwise":
         return slot.out_channels % slot.in_channels == 0
@@ -82,12 +87,21 @@ class BoundSpace:
             for w in space.width
         }
         self.param_groups = self._param_groups()
+        #: The widths searched or filled. With ``width: fill`` (a grid of sixteenths, while
+        #: channel counts round to multiples of 8) a run of widths that plan the same
+        #: channels keeps only its widest, so no width is a copy of another.
+        self.widths = space.width if not space.fill else tuple(
+            w for w, wider in zip(space.width, (*space.width[1:], None), strict=True)
+            if wider is None or _channels(self.plans[w]) != _channels(self.plans[wider]))
+        self._group_costs: dict[float, tuple[Cost, list[list[Cost]]] | None] = {}
+        self._slot_costs: dict[tuple, Cost] = {}
 
     def _param_groups(self) -> tuple[ParamGroup, ...]:
         plans = list(self.plans.values())
         slots_by_name = {s.name: [p_slots[s.name] for p_slots in
                                   ({x.name: x for x in p.searchable} for p in plans)]
                          for s in plans[0].searchable}
+        by_width = [{x.name: x for x in p.searchable} for p in plans]
         keys: dict[str, list[str]] = {}
         for slot in plans[0].searchable:
             key = slot.stage if self.space.share == "stage" else slot.name
@@ -101,8 +115,12 @@ class BoundSpace:
             if default.groups != 1 and "groups" not in overridden:
                 choices["groups"] = (default.groups,)
             variants = [s for n in names for s in slots_by_name[n]]
-            valid = tuple(g for g in choices["groups"] if all(_groups_valid(g, s)
-                                                               for s in variants))
+            if self.space.fill:  # valid at some width; fill_width skips the others
+                valid = tuple(g for g in choices["groups"] if any(
+                    all(_groups_valid(g, slots[n]) for n in names) for slots in by_width))
+            else:
+                valid = tuple(g for g in choices["groups"] if all(_groups_valid(g, s)
+                                                                   for s in variants))
             if not valid:
                 channels = sorted({(s.in_channels, s.out_channels) for s in variants})
                 raise SpaceError(
@@ -126,12 +144,40 @@ class BoundSpace:
                   for g in self.param_groups for name in g.slots}
         return Architecture(self.space.family, width, layers)
 
-    def suggest(self, trial: optuna.trial.BaseTrial) -> Architecture:
-        """Sample through Optuna: ``width`` and ``<layer>.<knob>`` categorical parameters."""
-        width = self._pick(trial, "width", self.space.width)
+    def suggest(self, trial: optuna.trial.BaseTrial, budget: Budget | None = None
+                ) -> Architecture:
+        """Sample through Optuna: ``width`` and ``<layer>.<knob>`` categorical parameters.
+        With ``width: fill`` the width is no parameter: it is :meth:`fill_width` for
+        ``budget``."""
+        width = None if self.space.fill else self._pick(trial, "width", self.space.width)
         values = {g.key: {k: self._pick(trial, g.param(k), c) for k, c in g.choices.items()}
                   for g in self.param_groups}
+        if width is None:
+            width = self.fill_width(values, budget)
         return self.architecture(width, values)
+
+    def valid_at(self, width: float, values: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Whether each group's ``groups`` value divides its layers' channels at ``width``."""
+        slots = {s.name: s for s in self.plans[width].searchable}
+        return all(_groups_valid(values[g.key]["groups"], slots[n])
+                   for g in self.param_groups for n in g.slots)
+
+    def fill_width(self, values: Mapping[str, Mapping[str, Any]],
+                   budget: Budget | None = None) -> float:
+        """The widest of the space's widths at which these knob values make a valid network
+        within ``budget`` (every limit); without a budget the widest valid one. When even the
+        narrowest valid width is over budget, that width (the candidate is then rejected as
+        over budget like any other)."""
+        valid = [w for w in self.widths if self.valid_at(w, values)]
+        if not valid:
+            raise SpaceError(f"{self.space.source or self.space.name}: no width of the space "
+                             "makes these knob values a valid network")
+        if budget is None:
+            return valid[-1]
+        for width in reversed(valid):
+            if budget.fits(self.plans[width].cost(self.architecture(width, values))):
+                return width
+        return valid[0]
 
     @staticmethod
     def _pick(trial: optuna.trial.BaseTrial, name: str, choices: tuple[Any, ...]) -> Any:
@@ -139,11 +185,16 @@ class BoundSpace:
             return choices[0]
         return trial.suggest_categorical(name, list(choices))
 
-    def sample(self, rng: random.Random) -> Architecture:
-        """A uniformly random architecture, without Optuna (for space statistics)."""
-        width = rng.choice(self.space.width)
+    def sample(self, rng: random.Random, budget: Budget | None = None) -> Architecture:
+        """A uniformly random architecture, without Optuna (for space statistics). With
+        ``width: fill``: at :meth:`fill_width` for ``budget``; without a budget at a random
+        width where the knobs are valid, so samples span the space as with a width list."""
+        width = None if self.space.fill else rng.choice(self.space.width)
         values = {g.key: {k: rng.choice(c) for k, c in g.choices.items()}
                   for g in self.param_groups}
+        if width is None:
+            width = (self.fill_width(values, budget) if budget is not None else
+                     rng.choice([w for w in self.widths if self.valid_at(w, values)]))
         return self.architecture(width, values)
 
     def params_for(
@@ -154,9 +205,10 @@ class BoundSpace:
 
         ``None`` when a value is not a choice of some layer (the design is not in the space).
         """
-        if width not in self.space.width:
+        if width not in self.widths:
             return None
-        params: dict[str, Any] = {} if len(self.space.width) == 1 else {"width": width}
+        searched = len(self.space.width) > 1 and not self.space.fill
+        params: dict[str, Any] = {"width": width} if searched else {}
         for i, g in enumerate(self.param_groups):
             values = knobs(i, g) if callable(knobs) else knobs
             for knob, choices in g.choices.items():
@@ -167,11 +219,15 @@ class BoundSpace:
                     params[g.param(knob)] = value
         return params
 
-    def from_params(self, params: Mapping[str, Any]) -> Architecture:
-        """The architecture Optuna parameters describe (fixed knobs take their one choice)."""
-        width = params.get("width", self.space.width[0])
+    def from_params(self, params: Mapping[str, Any], width: float | None = None,
+                    budget: Budget | None = None) -> Architecture:
+        """The architecture Optuna parameters describe (fixed knobs take their one choice),
+        at ``width`` when given; a ``width: fill`` space fills ``budget`` otherwise."""
         values = {g.key: {k: params.get(g.param(k), c[0]) for k, c in g.choices.items()}
                   for g in self.param_groups}
+        if width is None:
+            width = (self.fill_width(values, budget) if self.space.fill
+                     else params.get("width", self.space.width[0]))
         return self.architecture(width, values)
 
     # -- cost ---------------------------------------------------------------------------------
@@ -181,32 +237,62 @@ class BoundSpace:
 
     def size(self) -> int:
         """Number of distinct parameter assignments (some may build the same network)."""
-        n = len(self.space.width)
+        n = 1 if self.space.fill else len(self.space.width)
         for g in self.param_groups:
             n *= math.prod(len(c) for c in g.choices.values())
         return n
 
+    def group_costs(self, width: float) -> tuple[Cost, list[list[Cost]]] | None:
+        """At ``width``: the cost outside the searched layers and, per parameter group, the
+        cost of each distinct choice (phases never changes a cost, patterns only through
+        their tap counts). None when some group has no valid ``groups`` value at this width
+        (possible with ``width: fill``). What ``cost_bounds`` and ``cost_front`` sum up."""
+        if width in self._group_costs:
+            return self._group_costs[width]
+        p = self.plans[width]
+        slots = {s.name: s for s in p.searchable}
+        base = p.fixed_cost() + sum(
+            (p.slot_cost(s, s.default) for s in p.slots if not s.searchable), Cost())
+        out = []
+        for g in self.param_groups:
+            groups = [gr for gr in g.choices["groups"]
+                      if all(_groups_valid(gr, slots[n]) for n in g.slots)]
+            if not groups:
+                self._group_costs[width] = None
+                return None
+            taps: dict[tuple[int, ...], str] = {}
+            for pattern in g.choices["pattern"]:
+                taps.setdefault(tuple(num_positions(pattern, k) for k in (3, 5, 7)), pattern)
+            costs = []
+            for gr, pat, sf, pf in itertools.product(
+                groups, taps.values(), g.choices["spatial_fraction"],
+                g.choices["pointwise_fraction"],
+            ):
+                v = {"groups": gr, "pattern": pat, "spatial_fraction": sf,
+                     "pointwise_fraction": pf, "phases": 1}
+                costs.append(sum((self._slot_cost(p, slots[n], v) for n in g.slots), Cost()))
+            out.append(costs)
+        self._group_costs[width] = (base, out)
+        return base, out
+
+    def _slot_cost(self, p: Plan, slot: ConvSlot, values: Mapping[str, Any]) -> Cost:
+        """``p.slot_cost`` of the resolved knob values, memoized by the slot's shape (the
+        slots of a stage mostly share one, and ``width: fill`` spaces have 61 widths)."""
+        key = (slot.in_channels, slot.out_channels, slot.kernel_size, slot.stride,
+               slot.input_size, *values.values())
+        if key not in self._slot_costs:
+            self._slot_costs[key] = p.slot_cost(slot, resolve_setting(slot, values))
+        return self._slot_costs[key]
+
     def cost_bounds(self) -> tuple[Cost, Cost]:
         """(smallest, largest) reachable params and MACs, each taken over the whole space."""
         lows, highs = [], []
-        for p in self.plans.values():
-            slots = {s.name: s for s in p.searchable}
-            low = high = p.fixed_cost() + sum(
-                (p.slot_cost(s, s.default) for s in p.slots if not s.searchable), Cost())
-            for g in self.param_groups:
-                costs = []
-                # phases never changes the cost; patterns only through their tap counts.
-                taps: dict[tuple[int, ...], str] = {}
-                for pattern in g.choices["pattern"]:
-                    taps.setdefault(tuple(num_positions(pattern, k) for k in (3, 5, 7)), pattern)
-                for gr, pat, sf, pf in itertools.product(
-                    g.choices["groups"], taps.values(), g.choices["spatial_fraction"],
-                    g.choices["pointwise_fraction"],
-                ):
-                    v = {"groups": gr, "pattern": pat, "spatial_fraction": sf,
-                         "pointwise_fraction": pf, "phases": 1}
-                    costs.append(sum((p.slot_cost(slots[n], resolve_setting(slots[n], v))
-                                      for n in g.slots), Cost()))
+        for width in self.widths:
+            found = self.group_costs(width)
+            if found is None:
+                continue
+            low = high = found[0]
+            for costs in found[1]:
                 low += Cost(min(c.params for c in costs), min(c.macs for c in costs))
                 high += Cost(max(c.params for c in costs), max(c.macs for c in costs))
             lows.append(low)

@@ -17,6 +17,11 @@ its channel counts:
     smallest count whose windows cover every channel (HetConv's choice).
 ``groups``
     an integer or ``depthwise`` (groups = in_channels).
+
+``width`` is a list of multipliers to search, or ``fill`` (``{fill: [low, high]}`` for another
+range than ``FILL_RANGE``): the width is then not searched but derived from the sampled knobs,
+as the largest multiple of ``FILL_STEP`` in the range that keeps the design within every budget
+(``BoundSpace.fill_width``), so designs use the budget instead of landing on a coarse grid.
 """
 
 from __future__ import annotations
@@ -34,13 +39,17 @@ from ..errors import SpaceError
 from ..layers import PATTERNS
 from ..models import FAMILIES
 
-__all__ = ["SPACE_KNOBS", "Override", "SearchSpace", "load_space", "shipped_spaces"]
+__all__ = ["FILL_RANGE", "FILL_STEP", "SPACE_KNOBS", "Override", "SearchSpace", "load_space",
+           "shipped_spaces"]
 
 SPACE_KNOBS: tuple[str, ...] = (
     "groups", "pattern", "spatial_fraction", "pointwise_fraction", "phases",
 )
 TOP_KEYS = ("family", "description", "share", "width", "knobs", "overrides")
 SHARES = ("layer", "stage")
+#: ``width: fill``: the multipliers tried, multiples of FILL_STEP in FILL_RANGE.
+FILL_STEP = 1 / 16
+FILL_RANGE = (0.25, 4.0)
 DEFAULT_CHOICES: dict[str, tuple[Any, ...]] = {
     "groups": (1,),
     "pattern": ("full",),
@@ -73,6 +82,8 @@ class SearchSpace:
     overrides: tuple[Override, ...] = ()
     description: str = ""
     source: str = field(default="", compare=False)
+    #: ``width: fill``: ``width`` holds the multipliers tried, the widest that fits is taken.
+    fill: bool = False
 
     def choices_for(self, layer: str) -> dict[str, tuple[Any, ...]]:
         """Knob choices for one layer: the space's, then each matching override in order."""
@@ -81,6 +92,12 @@ class SearchSpace:
             if ov.applies(layer):
                 out.update(ov.knobs)
         return out
+
+    def describe_width(self) -> str:
+        """``0.5, 1, 2`` or ``fill: 0.25-4 in steps of 0.0625``."""
+        if self.fill:
+            return f"fill: {self.width[0]:g}-{self.width[-1]:g} in steps of {FILL_STEP:g}"
+        return ", ".join(f"{w:g}" for w in self.width)
 
     def overridden(self, layer: str) -> set[str]:
         return {k for ov in self.overrides if ov.applies(layer) for k in ov.knobs}
@@ -91,7 +108,8 @@ class SearchSpace:
             "family": self.family,
             "description": self.description,
             "share": self.share,
-            "width": list(self.width),
+            "width": {"fill": [self.width[0], self.width[-1]]} if self.fill
+            else list(self.width),
             "knobs": {k: list(v) for k, v in self.knobs.items()},
             "overrides": [{"match": o.match, **{k: list(v) for k, v in o.knobs.items()}}
                           for o in self.overrides],
@@ -155,11 +173,7 @@ def parse_space(data: Any, source: str = "<space>", name: str = "") -> SearchSpa
     share = data.get("share", "layer")
     if share not in SHARES:
         raise _fail(source, "share", f"{share!r} is not valid; valid: {', '.join(SHARES)}")
-    width = data.get("width", [1.0])
-    width = width if isinstance(width, list | tuple) else [width]
-    if not width or not all(isinstance(w, int | float) and not isinstance(w, bool) and 0 < w <= 8
-                            for w in width):
-        raise _fail(source, "width", f"must be a list of multipliers in (0, 8], got {width!r}")
+    width, fill = _width(source, data.get("width", [1.0]))
     knobs = dict(DEFAULT_CHOICES)
     knobs.update(_knob_block(source, "knobs", data.get("knobs", {}), SPACE_KNOBS))
     overrides = []
@@ -172,13 +186,40 @@ def parse_space(data: Any, source: str = "<space>", name: str = "") -> SearchSpa
     return SearchSpace(
         name=name or Path(source).stem,
         family=family,
-        width=tuple(sorted(float(w) for w in width)),
+        width=width,
         knobs=knobs,
         share=share,
         overrides=tuple(overrides),
         description=str(data.get("description", "")),
         source=source,
+        fill=fill,
     )
+
+
+def _multiplier(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 8
+
+
+def _width(source: str, value: Any) -> tuple[tuple[float, ...], bool]:
+    """``width``: a list of multipliers, ``fill`` or ``{fill: [low, high]}`` -> (the
+    multipliers, whether the width fills the budget)."""
+    if value == "fill" or (isinstance(value, Mapping) and list(value) == ["fill"]):
+        low, high = FILL_RANGE if value == "fill" else (
+            value["fill"] if isinstance(value["fill"], list | tuple) else (None, None))
+        if not (_multiplier(low) and _multiplier(high) and low <= high):
+            raise _fail(source, "width", f"fill needs a range [low, high] of multipliers in "
+                                         f"(0, 8], got {value['fill']!r}")
+        steps = range(max(1, round(low / FILL_STEP)), int(high / FILL_STEP + 1e-9) + 1)
+        widths = tuple(k * FILL_STEP for k in steps if k * FILL_STEP >= low - 1e-9)
+        if not widths:
+            raise _fail(source, "width", f"fill range [{low}, {high}] holds no multiple of "
+                                         f"{FILL_STEP}")
+        return widths, True
+    width = value if isinstance(value, list | tuple) else [value]
+    if not width or not all(_multiplier(w) for w in width):
+        raise _fail(source, "width", f"must be a list of multipliers in (0, 8], 'fill' or "
+                                     f"{{fill: [low, high]}}, got {value!r}")
+    return tuple(sorted(float(w) for w in width)), False
 
 
 def shipped_spaces() -> dict[str, Path]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 
 from ..budget import Budget, format_count
 from ..cost import Cost
 from ..errors import BudgetError
-from ..layers import num_positions
-from .sampling import BoundSpace, resolve_setting
+from .sampling import BoundSpace
 
 __all__ = ["SpaceSummary", "check_budget", "cost_front", "feasible_share", "summarize"]
 
@@ -35,26 +33,14 @@ def cost_front(bound: BoundSpace, budget: Budget | None = None) -> list[tuple[in
     limit_p = budget.params if budget is not None and budget.params is not None else None
     limit_m = budget.macs if budget is not None and budget.macs is not None else None
     out: set[tuple[int, int]] = set()
-    for p in bound.plans.values():
-        slots = {s.name: s for s in p.searchable}
-        base = p.fixed_cost() + sum(
-            (p.slot_cost(s, s.default) for s in p.slots if not s.searchable), Cost())
+    for width in bound.widths:
+        found = bound.group_costs(width)
+        if found is None:
+            continue
+        base, groups = found
         front = {(int(base.params), int(base.macs))}
-        for g in bound.param_groups:
-            taps: dict[tuple[int, ...], str] = {}
-            for pattern in g.choices["pattern"]:
-                taps.setdefault(tuple(num_positions(pattern, k) for k in (3, 5, 7)), pattern)
-            pairs = set()
-            for gr, pat, sf, pf in itertools.product(
-                g.choices["groups"], taps.values(), g.choices["spatial_fraction"],
-                g.choices["pointwise_fraction"],
-            ):
-                v = {"groups": gr, "pattern": pat, "spatial_fraction": sf,
-                     "pointwise_fraction": pf, "phases": 1}
-                c = sum((p.slot_cost(slots[n], resolve_setting(slots[n], v)) for n in g.slots),
-                        Cost())
-                pairs.add((int(c.params), int(c.macs)))
-            group_front = _pareto(pairs)
+        for costs in groups:
+            group_front = _pareto({(int(c.params), int(c.macs)) for c in costs})
             front = {(a + c, b + d) for a, b in front for c, d in group_front
                      if (limit_p is None or a + c <= limit_p)
                      and (limit_m is None or b + d <= limit_m)}
@@ -98,9 +84,10 @@ def check_budget(bound: BoundSpace, budget: Budget) -> tuple[Cost, Cost]:
 
 
 def feasible_share(bound: BoundSpace, budget: Budget, samples: int = 1000, seed: int = 0) -> float:
-    """Share of uniformly random architectures of the space that fit ``budget``."""
+    """Share of uniformly random architectures of the space that fit ``budget`` (with
+    ``width: fill``, each at the width that fills it)."""
     rng = random.Random(seed)
-    fits = sum(budget.fits(bound.cost(bound.sample(rng))) for _ in range(samples))
+    fits = sum(budget.fits(bound.cost(bound.sample(rng, budget))) for _ in range(samples))
     return fits / samples
 
 
