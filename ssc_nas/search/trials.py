@@ -153,8 +153,10 @@ class TrialRunner:
         trial.set_user_attr("summary", arch.summary())
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("macs", cost.macs)
-        for key, value in self.budget.violations(cost).items():
-            trial.set_constraint(key, value)
+        with warnings.catch_warnings():  # a retried trial comes with its (equal) constraints
+            warnings.filterwarnings("ignore", "The constraint value is ignored", UserWarning)
+            for key, value in self.budget.violations(cost).items():
+                trial.set_constraint(key, value)
         if self.budget.fits(cost):
             return trial, arch, cost
         self.rejected += 1
