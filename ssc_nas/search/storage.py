@@ -153,7 +153,8 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                attrs: dict[str, Any], storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
     storage = storage or make_storage(config.storage, config.heartbeat)
-    config = config.resolved(stored_objectives(storage, study_name))
+    if config.objectives is None:  # run_search resolves them first; direct callers may not
+        config = config.resolved(stored_objectives(storage, study_name))
     assert config.objectives is not None
     attrs = {**attrs, "objectives": list(config.objectives)}
     directions = [direction(o) for o in config.objectives]
