@@ -178,9 +178,6 @@ class StudyOverview:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-_objectives = study_objectives
-
-
 def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
     value = trial.user_attrs.get(key)
     if value is None and trial.values is not None and key in objectives:
@@ -201,7 +198,7 @@ def _state(trial: FrozenTrial) -> str:
 
 def trial_points(study: optuna.Study) -> list[TrialPoint]:
     """Every trial with its accuracy (``None`` unless trained), costs, state and front flag."""
-    objectives = _objectives(study)
+    objectives = study_objectives(study)
     on_front = {t.number for t in study.best_trials}
     shape = study_input_shape(study)
     points = []
@@ -229,7 +226,7 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
     Modelled on ``optuna.visualization.plot_hypervolume_history``, with the objectives
     normalized as :class:`HypervolumeHistory` describes, so studies of different budgets compare.
     """
-    objectives = _objectives(study)
+    objectives = study_objectives(study)
     budget = study.user_attrs.get("budget") or {}
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     finished.sort(key=lambda t: t.number)
@@ -346,7 +343,8 @@ def param_importances(study: optuna.Study,
     varying = [name for name, vals in seen.items() if len(vals) > 1]
     if not varying:
         return Importances({}, "no parameter varies across the complete trials")
-    score = _objectives(study).index(score_name(_objectives(study)))
+    objectives = study_objectives(study)
+    score = objectives.index(score_name(objectives))
     target: Callable[[FrozenTrial], float] = lambda t: t.values[score]  # noqa: E731
     try:
         with warnings.catch_warnings():
@@ -382,7 +380,7 @@ def baseline_points(storage: str | BaseStorage, study_name: str) -> list[Baselin
         study = optuna.load_study(study_name=name, storage=storage)
     except Exception:  # an unreadable storage has no baselines for the report
         return []
-    objectives = _objectives(study)
+    objectives = study_objectives(study)
     groups: dict[tuple[str, Any, Any], list[tuple[float, float, float | None]]] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         values = dict(zip(objectives, t.values or [], strict=False))
@@ -466,7 +464,7 @@ def study_overview(study: optuna.Study) -> StudyOverview:
         epochs = train.get("epochs")
         details["proxy training"] = (f"{epochs} epoch{'' if epochs == 1 else 's'}, "
                                      f"{train.get('optimizer')}, batch {train.get('batch_size')}")
-    score = score_name(_objectives(study))
+    score = score_name(study_objectives(study))
     details["score"] = ("proxy validation loss (mean cross-entropy), lower is better"
                         if score == "val_loss" else "proxy validation accuracy")
     best = best_accuracy(study)
@@ -488,7 +486,7 @@ def study_overview(study: optuna.Study) -> StudyOverview:
     return StudyOverview(
         name=study.study_name, dataset=str(attrs.get("dataset", "?")),
         space=str(space.get("name", "?")), family=str(space.get("family", "?")),
-        budget=" and ".join(parts) or "no budget", objectives=_objectives(study),
+        budget=" and ".join(parts) or "no budget", objectives=study_objectives(study),
         version=str(attrs.get("ssc_nas_version", "?")), counts=counts,
         front_size=len(study.best_trials), details=details,
     )

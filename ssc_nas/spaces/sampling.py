@@ -277,7 +277,7 @@ class BoundSpace:
 
     def _slot_cost(self, p: Plan, slot: ConvSlot, values: Mapping[str, Any]) -> Cost:
         """``p.slot_cost`` of the resolved knob values, memoized by the slot's shape (the
-        slots of a stage mostly share one, and ``width: fill`` spaces have 61 widths)."""
+        slots of a stage mostly share one, and ``width: fill`` spaces have dozens of widths)."""
         key = (slot.in_channels, slot.out_channels, slot.kernel_size, slot.stride,
                slot.input_size, *values.values())
         if key not in self._slot_costs:
