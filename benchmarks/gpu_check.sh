@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
-# configuration, where a proxy trial's time goes, and a 3-trial search, in about 8 minutes
+# configuration, where a proxy trial's time goes, a 3-trial search and a 9-candidate search with
+# successive halving, in about 8 minutes
 # at most (3 minutes on an H100); one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
 # `bash benchmarks/gpu_check.sh cpu` runs the same steps on the CPU to check the script itself.
@@ -46,6 +47,10 @@ step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --desig
 db="$(mktemp -d)/gpu.db"
 step search 120 "$PY" -m ssc_nas search --budget 0.5M --trials 3 --epochs 2 --device "$DEVICE" \
     --sampler random --quiet --study gpu-check --storage "sqlite:///$db"
+# Successive halving: checkpoints saved on the device and continued from (9 candidates, 3 rungs).
+step search-sh 120 "$PY" -m ssc_nas search --budget 0.5M --trials 9 --epochs 2 \
+    --device "$DEVICE" --sampler random --strategy sh --no-reference-designs --quiet \
+    --study gpu-check-sh --storage "sqlite:///$db"
 
 echo
 echo "gpu_check summary (logs in $OUT):"

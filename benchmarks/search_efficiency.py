@@ -15,6 +15,11 @@ MACs reachable in the space`` (reference 1 each). Over-budget candidates are nev
 and add nothing. Wall-clock is each trial's completion time minus the first trial's start,
 so it counts sampling, costing, rejected candidates and training.
 
+``NAME+sh`` in ``--samplers`` runs that sampler with ``--strategy sh`` (successive halving) on
+``--sh-factor`` x N candidates; its hypervolume counts top-rung trials only (the whole proxy
+schedule, as every trial of the ``full`` strategy), and it is judged at equal wall-clock: at the
+time the default (``tpe``) took for N trials, against random sampling at ``--random-factor`` x N.
+
 ``--keep FOLDER`` keeps the study databases; run the same command again to resume (finished
 searches are read back, not rerun).
 
@@ -128,20 +133,22 @@ def hypervolume_curve(points: list[tuple[int, float, np.ndarray]]) -> tuple[list
     return values, seconds
 
 
-def one_search(args: argparse.Namespace, sampler: str, seed: int, trials: int, folder: Path,
+def one_search(args: argparse.Namespace, label: str, seed: int, trials: int, folder: Path,
                splits: Splits, macs_ref: float) -> Curve:
-    storage = f"sqlite:///{folder / f'{sampler}-{seed}.db'}"
+    """``label`` is a sampler (``tpe``), or a sampler with ``+sh`` for successive halving."""
+    sampler, _, strategy = label.partition("+")
+    storage = f"sqlite:///{folder / f'{label}-{seed}.db'}"
     config = SearchConfig(
         budget=Budget.parse(args.budget), space=args.space, dataset=args.dataset,
         trials=trials, train=TrainConfig(epochs=args.epochs), sampler=sampler,
         storage=storage, seed=seed, reference_designs=args.reference_designs,
-        study=f"{sampler}-{seed}",
+        study=f"{label}-{seed}", strategy=strategy or "full", eta=args.eta, rungs=args.rungs,
         objectives=(args.objective, "params", "macs"))
     result = run_search(config, splits=splits)
     points = normalised_points(result.study, float(config.budget.params or 1), macs_ref,
                                args.objective, splits.info.num_classes)
     hv, seconds = hypervolume_curve(points)
-    return Curve(sampler, seed, hv, seconds)
+    return Curve(label, seed, hv, seconds)
 
 
 def mean_std(values: list[float]) -> str:
@@ -160,7 +167,13 @@ def main() -> None:
     parser.add_argument("--random-factor", type=int, default=2,
                         help="random sampling trains this many x N trials")
     parser.add_argument("--epochs", type=int, default=2, help="proxy epochs")
-    parser.add_argument("--samplers", default="random,tpe,nsga2")
+    parser.add_argument("--samplers", default="random,tpe,nsga2",
+                        help="samplers; NAME+sh runs that sampler with --strategy sh")
+    parser.add_argument("--sh-factor", type=int, default=3,
+                        help="+sh searches train this many x N candidates (each stops at its "
+                             "rung; they are compared at equal wall-clock)")
+    parser.add_argument("--eta", type=int, default=3, help="+sh: rungs keep their top 1/eta")
+    parser.add_argument("--rungs", type=int, default=3, help="+sh: number of rungs")
     parser.add_argument("--objective", choices=SCORES, default=SCORES[0],
                         help="the search's score objective, and the score the hypervolume uses")
     parser.add_argument("--seeds", type=int, default=3)
@@ -197,7 +210,8 @@ def main() -> None:
             # the samplers of one seed see the same data.
             splits = load_splits(args.dataset, "data", split_seed=seed)
             for sampler in samplers:
-                n = args.trials * (args.random_factor if sampler == "random" else 1)
+                n = args.trials * (args.random_factor if sampler == "random" else
+                                   args.sh_factor if sampler.endswith("+sh") else 1)
                 start = time.perf_counter()
                 curve = one_search(args, sampler, seed, n, folder, splits, macs_ref)
                 curves[sampler].append(curve)
@@ -212,8 +226,9 @@ def main() -> None:
 
 def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
     n = args.trials
-    model = [s for s in curves if s != "random"]
-    anchor = "tpe" if "tpe" in curves else (model[0] if model else "random")
+    model = [s for s in curves if s != "random"]  # +sh: compared at equal wall-clock
+    full = [m for m in model if not m.endswith("+sh")]
+    anchor = "tpe" if "tpe" in curves else (full[0] if full else "random")
     budget_s = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
                                 for c in curves[anchor] if c.seconds)
     print(f"\n| sampler | HV at {n} trials | HV at {args.random_factor * n} trials | "
@@ -228,7 +243,13 @@ def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
     if "random" not in curves:
         return
     random_2n = statistics.fmean(c.at_trials(args.random_factor * n) for c in curves["random"])
-    for sampler in model:
+    for sampler in [m for m in model if m.endswith("+sh")]:
+        at_time = statistics.fmean(c.at_seconds(budget_s) for c in curves[sampler])
+        print(f"{sampler} at {anchor}'s time for {n} trials ({budget_s:.0f} s): {at_time:.4f} "
+              f"vs random at {args.random_factor * n} trials: {random_2n:.4f} -> "
+              f"{'reached' if at_time >= random_2n else 'NOT reached'} (means over "
+              f"{len(curves[sampler])} seeds; hypervolume of top-rung trials only)")
+    for sampler in [m for m in model if not m.endswith("+sh")]:
         at_n = statistics.fmean(c.at_trials(n) for c in curves[sampler])
         seconds = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
                                    for c in curves[sampler] if c.seconds)

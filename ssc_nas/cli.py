@@ -18,7 +18,7 @@ from .compare.config import DEFAULT_METHODS, METHODS
 from .data import DATASETS, dataset_info
 from .errors import SSCNasError
 from .models import FAMILIES
-from .search.config import OBJECTIVES, SAMPLERS
+from .search.config import OBJECTIVES, SAMPLERS, STRATEGIES
 from .search.references import REFERENCE_DESIGNS
 from .train import OPTIMIZERS
 
@@ -231,6 +231,18 @@ def _storage_where(storage: str) -> str:
               default=None, help="Zero-cost proxy that picks, per trial, the best of "
                                  "--prescreen-k sampled candidates; only that one is trained.")
 @click.option("--prescreen-k", type=int, default=10, show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="full", show_default=True,
+              help="full: every candidate trains all --epochs. sh: successive halving (multi-"
+                   "objective ASHA): candidates train 1/eta^(rungs-1) of the schedule, the top "
+                   "1/eta of each rung continue from their checkpoint; --trials counts "
+                   "candidates.")
+@click.option("--eta", type=int, default=3, show_default=True,
+              help="sh: each rung trains eta x the one below and keeps its top 1/eta.")
+@click.option("--rungs", type=int, default=3, show_default=True,
+              help="sh: number of rungs; the top one is the whole --epochs schedule.")
+@click.option("--checkpoint-dir", default=None,
+              help="sh: where training state waits between rungs [default: beside the SQLite "
+                   "file, else ./ssc-nas-checkpoints]; workers on many machines share it.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Worker processes on this machine, sharing the study storage.")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True,
@@ -272,6 +284,8 @@ def search(ctx: click.Context, **values: Any) -> None:
         latency_batch=int(v["latency_batch"]), reference_designs=bool(v["reference_designs"]),
         workers=int(v["workers"]), heartbeat=float(v["heartbeat"]),
         prescreen=v["prescreen"], prescreen_k=int(v["prescreen_k"]),
+        strategy=v["strategy"], eta=int(v["eta"]), rungs=int(v["rungs"]),
+        checkpoint_dir=v["checkpoint_dir"],
     )
     where = _storage_where(config.storage)
     console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
@@ -281,11 +295,16 @@ def search(ctx: click.Context, **values: Any) -> None:
     if result.references:
         console.print("reference designs (enqueued at the widest width that fits): " + ", ".join(
             f"{name} x{width:g}" for name, width in result.references))
+    from .search.halving import study_progress_count
     from .search.results import CAUSES
     untrained = ", ".join(f"{result.counts[c]} {c}" for c in CAUSES if result.counts[c])
+    sh = config.strategy == "sh"
     console.print(
-        f"study [bold]{result.study_name}[/]: {result.completed} trials complete "
-        f"({result.new_trials} new; not trained, in the study: {untrained or 'none'})"
+        f"study [bold]{result.study_name}[/]: "
+        + (f"{study_progress_count(result.study)} candidates, " if sh else "")
+        + f"{result.completed} trials complete" + (" (through the top rung)" if sh else "")
+        + f" ({result.new_trials} new; not trained"
+        + (" to the top" if sh else "") + f", in the study: {untrained or 'none'})"
     )
     console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
 
@@ -305,6 +324,11 @@ def _print_front(study: Any) -> None:
     noise = study.user_attrs.get("seed_noise") or {}
     title = "Pareto front (feasible, non-dominated), best " + (
         "val loss" if score == "val_loss" else "accuracy") + " first"
+    strategy = study.user_attrs.get("strategy")
+    if isinstance(strategy, dict) and strategy.get("name") == "sh":
+        title += (f"; successive halving: top-rung trials only (the whole "
+                  f"{study.user_attrs.get('train', {}).get('epochs', '?')}-epoch schedule; "
+                  "the lower rungs' results are kept on their trials)")
     if study.user_attrs.get("val_images"):
         title += (f"; proxy scores on {study.user_attrs['val_images']} validation images; "
                   "acc ± its binomial standard error")
@@ -343,9 +367,13 @@ _SCORE_LABEL = {"accuracy": "acc", "val_loss": "val loss"}
 @click.option("--threads", type=int, default=None, help="Torch CPU threads [default: torch's].")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True)
 @click.option("--worker-index", type=int, default=None, hidden=True)
+@click.option("--checkpoint-dir", default=None,
+              help="--strategy sh: the checkpoint folder all workers share [default: beside the "
+                   "SQLite file, else ./ssc-nas-checkpoints].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | None,
-           threads: int | None, heartbeat: float, worker_index: int | None, quiet: bool) -> None:
+           threads: int | None, heartbeat: float, worker_index: int | None,
+           checkpoint_dir: str | None, quiet: bool) -> None:
     """Join an existing study (made by ssc-nas search) and run its trials until it has as many
     as it asked for. Start one per machine or GPU; all read the search settings from the study."""
 
@@ -359,7 +387,7 @@ def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | 
     with SearchProgress(err_console, enabled=not quiet) as progress:
         done = run_worker(study, storage, data_dir=data_dir, device=device,
                           timeout=parse_duration(timeout), worker_index=worker_index,
-                          heartbeat=heartbeat, reporter=progress)
+                          heartbeat=heartbeat, reporter=progress, checkpoint_dir=checkpoint_dir)
     console.print(f"worker done: {done} trials completed here")
 
 

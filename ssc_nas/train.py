@@ -230,6 +230,10 @@ class Trainer:
         ) if self.total_steps > 1 else None
         self.epoch = 0
         self.step = 0
+        # The current epoch's batch order and how many of its batches are done: training can
+        # stop mid-epoch (a rung of successive halving) and continue exactly (state_dict).
+        self.order: torch.Tensor | None = None
+        self.position = 0
         self.result = TrainResult()
 
     def run_epoch(
@@ -237,14 +241,33 @@ class Trainer:
         on_batch: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> float:
-        """Train one epoch; returns its mean training loss."""
+        """Train to the end of the current epoch; returns the mean training loss of its steps."""
+        end = (self.epoch + 1) * self.steps_per_epoch
+        return self.train_steps(end, on_batch, should_stop)
+
+    def train_steps(
+        self,
+        until: int,
+        on_batch: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> float:
+        """Train until ``self.step == until`` (capped at the schedule's ``total_steps``),
+        across epoch ends, possibly stopping mid-epoch; returns the mean training loss of the
+        steps run. Each epoch draws its batch order from ``generator`` when it starts, so
+        stopping and continuing (through :meth:`state_dict`) trains exactly as one run."""
         config, device = self.config, self.device
         x_all, y_all = self.train.tensors
+        until = min(until, self.total_steps)
         self.model.train()
         loss_sum, seen = 0.0, 0
-        for idx in _batches(len(y_all), config.batch_size, self.generator):
+        while self.step < until:
+            if self.order is None:
+                self.order = torch.randperm(len(y_all), generator=self.generator)
+                self.position = 0
             if should_stop is not None and should_stop():
                 raise KeyboardInterrupt
+            start = self.position * config.batch_size
+            idx = self.order[start:start + config.batch_size]
             x = x_all[idx]
             if config.augment:
                 x = augment_batch(x, self.generator)
@@ -265,15 +288,18 @@ class Trainer:
             loss_sum = loss_sum + loss.detach() * len(idx)  # summed on the device: no sync
             seen += len(idx)
             self.step += 1
+            self.position += 1
+            if self.position == self.steps_per_epoch:
+                self.epoch += 1
+                self.order, self.position = None, 0
             if on_batch is not None:
                 on_batch(self.step, self.total_steps)
-        self.epoch += 1
         return float(loss_sum) / max(1, seen)
 
-    def recalibrate_batchnorm(self) -> None:
-        """Running statistics = the plain average over the first ``BN_IMAGES`` training images
+    def recalibrate_batchnorm(self, images: int = BN_IMAGES) -> None:
+        """Running statistics = the plain average over the first ``images`` training images
         (unaugmented), computed with the current weights."""
-        x = self.train.tensors[0][:BN_IMAGES]
+        x = self.train.tensors[0][:images]
         with autocast(self.device, self.config.amp):
             update_bn([_model_input(b, self.device, self.config.channels_last)
                        for b in x.split(self.config.batch_size)], self.model)
@@ -312,6 +338,8 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
             "step": self.step,
+            "order": self.order,
+            "position": self.position,
             "result": asdict(self.result),
         }
 
@@ -322,9 +350,14 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        # Random states and the batch order are CPU tensors, also when torch.load mapped the
+        # checkpoint onto a GPU (map_location): set_state takes CPU ByteTensors only.
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         self.epoch, self.step = state["epoch"], state["step"]
+        order = state.get("order")
+        self.order = None if order is None else order.cpu()
+        self.position = state.get("position", 0)
         self.result = TrainResult(**state["result"])
 
 

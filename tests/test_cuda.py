@@ -119,3 +119,30 @@ def test_cuda_mixed_precision_trains(amp: str) -> None:
     assert last < first
     trainer.recalibrate_batchnorm()
     assert trainer.evaluate(digits.val) > 0.5  # chance is 0.1
+
+
+def test_cuda_checkpoint_mapped_onto_the_gpu_resumes_exactly(tmp_path) -> None:
+    """A checkpoint loaded with ``map_location=cuda`` (successive halving's promotions, full
+    training's resume) puts the random states and batch order on the GPU too; the trainer takes
+    them back to the CPU. Stopped mid-epoch and continued, it ends where one run ends (float64,
+    so that cuDNN's summation order cannot hide a wrong batch order)."""
+    x, y = load_splits("digits").train.tensors
+    data = TensorDataset(x.double(), y)
+
+    def trainer() -> Trainer:
+        torch.manual_seed(0)
+        model = build(Architecture("resnet20", 0.5), 1, 10, (8, 8)).double()
+        return Trainer(model, data, TrainConfig(epochs=2), seed=0, device="cuda")
+
+    whole = trainer()
+    whole.train_steps(whole.total_steps)
+    first = trainer()
+    first.train_steps(first.steps_per_epoch + 3)
+    torch.save(first.state_dict(), tmp_path / "c.pt")
+    second = trainer()
+    second.load_state_dict(torch.load(tmp_path / "c.pt", map_location="cuda",
+                                      weights_only=False))
+    second.train_steps(second.total_steps)
+    assert second.step == whole.step == whole.total_steps
+    for p, q in zip(whole.model.parameters(), second.model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)

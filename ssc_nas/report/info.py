@@ -480,6 +480,12 @@ def study_overview(study: optuna.Study) -> StudyOverview:
             f"{label} ± {noise[k]:.4f}" for k, label in (("accuracy", "acc"),
                                                         ("val_loss", "val loss")) if k in noise
         ) + f" (seed-to-seed std of this proxy; {noise.get('source', 'measured')})"
+    strategy = attrs.get("strategy")
+    if isinstance(strategy, dict) and strategy.get("name") == "sh":
+        details["strategy"] = (
+            f"successive halving, eta {strategy.get('eta')}, {strategy.get('rungs')} rungs: "
+            "the front and its table hold top-rung trials only (the whole proxy schedule); "
+            "lower rungs' results are kept on their trials (state 'stopped at a lower rung')")
     for key in ("sampler", "seed", "subset"):
         if key in attrs:
             details[key] = str(attrs[key])

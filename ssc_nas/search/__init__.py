@@ -15,8 +15,9 @@ dataset or objectives refuses to be mixed with this run.
 
 One concept per module (``docs/architecture.md``): ``config`` (what a search is asked to do),
 ``objectives`` (score and cost objectives, read back from trials), ``samplers``, ``storage``,
-``references`` (the classic designs), ``trials`` (the trial runner), ``results`` (reading a
-study), ``workers`` and ``run`` (``run_search``).
+``references`` (the classic designs), ``results`` (reading a study), ``halving`` (successive
+halving over rungs, ``--strategy sh``), ``trials`` (the trial runner), ``workers`` and ``run``
+(``run_search``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from .config import (
     DEFAULT_STORAGE,
     OBJECTIVES,
     SAMPLERS,
+    STRATEGIES,
     SearchConfig,
     default_study_name,
     load_study_config,
     parse_duration,
     shipped_study_configs,
 )
+from .halving import Rungs
 from .objectives import DEFAULT_OBJECTIVES, SCORES, score_name, trial_accuracy, trial_val_loss
 from .references import enqueue_reference_designs, reference_designs
 from .results import (
@@ -66,6 +69,8 @@ __all__ = [
     "OBJECTIVES",
     "SAMPLERS",
     "SCORES",
+    "STRATEGIES",
+    "Rungs",
     "SearchConfig",
     "SearchInterrupted",
     "SearchRun",

@@ -17,12 +17,15 @@ from ..train import TrainConfig
 from .objectives import DEFAULT_OBJECTIVES, OBJECTIVES, SCORES
 
 __all__ = [
+    "ATTR_DEFAULTS",
     "BASELINES_SUFFIX",
+    "CLAIM_MARK",
     "COMPATIBLE_KEYS",
     "CONFIG_KEYS",
     "DEFAULT_STORAGE",
     "OBJECTIVES",
     "SAMPLERS",
+    "STRATEGIES",
     "SearchConfig",
     "check_heartbeat",
     "default_study_name",
@@ -33,11 +36,19 @@ __all__ = [
 
 
 SAMPLERS = ("tpe", "nsga2", "random")
+#: ``full``: every candidate trains the whole proxy schedule; ``sh``: successive halving over
+#: rungs (``halving``), where only the top ``1 / eta`` of each rung trains on.
+STRATEGIES = ("full", "sh")
 DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
 # Study attributes that must match for a run to join an existing study.
 # ssc-nas compare stores its pruning-at-init baselines in "<study>-baselines".
 BASELINES_SUFFIX = "-baselines"
-COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset")
+# --strategy sh claims a promotion by creating a study "<study>:promote:<trial>" (halving);
+# claims are deleted at once, and hidden from every listing if a killed worker leaves one.
+CLAIM_MARK = ":promote:"
+COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset", "strategy")
+# What a study made before an attribute existed meant by it.
+ATTR_DEFAULTS = {"strategy": "full"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,11 @@ class SearchConfig:
     heartbeat: float = 30.0
     prescreen: str | None = None
     prescreen_k: int = 10
+    strategy: str = "full"
+    eta: int = 3
+    rungs: int = 3
+    #: ``--strategy sh``: where checkpoints between rungs go (None: beside the SQLite file)
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
         objectives = self.objectives or DEFAULT_OBJECTIVES
@@ -88,10 +104,24 @@ class SearchConfig:
         if self.prescreen_k < 1:
             raise StudyError(f"--prescreen-k must be >= 1, but got {self.prescreen_k}")
         check_heartbeat(self.heartbeat)
+        if self.strategy not in STRATEGIES:
+            raise StudyError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
+                             f"but got {self.strategy!r}")
+        if not isinstance(self.eta, int) or self.eta < 2:
+            raise StudyError(f"--eta must be an integer >= 2, but got {self.eta!r}")
+        if not isinstance(self.rungs, int) or self.rungs < 1:
+            raise StudyError(f"--rungs must be an integer >= 1, but got {self.rungs!r}")
         if self.workers < 1:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.trials is None and self.timeout is None:
             raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
+
+    @property
+    def strategy_attr(self) -> str | dict[str, Any]:
+        """The study attribute ``strategy``: ``"full"``, or ``{"name": "sh", "eta", "rungs"}``."""
+        if self.strategy == "full":
+            return "full"
+        return {"name": "sh", "eta": self.eta, "rungs": self.rungs}
 
     def resolved(self, existing: Sequence[str] | None) -> SearchConfig:
         """This config with its objectives settled: as given, else ``existing`` (the stored
@@ -143,7 +173,8 @@ def parse_duration(text: str | float | int | None) -> float | None:
 CONFIG_KEYS = ("budget", "macs", "flops", "space", "dataset", "data_dir", "download", "trials",
                "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
                "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
-               "workers", "heartbeat", "prescreen", "prescreen_k", "description")
+               "workers", "heartbeat", "prescreen", "prescreen_k", "strategy", "eta", "rungs",
+               "checkpoint_dir", "description")
 
 
 def shipped_study_configs() -> dict[str, Path]:

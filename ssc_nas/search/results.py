@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..budget import within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
-from .config import BASELINES_SUFFIX
+from .config import BASELINES_SUFFIX, CLAIM_MARK
 from .objectives import objective_names, sort_key, trial_accuracy, trial_val_loss
 from .storage import make_storage
 
@@ -26,6 +26,7 @@ __all__ = [
     "LEGACY_REFERENCE_NAMES",
     "OVER_BUDGET",
     "PRESCREENED_OUT",
+    "STOPPED",
     "SURPLUS",
     "TRAINED",
     "FrontRow",
@@ -109,11 +110,12 @@ OVER_BUDGET = "over budget"          # costed over a limit, never trained (user 
 PRESCREENED_OUT = "prescreened out"  # lost the zero-cost prescreen, never trained
 SURPLUS = "surplus"                  # started after the target was taken, never sampled
 DUPLICATE = "duplicate"              # a second run of a trial another worker had told first
+STOPPED = "stopped at a lower rung"  # --strategy sh: PRUNED below the top rung, results kept
 FAILED = "failed"
 RUNNING = "running"
 WAITING = "waiting"
 # The causes of an untrained trial, in the order the CLI and the report list them.
-CAUSES = (OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE)
+CAUSES = (STOPPED, OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE)
 KINDS = (TRAINED, *CAUSES, FAILED, RUNNING, WAITING)
 
 
@@ -139,6 +141,8 @@ def trial_kind(trial: FrozenTrial) -> str:
     infeasible = trial.state == TrialState.COMPLETE and not within_limits(trial.constraints)
     if "rejected" in attrs or infeasible:
         return OVER_BUDGET
+    if trial.state == TrialState.PRUNED and "rung" in attrs:
+        return STOPPED
     if trial.state == TrialState.COMPLETE:
         return TRAINED
     return FAILED
@@ -222,6 +226,8 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
     store = make_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        if CLAIM_MARK in summary.study_name:  # a promotion claim left by a killed worker
+            continue
         study = optuna.load_study(study_name=summary.study_name, storage=store)
         counts = trial_counts(study)
         budget = study.user_attrs.get("budget", {})

@@ -3,7 +3,10 @@ this process or in local worker processes."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -14,6 +17,13 @@ from ..models import InputShape
 from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
 from ..train import resolve_device
 from .config import SearchConfig, default_study_name
+from .halving import (
+    checkpoint_path,
+    count_candidates,
+    default_checkpoint_dir,
+    finished,
+    rungs_from_attr,
+)
 from .objectives import seed_noise
 from .references import enqueue_reference_designs
 from .results import OVER_BUDGET, count_trained, trial_counts
@@ -57,6 +67,7 @@ def _study_attrs(config: SearchConfig, space: SearchSpace, shape: dict[str, Any]
         "latency_batch": config.latency_batch,
         "prescreen": config.prescreen,
         "prescreen_k": config.prescreen_k,
+        "strategy": config.strategy_attr,
     }
 
 
@@ -99,18 +110,26 @@ def run_search(
     references: list[tuple[str, float]] = []
     if config.reference_designs:
         references = enqueue_reference_designs(study, bound, config.budget)
+    rungs = rungs_from_attr(config.strategy_attr)
     started = count_trained(study)
     if reporter is not None:
-        reporter.start(study, config.trials, started)
+        reporter.start(study, config.trials, started if rungs is None else
+                       count_candidates(study.get_trials(deepcopy=False), rungs))
+    checkpoints = Path(config.checkpoint_dir or default_checkpoint_dir(config.storage))
     if config.workers > 1:
-        start_local_workers(study, config, reporter)
+        start_local_workers(study, config, reporter, checkpoints)
     else:
         train_config = config.train.for_dataset(info.augment)
         job = TrialRunner(study, bound, config.budget, config.objectives, train_config, splits,
                    config.seed, device, config.latency_batch, config.trials, config.timeout,
                    reporter, prescreen=config.prescreen, prescreen_k=config.prescreen_k,
-                   storage=storage)
+                   storage=storage, rungs=rungs, checkpoint_dir=checkpoints)
         job.run()
+    if rungs is not None and finished(study.get_trials(deepcopy=False), config.objectives, rungs,
+                                      config.trials):
+        shutil.rmtree(checkpoint_path(checkpoints, study_name, 0).parent, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the folder, once no study has checkpoints there
+            checkpoints.rmdir()
     done = count_trained(study)
     return SearchRun(study, study_name, config.storage, done, done - started,
                      trial_counts(study), references)

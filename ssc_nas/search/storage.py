@@ -15,7 +15,14 @@ from sqlalchemy.engine import make_url
 
 from ..errors import StudyError
 from ..spaces import SearchSpace
-from .config import BASELINES_SUFFIX, COMPATIBLE_KEYS, SearchConfig, check_heartbeat
+from .config import (
+    ATTR_DEFAULTS,
+    BASELINES_SUFFIX,
+    CLAIM_MARK,
+    COMPATIBLE_KEYS,
+    SearchConfig,
+    check_heartbeat,
+)
 from .objectives import direction, objective_names
 from .samplers import make_sampler
 
@@ -156,15 +163,16 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     if config.objectives is None:  # run_search resolves them first; direct callers may not
         config = config.resolved(stored_objectives(storage, study_name))
     assert config.objectives is not None
-    attrs = {**attrs, "objectives": list(config.objectives)}
+    attrs = {**attrs, "objectives": list(config.objectives), "strategy": config.strategy_attr}
     directions = [direction(o) for o in config.objectives]
     sampler = make_sampler(config.sampler, config.seed, config.trials)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if study_name in existing:
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-        mismatched = [k for k in COMPATIBLE_KEYS if study.user_attrs.get(k) != attrs[k]]
+        stored = {k: study.user_attrs.get(k, ATTR_DEFAULTS.get(k)) for k in COMPATIBLE_KEYS}
+        mismatched = [k for k in COMPATIBLE_KEYS if stored[k] != attrs[k]]
         if mismatched:
-            were = "; ".join(f"{k}: {study.user_attrs.get(k)!r}" for k in mismatched)
+            were = "; ".join(f"{k}: {stored[k]!r}" for k in mismatched)
             raise StudyError(
                 f"study {study_name!r} in {config.storage} was created for another search "
                 f"({were}); pass --study NEW_NAME to start a new one"
@@ -195,7 +203,7 @@ def load_existing_study(name: str | None, storage: str) -> optuna.Study:
     """Load a study by name; with no name, the only study in the storage."""
     store = make_storage(storage, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)
-             if not s.study_name.endswith(BASELINES_SUFFIX)]
+             if not s.study_name.endswith(BASELINES_SUFFIX) and CLAIM_MARK not in s.study_name]
     if name is None:
         if len(names) != 1:
             listing = ", ".join(names) if names else "none"

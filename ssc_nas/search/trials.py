@@ -13,6 +13,8 @@ retried whichever way they were made. What becomes of a trial, and how it is sto
   infeasible, so Optuna's samplers learn
   from it (NSGA-II's constrained domination ranks it below every trained trial; TPE puts it in
   its bad group) while ``study.best_trials`` and every count of trained trials leave it out;
+* stopped at a lower rung (``--strategy sh``, :mod:`.halving`): PRUNED, its rung's results in
+  user attributes; a promotion is a new trial that continues from the checkpoint;
 * prescreened out, surplus, duplicate: FAIL with the user attribute that names the cause.
   Samplers and Optuna's intersection search space ignore FAIL trials, so these neither count
   in TPE's good/bad split nor take knobs out of the multivariate search space.
@@ -24,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -43,7 +47,17 @@ from ..data import Splits
 from ..errors import SearchInterrupted, StudyError
 from ..models import Architecture, build
 from ..spaces import BoundSpace
-from ..train import TrainConfig, TrainResult, train_model
+from ..train import BN_IMAGES, TrainConfig, Trainer, TrainResult, train_model
+from .halving import (
+    LOW_RUNG_BN_IMAGES,
+    Rungs,
+    checkpoint_path,
+    count_candidates,
+    is_rung_result,
+    promotable,
+    promote,
+    rung_of,
+)
 from .objectives import untrained_value
 from .results import count_trained, count_trials, is_trained
 from .samplers import worker_id
@@ -101,6 +115,10 @@ class TrialRunner:
     prescreen: str | None = None
     prescreen_k: int = 10
     storage: RDBStorage | None = None
+    #: ``--strategy sh``: successive halving over these rungs (None: ``full``, every candidate
+    #: trains the whole schedule); checkpoints between rungs go to ``checkpoint_dir``.
+    rungs: Rungs | None = None
+    checkpoint_dir: Path | None = None
     rejected: int = 0
     duplicates: int = 0
     completed_here: int = 0
@@ -207,9 +225,9 @@ class TrialRunner:
         """
         if self.target is None or self.from_queue(trial):
             return False
-        others = self.study.get_trials(deepcopy=False,
-                                       states=(TrialState.COMPLETE, TrialState.RUNNING))
-        ahead = sum(is_trained(t) or (t.state == TrialState.RUNNING and t.number < trial.number)
+        others = self.study.get_trials(deepcopy=False)
+        ahead = sum(self._counts(t) or (t.state == TrialState.RUNNING and t.number < trial.number
+                                        and "promoted_from" not in t.user_attrs)
                     for t in others)
         if ahead < self.target:
             return False
@@ -240,14 +258,33 @@ class TrialRunner:
 
     def _train_and_tell(self, trial: optuna.Trial, arch: Architecture, cost: Any) -> None:
         values = self._evaluate(trial, arch, cost)
+        below_top = self.rungs is not None and rung_of(trial) < self.rungs.top
         try:
-            self._tell(trial, values)
+            if below_top:  # stopped at this rung, maybe promoted later: results in attributes
+                self._tell(trial, state=TrialState.PRUNED)
+            else:
+                self._tell(trial, values)
         except ValueError as exc:
             if "Cannot tell a" not in str(exc):
                 raise
             self._record_duplicate(trial, values)
             return
         self.completed_here += 1
+        parent = trial.user_attrs.get("promoted_from")
+        if self.rungs is not None and parent is not None:  # its child has told: not needed
+            checkpoint_path(self._checkpoints, self.study.study_name, parent).unlink(
+                missing_ok=True)
+
+    def _counts(self, trial: optuna.FrozenTrial) -> bool:
+        """Whether ``trial`` counts towards ``target``: trained (``full``), or a finished
+        rung-0 result (``sh``: the target counts candidates, not promotions)."""
+        if self.rungs is None:
+            return is_trained(trial)
+        return is_rung_result(trial, 0, self.rungs.top)
+
+    @property
+    def _checkpoints(self) -> Path:
+        return self.checkpoint_dir or Path("ssc-nas-checkpoints")
 
     def _record_duplicate(self, trial: optuna.Trial, values: list[float]) -> None:
         """SQLite has no row locks, so two workers can pop the same enqueued trial; the first
@@ -287,44 +324,141 @@ class TrialRunner:
     def _train(self, trial: optuna.Trial, arch: Architecture) -> TrainResult:
         info = self.splits.info
         trial.set_user_attr("worker", worker_id())
+        # Weights start from the trial's seed (a promotion's: its candidate's), so a trial
+        # trained again, a retry or a promotion retrained from scratch, starts the same.
+        torch.manual_seed(self._seed(trial))
         model = build(arch, info.in_channels, info.num_classes, info.input_size)
         reporter = self.reporter
-        result = train_model(
-            model, self.splits.train, self.splits.val, self.train,
-            num_classes=info.num_classes, seed=self.seed * 100_003 + trial.number,
-            device=self.device,
-            on_batch=(lambda d, t: reporter.batch(d, t)) if reporter is not None else None,
-            should_stop=lambda: self.interrupt.requested,
-        )
+        on_batch = (lambda d, t: reporter.batch(d, t)) if reporter is not None else None
+        if self.rungs is not None:
+            result = self._train_rung(trial, model, on_batch)
+        else:
+            result = train_model(
+                model, self.splits.train, self.splits.val, self.train,
+                num_classes=info.num_classes, seed=self._seed(trial),
+                device=self.device, on_batch=on_batch,
+                should_stop=lambda: self.interrupt.requested,
+            )
         trial.set_user_attr("val_accuracy", round(result.final_accuracy, 5))
         trial.set_user_attr("val_accuracy_curve", [round(a, 5) for a in result.val_accuracy])
         trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss])
         if result.final_loss is not None:  # the continuous proxy score: less seed noise
             trial.set_user_attr("val_loss", round(result.final_loss, 5))
             trial.set_user_attr("val_loss_curve", [round(x, 5) for x in result.val_loss])
-        trial.set_user_attr("epochs", result.epochs_run)
+        trial.set_user_attr("epochs", trial.user_attrs["rung_results"][-1]["epochs"]
+                            if self.rungs is not None else result.epochs_run)
         trial.set_user_attr("wall_time_s", round(result.seconds, 3))
         if result.stopped_early:
             trial.set_user_attr("stopped_early", result.stopped_early)
         return result
 
+    def _seed(self, trial: optuna.Trial) -> int:
+        """The training seed: one per candidate (a promotion keeps its candidate's)."""
+        return self.seed * 100_003 + int(trial.user_attrs.get("candidate", trial.number))
+
+    def _train_rung(self, trial: optuna.Trial, model: torch.nn.Module,
+                    on_batch: Any) -> TrainResult:
+        """Train ``trial`` to the end of its rung: a fresh candidate from the start, a promoted
+        one from its parent's checkpoint; its own checkpoint is kept below the top rung."""
+        assert self.rungs is not None
+        rung, parent = rung_of(trial), trial.user_attrs.get("promoted_from")
+        trial.set_user_attr("rung", rung)
+        trial.set_user_attr("candidate", int(trial.user_attrs.get("candidate", trial.number)))
+        # One seed per candidate: a promotion retrained from scratch follows its parent's path.
+        trainer = Trainer(model, self.splits.train, self.train, seed=self._seed(trial),
+                          device=self.device)
+        if parent is not None:
+            source = checkpoint_path(self._checkpoints, self.study.study_name, parent)
+            resumed = source.exists()
+            if resumed:
+                trainer.load_state_dict(torch.load(source, map_location=trainer.device,
+                                                   weights_only=False))
+            trial.set_user_attr("resumed", resumed)
+        start = time.perf_counter()
+        train_loss = trainer.train_steps(self.rungs.steps(rung, trainer.total_steps), on_batch,
+                                         lambda: self.interrupt.requested)
+        trainer.recalibrate_batchnorm(BN_IMAGES if rung == self.rungs.top
+                                      else LOW_RUNG_BN_IMAGES)
+        accuracy, loss = trainer.scores(self.splits.val)
+        result = trainer.result
+        result.train_loss.append(train_loss)
+        result.val_accuracy.append(accuracy)
+        result.val_loss.append(loss)
+        result.epochs_run = trainer.epoch
+        result.seconds = time.perf_counter() - start  # this rung's time
+        if rung < self.rungs.top:
+            target = checkpoint_path(self._checkpoints, self.study.study_name, trial.number)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            torch.save(trainer.state_dict(), tmp)
+            os.replace(tmp, target)  # atomic: a kill never leaves half a checkpoint
+        history = list(trial.user_attrs.get("rung_results", []))
+        history.append({"rung": rung, "steps": trainer.step,
+                        "epochs": round(trainer.step / trainer.steps_per_epoch, 4),
+                        "val_loss": round(loss, 5), "val_accuracy": round(accuracy, 5),
+                        "seconds": round(result.seconds, 3)})
+        trial.set_user_attr("rung_results", history)
+        return result
+
+    def _promote(self) -> None:
+        """Enqueue the first promotion no other worker has claimed (``--strategy sh``)."""
+        assert self.rungs is not None and self.storage is not None
+        trials = self.study.get_trials(deepcopy=False)
+        for parent in promotable(trials, self.objectives, self.rungs):
+            if promote(self.study, self.storage, parent):
+                return
+
+    def _halving_action(self) -> str:
+        """``train`` (a promotion waits, or candidates are still to start), ``wait`` (all
+        candidates started; running trials may still promote) or ``done``."""
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return "train"
+        started = sum(self._counts(t) or (t.state == TrialState.RUNNING
+                                          and "promoted_from" not in t.user_attrs)
+                      for t in trials)
+        if self.target is None or started < self.target:
+            return "train"
+        if any(t.state == TrialState.RUNNING for t in trials):
+            return "wait"
+        return "done"
+
+    def progress_count(self) -> int:
+        """What ``target`` counts: trained trials, or (``sh``) candidates with a rung-0
+        result."""
+        if self.rungs is None:
+            return count_trained(self.study)
+        return count_candidates(self.study.get_trials(deepcopy=False), self.rungs)
+
+    def _next_action(self) -> str:
+        """``train`` one more trial, ``wait`` for other workers' trials, or ``done``."""
+        if self.rungs is not None:
+            self._promote()
+            return self._halving_action()
+        complete = count_trained(self.study)
+        if self.target is not None and complete >= self.target:
+            return "done"
+        running = count_trials(self.study, TrialState.RUNNING)
+        if self.target is not None and complete + running >= self.target:
+            return "wait"  # another worker holds the last trials, in case one of them dies
+        return "train"
+
     def run(self) -> int:
-        """Run trials until the study has ``target`` trained ones (or time runs out)."""
+        """Run trials until the study has ``target`` trained ones (``sh``: candidates, and
+        every promotion they earn), or time runs out."""
         study = self.study
         optuna.storages.fail_stale_trials(study)  # trials of workers that died before we came
-        started = count_trained(study)
+        started = self.progress_count()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         self._beats = Heartbeats(self.storage, study)
         with self.interrupt.installed(), self._beats.running():
             while not self.interrupt.requested:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                complete = count_trained(study)
-                if self.target is not None and complete >= self.target:
+                action = self._next_action()
+                if action == "done":
                     break
-                running = count_trials(study, TrialState.RUNNING)
-                if self.target is not None and complete + running >= self.target:
-                    # Another worker holds the last trials; wait in case one of them dies.
+                if action == "wait":
                     optuna.storages.fail_stale_trials(study)
                     time.sleep(self.poll)
                     continue
@@ -333,7 +467,7 @@ class TrialRunner:
                 except KeyboardInterrupt:
                     self.interrupt.requested = True
                     fail_running(study)
-                done = count_trained(study)
+                done = self.progress_count()
                 if self.reporter is not None:
                     self.reporter.study_progress(study, done)
                 if self.rejected > 1000 * max(1, done - started + 1):
@@ -344,7 +478,7 @@ class TrialRunner:
         self._beats = None
         if self.interrupt.requested:
             raise SearchInterrupted(
-                f"interrupted: {count_trained(study)} trials complete in study "
+                f"interrupted: {self.progress_count()} trials complete in study "
                 f"{study.study_name!r}; run the same command to resume"
             )
         return self.completed_here

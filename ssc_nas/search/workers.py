@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -17,7 +18,7 @@ from ..errors import SearchInterrupted, StudyError
 from ..spaces import BoundSpace, parse_space
 from ..train import TrainConfig, resolve_device
 from .config import SearchConfig
-from .results import count_trained
+from .halving import default_checkpoint_dir, rungs_from_attr, study_progress_count
 from .samplers import make_sampler, worker_seed
 from .storage import make_storage
 from .trials import Interrupt, TrialRunner
@@ -35,6 +36,7 @@ def run_worker(
     worker_index: int | None = None,
     heartbeat: float = 30.0,
     reporter: Any | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> int:
     """Join an existing study from any machine and run its trials until its target is met.
 
@@ -65,13 +67,15 @@ def run_worker(
                train_config, splits, seed, resolve_device(device),
                int(attrs.get("latency_batch", 32)), attrs.get("trials"), timeout, reporter,
                prescreen=attrs.get("prescreen"), prescreen_k=int(attrs.get("prescreen_k", 10)),
-               storage=store)
+               storage=store, rungs=rungs_from_attr(attrs.get("strategy")),
+               checkpoint_dir=Path(checkpoint_dir or default_checkpoint_dir(storage)))
     if reporter is not None:
-        reporter.start(study, attrs.get("trials"), count_trained(study))
+        reporter.start(study, attrs.get("trials"), job.progress_count())
     return job.run()
 
 
-def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any) -> None:
+def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any,
+                        checkpoint_dir: Path | None = None) -> None:
     """Start ``config.workers`` worker processes on this machine and wait for them."""
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -83,21 +87,23 @@ def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any
                "--heartbeat", str(config.heartbeat)]
         if config.timeout is not None:
             cmd += ["--timeout", str(config.timeout)]
+        if checkpoint_dir is not None:
+            cmd += ["--checkpoint-dir", str(checkpoint_dir)]
         procs.append(subprocess.Popen(cmd, env=env))
     interrupt = Interrupt()
     with interrupt.installed():
         while any(p.poll() is None for p in procs):
             time.sleep(1.0)
             if reporter is not None:
-                reporter.study_progress(study, count_trained(study))
+                reporter.study_progress(study, study_progress_count(study))
     codes = [p.returncode for p in procs]
     if interrupt.requested or any(c == 130 for c in codes):
         raise SearchInterrupted(
-            f"interrupted: {count_trained(study)} trials complete in study "
+            f"interrupted: {study_progress_count(study)} trials complete in study "
             f"{study.study_name!r}; run the same command to resume"
         )
     failed = [i for i, c in enumerate(codes) if c != 0]
-    reached = config.trials is not None and count_trained(study) >= config.trials
+    reached = config.trials is not None and study_progress_count(study) >= config.trials
     if failed and not reached:
         raise StudyError(f"worker(s) {failed} exited with codes {[codes[i] for i in failed]} "
                          "(negative: killed by that signal) before the study reached its "

@@ -1,0 +1,249 @@
+"""Multi-objective asynchronous successive halving (``--strategy sh``), its state in the study.
+
+Every candidate starts at rung 0 and trains for a fraction ``eta ** -(rungs - 1 - r)`` of the
+proxy schedule at rung ``r``; the top rung is the whole schedule, so a design that reaches it
+has exactly the result the ``full`` strategy would give it. A trial whose result is in the top
+``1 / eta`` of its rung, by non-dominated sorting of (score, params, MACs) with hypervolume
+contribution breaking ties within a front, is promoted: a new trial with the same parameters
+(``promoted_from``, ``rung`` + 1) continues from its parent's checkpoint, not from scratch
+(asynchronous: as soon as a rung has ``eta`` results, as in ASHA, Li et al. 2020; multi-objective
+as in MO-ASHA, Schmucker et al. 2021).
+
+Everything a decision needs is in the Optuna storage, so workers on many machines share it:
+
+* a trial below the top rung ends PRUNED (stopped early, in Optuna's words) with its rung's
+  results in user attributes (``rung``, ``val_loss``, ``val_accuracy``, ``rung_results``: every
+  rung it and its ancestors reached); only top-rung trials are COMPLETE, so ``best_trials``,
+  the front and the report never mix a partial result with a whole-schedule one;
+* a promotion is claimed by creating an Optuna study named :func:`claim_name`: study names are
+  unique in every RDB storage (SQLite, PostgreSQL), so of two workers that want to promote the
+  same trial, one creation fails and that worker moves on. The winner enqueues the child and
+  deletes the claim;
+* a killed worker's trial is failed by its heartbeat and retried with the same attributes (the
+  runner's retry callback), so a killed rung is re-run from the same parent checkpoint.
+
+Checkpoints are files (:func:`checkpoint_path`) in ``--checkpoint-dir`` (default: beside the
+SQLite file); workers on several machines need a shared folder, or a promoted trial whose
+parent checkpoint is missing retrains from the start with the same seed (recorded as
+``resumed: false``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import moocore
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import StudyError
+from .config import CLAIM_MARK
+from .objectives import SCORES
+from .results import count_trained
+from .storage import sqlite_path
+
+__all__ = [
+    "LOW_RUNG_BN_IMAGES",
+    "Rungs",
+    "checkpoint_path",
+    "claim_name",
+    "count_candidates",
+    "finished",
+    "default_checkpoint_dir",
+    "is_claim",
+    "is_rung_result",
+    "promotable",
+    "promote",
+    "promotion_order",
+    "rung_of",
+    "rungs_from_attr",
+    "study_progress_count",
+]
+
+# What a promoted trial carries from its parent, besides the parameters.
+# BatchNorm re-estimation images below the top rung (the top rung uses train.BN_IMAGES, as the
+# full strategy does): at 1024 images it took 1.0 s of a 2.2 s rung 0 (mnist-5k, ResNet-20,
+# one 2-core CPU thread); 256 images still give every channel's statistics >= 12k pixels.
+LOW_RUNG_BN_IMAGES = 256
+_CARRIED = ("architecture", "summary", "params", "macs", "reference", "candidate",
+            "rung_results")
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """``count`` rungs, each ``eta`` times the training of the one below; the top rung is the
+    whole proxy schedule (``--epochs``)."""
+
+    eta: int = 3
+    count: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.eta, int) or self.eta < 2:
+            raise StudyError(f"--eta must be an integer >= 2, but got {self.eta!r}")
+        if not isinstance(self.count, int) or self.count < 1:
+            raise StudyError(f"--rungs must be an integer >= 1, but got {self.count!r}")
+
+    @property
+    def top(self) -> int:
+        return self.count - 1
+
+    def fraction(self, rung: int) -> float:
+        """The share of the proxy schedule trained by the end of ``rung``."""
+        return float(self.eta) ** -(self.top - rung)
+
+    def steps(self, rung: int, total_steps: int) -> int:
+        """Training steps done by the end of ``rung`` (at least one)."""
+        return max(1, math.ceil(total_steps * self.fraction(rung)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": "sh", "eta": self.eta, "rungs": self.count}
+
+
+def rungs_from_attr(attr: Any) -> Rungs | None:
+    """The study attribute ``strategy`` -> :class:`Rungs` (None for ``full`` or a study made
+    before strategies existed)."""
+    if not isinstance(attr, dict) or attr.get("name") != "sh":
+        return None
+    return Rungs(int(attr["eta"]), int(attr["rungs"]))
+
+
+def rung_of(trial: FrozenTrial) -> int:
+    """The rung ``trial`` trains to (0 for a fresh candidate)."""
+    return int(trial.user_attrs.get("rung", 0))
+
+
+def is_rung_result(trial: FrozenTrial, rung: int, top: int) -> bool:
+    """Whether ``trial`` holds a finished result of ``rung``: stopped there (PRUNED, below the
+    top) or trained through the top rung (COMPLETE, within budget)."""
+    attrs = trial.user_attrs
+    if rung_of(trial) != rung or not ("val_loss" in attrs or "val_accuracy" in attrs):
+        return False
+    if rung < top:
+        return trial.state == TrialState.PRUNED
+    return trial.state == TrialState.COMPLETE and "rejected" not in trial.user_attrs
+
+
+def _points(trials: Sequence[FrozenTrial], score: str) -> np.ndarray:
+    """(score, params, MACs) to minimise; a diverged score ranks last."""
+    rows = []
+    for t in trials:
+        if score == "accuracy":
+            first = -float(t.user_attrs.get("val_accuracy", 0.0))
+        else:
+            first = float(t.user_attrs.get("val_loss", math.inf))
+        rows.append([first, float(t.user_attrs.get("params", 0)),
+                     float(t.user_attrs.get("macs", 0))])
+    points = np.array(rows, dtype=float).reshape(-1, 3)
+    finite = np.isfinite(points[:, 0])
+    worst = points[finite, 0].max() + 1.0 if finite.any() else 1.0
+    points[~finite, 0] = worst
+    return points
+
+
+def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int) -> list[FrozenTrial]:
+    """The top ``len(results) // eta`` results of one rung, best first: by Pareto rank of
+    (score, params, MACs), then by hypervolume contribution within a rank (objectives scaled
+    to [0, 1] over the rung, reference point 1.1), then by trial number."""
+    k = len(results) // eta
+    if k == 0:
+        return []
+    points = _points(results, score)
+    low, high = points.min(axis=0), points.max(axis=0)
+    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    ranks = np.asarray(moocore.pareto_rank(scaled))
+    order: list[int] = []
+    for rank in sorted(set(ranks.tolist())):
+        members = np.flatnonzero(ranks == rank)
+        contrib = np.asarray(moocore.hv_contributions(scaled[members], ref=[1.1] * 3))
+        by_member = dict(zip(members.tolist(), contrib.tolist(), strict=True))
+        order += sorted(by_member, key=lambda i: (-by_member[i], results[i].number))
+    return [results[i] for i in order[:k]]
+
+
+def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
+               rungs: Rungs) -> list[FrozenTrial]:
+    """Trials in the top ``1 / eta`` of their rung and not yet promoted, highest rung first."""
+    score = next(o for o in objectives if o in SCORES)
+    promoted = {t.user_attrs["promoted_from"] for t in trials if "promoted_from" in t.user_attrs}
+    out: list[FrozenTrial] = []
+    for rung in reversed(range(rungs.top)):
+        results = [t for t in trials if is_rung_result(t, rung, rungs.top)]
+        out += [t for t in promotion_order(results, score, rungs.eta)
+                if t.number not in promoted]
+    return out
+
+
+def count_candidates(trials: Sequence[FrozenTrial], rungs: Rungs) -> int:
+    """Candidates with a finished rung-0 result: what ``--trials`` counts under ``sh``."""
+    return sum(is_rung_result(t, 0, rungs.top) for t in trials)
+
+
+def finished(trials: Sequence[FrozenTrial], objectives: Sequence[str], rungs: Rungs,
+             target: int | None) -> bool:
+    """All ``target`` candidates trained and every promotion they earned run: nothing
+    running, waiting or promotable (then the checkpoints are no longer needed)."""
+    if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+        return False
+    if target is not None and count_candidates(trials, rungs) < target:
+        return False
+    return not promotable(trials, objectives, rungs)
+
+
+def study_progress_count(study: optuna.Study) -> int:
+    """What the study's ``trials`` target counts: trained trials, or (``sh``) candidates."""
+    trials = study.get_trials(deepcopy=False)
+    rungs = rungs_from_attr(study.user_attrs.get("strategy"))
+    return count_trained(study) if rungs is None else count_candidates(trials, rungs)
+
+
+def claim_name(study_name: str, number: int) -> str:
+    return f"{study_name}{CLAIM_MARK}{number}"
+
+
+def is_claim(study_name: str) -> bool:
+    """A transient promotion claim, not a study of its own (hidden from listings)."""
+    return CLAIM_MARK in study_name
+
+
+def promote(study: optuna.Study, storage: BaseStorage, parent: FrozenTrial) -> bool:
+    """Enqueue ``parent``'s promotion unless another worker claims it first; True if enqueued.
+
+    The claim is the creation of a study named :func:`claim_name` (unique in the storage); the
+    winner checks that no child exists yet, enqueues one and deletes the claim.
+    """
+    name = claim_name(study.study_name, parent.number)
+    try:
+        optuna.create_study(storage=storage, study_name=name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False  # another worker is promoting it
+    try:
+        if any(t.user_attrs.get("promoted_from") == parent.number
+               for t in study.get_trials(deepcopy=False)):
+            return False  # promoted meanwhile by a worker that has released its claim
+        attrs = {k: parent.user_attrs[k] for k in _CARRIED if k in parent.user_attrs}
+        attrs.update(rung=rung_of(parent) + 1, promoted_from=parent.number)
+        attrs.setdefault("candidate", parent.number)
+        study.enqueue_trial(parent.params, user_attrs=attrs)
+        return True
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
+
+
+def default_checkpoint_dir(storage_url: str) -> Path:
+    """``ssc-nas.db`` -> ``ssc-nas.checkpoints`` beside it; other storages:
+    ``ssc-nas-checkpoints`` in the working folder."""
+    path = sqlite_path(storage_url)
+    return path.with_suffix(".checkpoints") if path is not None else Path("ssc-nas-checkpoints")
+
+
+def checkpoint_path(folder: str | Path, study_name: str, number: int) -> Path:
+    """Where trial ``number``'s training state is kept between rungs."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name)
+    return Path(folder) / safe / f"trial-{number}.pt"
