@@ -149,12 +149,18 @@ class BoundSpace:
         """Sample through Optuna: ``width`` and ``<layer>.<knob>`` categorical parameters.
         With ``width: fill`` the width is no parameter: it is :meth:`fill_width` for
         ``budget``."""
-        width = None if self.space.fill else self._pick(trial, "width", self.space.width)
-        values = {g.key: {k: self._pick(trial, g.param(k), c) for k, c in g.choices.items()}
+        return self._design(lambda name, choices: self._pick(trial, name, choices),
+                            lambda values: self.fill_width(values, budget))
+
+    def _design(self, pick: Callable[[str, tuple[Any, ...]], Any],
+                fill: Callable[[dict[str, dict[str, Any]]], float]) -> Architecture:
+        """The one way a design is put together: ``pick(name, choices)`` chooses the width
+        (unless the space fills it) and then each group's knobs, in that order; ``fill(values)``
+        gives a ``width: fill`` space its width."""
+        width = None if self.space.fill else pick("width", self.space.width)
+        values = {g.key: {k: pick(g.param(k), c) for k, c in g.choices.items()}
                   for g in self.param_groups}
-        if width is None:
-            width = self.fill_width(values, budget)
-        return self.architecture(width, values)
+        return self.architecture(fill(values) if width is None else width, values)
 
     def valid_at(self, width: float, values: Mapping[str, Mapping[str, Any]]) -> bool:
         """Whether each group's ``groups`` value divides its layers' channels at ``width``."""
@@ -189,13 +195,12 @@ class BoundSpace:
         """A uniformly random architecture, without Optuna (for space statistics). With
         ``width: fill``: at :meth:`fill_width` for ``budget``; without a budget at a random
         width where the knobs are valid, so samples span the space as with a width list."""
-        width = None if self.space.fill else rng.choice(self.space.width)
-        values = {g.key: {k: rng.choice(c) for k, c in g.choices.items()}
-                  for g in self.param_groups}
-        if width is None:
-            width = (self.fill_width(values, budget) if budget is not None else
-                     rng.choice([w for w in self.widths if self.valid_at(w, values)]))
-        return self.architecture(width, values)
+        def fill(values: dict[str, dict[str, Any]]) -> float:
+            if budget is not None:
+                return self.fill_width(values, budget)
+            return rng.choice([w for w in self.widths if self.valid_at(w, values)])
+
+        return self._design(lambda _name, choices: rng.choice(choices), fill)
 
     def params_for(
         self, width: float, knobs: Mapping[str, Any] | KnobsFor
@@ -223,12 +228,13 @@ class BoundSpace:
                     budget: Budget | None = None) -> Architecture:
         """The architecture Optuna parameters describe (fixed knobs take their one choice),
         at ``width`` when given; a ``width: fill`` space fills ``budget`` otherwise."""
-        values = {g.key: {k: params.get(g.param(k), c[0]) for k, c in g.choices.items()}
-                  for g in self.param_groups}
-        if width is None:
-            width = (self.fill_width(values, budget) if self.space.fill
-                     else params.get("width", self.space.width[0]))
-        return self.architecture(width, values)
+        def pick(name: str, choices: tuple[Any, ...]) -> Any:
+            if name == "width" and width is not None:
+                return width
+            return params.get(name, choices[0])
+
+        return self._design(pick, lambda values: width if width is not None
+                            else self.fill_width(values, budget))
 
     # -- cost ---------------------------------------------------------------------------------
 
