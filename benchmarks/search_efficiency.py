@@ -239,13 +239,14 @@ def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
     n = args.trials
     model = [s for s in curves if s != "random"]  # +sh: compared at equal wall-clock
     full = [m for m in model if not m.endswith("+sh")]
-    anchor = "tpe" if "tpe" in curves else (full[0] if full else "random")
+    anchor = "tpe" if "tpe" in curves else (full[0] if full else next(iter(curves)))
     budget_s = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
                                 for c in curves[anchor] if c.seconds)
     score = "val loss / ln(classes)" if args.objective == "val_loss" else "1 - accuracy"
-    print(f"\n| sampler | HV at {n} trials | HV at {args.random_factor * n} trials | "
+    print(f"\n| sampler | HV at {n} trials (+sh: its end) | "
+          f"HV at {args.random_factor * n} trials | "
           f"HV at {budget_s:.0f} s ({anchor}'s time for {n}) | best {score} at {n} trials | "
-          f"best at {budget_s:.0f} s | trials / hour |")
+          f"best at {budget_s:.0f} s | trials / hour (+sh: top rung) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for sampler, cs in curves.items():
         at_2n = (mean_std([c.at_trials(args.random_factor * n) for c in cs])
@@ -264,6 +265,14 @@ def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
               f"vs random at {args.random_factor * n} trials: {random_2n:.4f} -> "
               f"{'reached' if at_time >= random_2n else 'NOT reached'} (means over "
               f"{len(curves[sampler])} seeds; hypervolume of top-rung trials only)")
+        # Equal wall-clock at the time it took (it may end before the anchor's time).
+        end = statistics.fmean(c.seconds[-1] for c in curves[sampler] if c.seconds)
+        others = "; ".join(
+            f"{f} {mean_std([c.at_seconds(end) for c in curves[f]])}"
+            for f in ("random", *full) if f in curves and (f != "random" or "random" not in full))
+        print(f"  {sampler} at its end ({end:.0f} s, mean): "
+              f"{mean_std([c.hypervolume[-1] for c in curves[sampler] if c.hypervolume])}; "
+              f"the full strategy at {end:.0f} s: {others}")
     for sampler in [m for m in model if not m.endswith("+sh")]:
         at_n = statistics.fmean(c.at_trials(n) for c in curves[sampler])
         seconds = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
