@@ -326,3 +326,22 @@ def test_front_shows_the_validation_size_and_standard_error(tmp_path: Path) -> N
     out = " ".join(run_cli(["front", "--storage", url]).stdout.split())
     assert "400 validation images" in out and "0.9000 ± 0.0150" in out
     assert "0.9000 ± 0.0150" in study_overview(study).details["validation"]
+
+
+def test_a_resumed_random_search_does_not_repeat_its_candidates(tmp_path: Path) -> None:
+    """A resumed search reseeds its sampler from the seed and the trials so far
+    (``resume_seed``): with the plain seed again, ``--sampler random`` replayed the study's
+    first candidates (5 of 10 trials were repeats). A fresh study keeps the plain seed."""
+    from ssc_nas.data import load_splits
+    from ssc_nas.search import run_search
+    from ssc_nas.search.samplers import resume_seed
+
+    splits = load_splits("digits", "data", split_seed=0)
+    for trials in (4, 8):
+        run = run_search(SearchConfig(
+            budget=Budget(params=80_000), space="digits-tiny", dataset="digits", trials=trials,
+            train=TrainConfig(epochs=1), sampler="random", reference_designs=False,
+            storage=f"sqlite:///{tmp_path / 'r.db'}", study="r"), splits=splits)
+    params = [tuple(sorted(t.params.items())) for t in run.study.trials if t.params]
+    assert len(params) >= 8 and len(set(params)) == len(params)
+    assert resume_seed(3, 0) == 3 and resume_seed(3, 5) not in (3, resume_seed(3, 6))

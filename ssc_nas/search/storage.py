@@ -24,7 +24,7 @@ from .config import (
     check_heartbeat,
 )
 from .objectives import direction, objective_names
-from .samplers import make_sampler
+from .samplers import make_sampler, resume_seed
 
 __all__ = [
     "SCHEMA_RACE_RETRIES",
@@ -168,6 +168,9 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     sampler = make_sampler(config.sampler, config.seed, config.trials)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if study_name in existing:
+        done = len(optuna.load_study(study_name=study_name, storage=storage).get_trials(
+            deepcopy=False))
+        sampler = make_sampler(config.sampler, resume_seed(config.seed, done), config.trials)
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
         stored = {k: study.user_attrs.get(k, ATTR_DEFAULTS.get(k)) for k in COMPATIBLE_KEYS}
         mismatched = [k for k in COMPATIBLE_KEYS if stored[k] != attrs[k]]

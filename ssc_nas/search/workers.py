@@ -19,7 +19,7 @@ from ..spaces import BoundSpace, parse_space
 from ..train import TrainConfig, resolve_device
 from .config import SearchConfig
 from .halving import default_checkpoint_dir, rungs_from_attr, study_progress_count
-from .samplers import make_sampler, worker_seed
+from .samplers import make_sampler, resume_seed, worker_seed
 from .storage import make_storage
 from .trials import Interrupt, TrialRunner
 
@@ -57,7 +57,9 @@ def run_worker(
     space = parse_space({k: v for k, v in space_data.items() if k != "name"},
                         source=f"study {study_name}", name=space_data["name"])
     seed = int(attrs["seed"])
-    sampler = make_sampler(attrs["sampler"], worker_seed(seed, worker_index), attrs.get("trials"))
+    sampler = make_sampler(attrs["sampler"], resume_seed(worker_seed(seed, worker_index),
+                                                         len(probe.get_trials(deepcopy=False))),
+                           attrs.get("trials"))
     study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler)
     info = dataset_info(attrs["dataset"])
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)
