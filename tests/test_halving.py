@@ -148,7 +148,7 @@ def test_training_in_pieces_through_checkpoints_equals_one_run(tmp_path: Path) -
     bound = BoundSpace(load_space("digits-tiny"), info.in_channels, info.num_classes,
                        info.input_size)
     arch = bound.sample(random.Random(1))
-    config = TrainConfig(epochs=3, augment=True, batch_size=50)
+    config = TrainConfig(epochs=2, augment=True, batch_size=50)
 
     def trainer() -> Trainer:
         torch.manual_seed(0)
@@ -163,7 +163,7 @@ def test_training_in_pieces_through_checkpoints_equals_one_run(tmp_path: Path) -
         torch.save(pieces.state_dict(), tmp_path / "c.pt")
         pieces = trainer()
         pieces.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=False))
-    assert pieces.step == whole.step == whole.total_steps and pieces.epoch == 3
+    assert pieces.step == whole.step == whole.total_steps and pieces.epoch == 2
     for a, b in zip(whole.model.state_dict().values(), pieces.model.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
@@ -237,7 +237,7 @@ def _children(study: optuna.Study) -> collections.Counter:
 @pytest.mark.timeout(300)
 def test_two_workers_never_promote_a_trial_twice(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "ssc_nas", *SH, "--trials", "6", "--epochs",
-                        "2", "--workers", "2", "--study", "w"], cwd=tmp_path, env=ENV,
+                        "1", "--workers", "2", "--study", "w"], cwd=tmp_path, env=ENV,
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr

@@ -50,6 +50,7 @@ from .results import count_trained
 from .storage import sqlite_path
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "LOW_RUNG_BN_IMAGES",
     "Rungs",
     "checkpoint_path",
@@ -72,6 +73,7 @@ __all__ = [
 # full strategy does): at 1024 images it took 1.0 s of a 2.2 s rung 0 (mnist-5k, ResNet-20,
 # one 2-core CPU thread); 256 images still give every channel's statistics >= 12k pixels.
 LOW_RUNG_BN_IMAGES = 256
+CHECKPOINT_DIR = Path("ssc-nas-checkpoints")  # storages without a folder of their own
 _CARRIED = ("architecture", "summary", "params", "macs", "reference", "candidate",
             "rung_results")
 
@@ -240,7 +242,7 @@ def default_checkpoint_dir(storage_url: str) -> Path:
     """``ssc-nas.db`` -> ``ssc-nas.checkpoints`` beside it; other storages:
     ``ssc-nas-checkpoints`` in the working folder."""
     path = sqlite_path(storage_url)
-    return path.with_suffix(".checkpoints") if path is not None else Path("ssc-nas-checkpoints")
+    return path.with_suffix(".checkpoints") if path is not None else CHECKPOINT_DIR
 
 
 def checkpoint_path(folder: str | Path, study_name: str, number: int) -> Path:

@@ -49,6 +49,7 @@ from ..models import Architecture, build
 from ..spaces import BoundSpace
 from ..train import BN_IMAGES, TrainConfig, Trainer, TrainResult, train_model
 from .halving import (
+    CHECKPOINT_DIR,
     LOW_RUNG_BN_IMAGES,
     Rungs,
     checkpoint_path,
@@ -284,7 +285,7 @@ class TrialRunner:
 
     @property
     def _checkpoints(self) -> Path:
-        return self.checkpoint_dir or Path("ssc-nas-checkpoints")
+        return self.checkpoint_dir or CHECKPOINT_DIR
 
     def _record_duplicate(self, trial: optuna.Trial, values: list[float]) -> None:
         """SQLite has no row locks, so two workers can pop the same enqueued trial; the first
