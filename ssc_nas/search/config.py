@@ -28,7 +28,9 @@ __all__ = [
     "STRATEGIES",
     "SearchConfig",
     "check_heartbeat",
+    "check_rungs",
     "default_study_name",
+    "is_claim",
     "load_study_config",
     "parse_duration",
     "shipped_study_configs",
@@ -46,6 +48,19 @@ BASELINES_SUFFIX = "-baselines"
 # --strategy sh claims a promotion by creating a study "<study>:promote:<trial>" (halving);
 # claims are deleted at once, and hidden from every listing if a killed worker leaves one.
 CLAIM_MARK = ":promote:"
+
+
+def is_claim(study_name: str) -> bool:
+    """A transient promotion claim (``halving.promote``), not a study of its own."""
+    return CLAIM_MARK in study_name
+
+
+def check_rungs(eta: Any, rungs: Any) -> None:
+    """``--eta`` and ``--rungs`` of successive halving: integers >= 2 and >= 1."""
+    if not isinstance(eta, int) or eta < 2:
+        raise StudyError(f"--eta must be an integer >= 2, but got {eta!r}")
+    if not isinstance(rungs, int) or rungs < 1:
+        raise StudyError(f"--rungs must be an integer >= 1, but got {rungs!r}")
 COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset", "strategy")
 # What a study made before an attribute existed meant by it.
 ATTR_DEFAULTS = {"strategy": "full"}
@@ -107,10 +122,7 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise StudyError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
                              f"but got {self.strategy!r}")
-        if not isinstance(self.eta, int) or self.eta < 2:
-            raise StudyError(f"--eta must be an integer >= 2, but got {self.eta!r}")
-        if not isinstance(self.rungs, int) or self.rungs < 1:
-            raise StudyError(f"--rungs must be an integer >= 1, but got {self.rungs!r}")
+        check_rungs(self.eta, self.rungs)
         if self.workers < 1:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.trials is None and self.timeout is None:

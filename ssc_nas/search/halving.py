@@ -43,8 +43,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import StudyError
-from .config import CLAIM_MARK
+from .config import CLAIM_MARK, check_rungs
 from .objectives import SCORES
 from .results import count_trained
 from .storage import sqlite_path
@@ -58,7 +57,6 @@ __all__ = [
     "count_candidates",
     "finished",
     "default_checkpoint_dir",
-    "is_claim",
     "is_rung_result",
     "promotable",
     "promote",
@@ -68,12 +66,12 @@ __all__ = [
     "study_progress_count",
 ]
 
-# What a promoted trial carries from its parent, besides the parameters.
 # BatchNorm re-estimation images below the top rung (the top rung uses train.BN_IMAGES, as the
 # full strategy does): at 1024 images it took 1.0 s of a 2.2 s rung 0 (mnist-5k, ResNet-20,
 # one 2-core CPU thread); 256 images still give every channel's statistics >= 12k pixels.
 LOW_RUNG_BN_IMAGES = 256
 CHECKPOINT_DIR = Path("ssc-nas-checkpoints")  # storages without a folder of their own
+# What a promoted trial carries from its parent, besides the parameters.
 _CARRIED = ("architecture", "summary", "params", "macs", "reference", "candidate",
             "rung_results")
 
@@ -87,10 +85,7 @@ class Rungs:
     count: int = 3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.eta, int) or self.eta < 2:
-            raise StudyError(f"--eta must be an integer >= 2, but got {self.eta!r}")
-        if not isinstance(self.count, int) or self.count < 1:
-            raise StudyError(f"--rungs must be an integer >= 1, but got {self.count!r}")
+        check_rungs(self.eta, self.count)
 
     @property
     def top(self) -> int:
@@ -103,9 +98,6 @@ class Rungs:
     def steps(self, rung: int, total_steps: int) -> int:
         """Training steps done by the end of ``rung`` (at least one)."""
         return max(1, math.ceil(total_steps * self.fraction(rung)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": "sh", "eta": self.eta, "rungs": self.count}
 
 
 def rungs_from_attr(attr: Any) -> Rungs | None:
@@ -207,11 +199,6 @@ def study_progress_count(study: optuna.Study) -> int:
 
 def claim_name(study_name: str, number: int) -> str:
     return f"{study_name}{CLAIM_MARK}{number}"
-
-
-def is_claim(study_name: str) -> bool:
-    """A transient promotion claim, not a study of its own (hidden from listings)."""
-    return CLAIM_MARK in study_name
 
 
 def promote(study: optuna.Study, storage: BaseStorage, parent: FrozenTrial) -> bool:

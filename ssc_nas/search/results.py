@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..budget import within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
-from .config import BASELINES_SUFFIX, CLAIM_MARK
+from .config import BASELINES_SUFFIX, is_claim
 from .objectives import objective_names, sort_key, trial_accuracy, trial_val_loss
 from .storage import make_storage
 
@@ -226,7 +226,7 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
     store = make_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
-        if CLAIM_MARK in summary.study_name:  # a promotion claim left by a killed worker
+        if is_claim(summary.study_name):  # a promotion claim left by a killed worker
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=store)
         counts = trial_counts(study)

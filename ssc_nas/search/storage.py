@@ -18,10 +18,10 @@ from ..spaces import SearchSpace
 from .config import (
     ATTR_DEFAULTS,
     BASELINES_SUFFIX,
-    CLAIM_MARK,
     COMPATIBLE_KEYS,
     SearchConfig,
     check_heartbeat,
+    is_claim,
 )
 from .objectives import direction, objective_names
 from .samplers import make_sampler, resume_seed
@@ -206,7 +206,7 @@ def load_existing_study(name: str | None, storage: str) -> optuna.Study:
     """Load a study by name; with no name, the only study in the storage."""
     store = make_storage(storage, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)
-             if not s.study_name.endswith(BASELINES_SUFFIX) and CLAIM_MARK not in s.study_name]
+             if not s.study_name.endswith(BASELINES_SUFFIX) and not is_claim(s.study_name)]
     if name is None:
         if len(names) != 1:
             listing = ", ".join(names) if names else "none"
