@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--objective", choices=SCORES, default=SCORES[0],
                         help="the search's score objective, and the score the hypervolume uses")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed .. first-seed + seeds - 1 (run seeds in "
+                             "parallel processes sharing one --keep folder)")
     parser.add_argument("--reference-designs", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--plot", default=None, help="write hypervolume curves to this PNG")
@@ -216,7 +219,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             # Seed s: split seed s for every sampler (what ssc-nas search --seed s uses), so
             # the samplers of one seed see the same data.
             splits = load_splits(args.dataset, "data", split_seed=seed)
