@@ -438,7 +438,10 @@ class TrialRunner:
             return self._halving_action()
         complete = count_trained(self.study)
         if self.target is not None and complete >= self.target:
-            return "done"
+            # A retry enqueued after the target was taken still runs (one over rather than a
+            # lost candidate): a worker can start a fresh trial between the stale trial's FAIL
+            # and its retry's enqueue, which fail_stale_trials does in that order.
+            return "train" if waiting_retry(self.study) else "done"
         running = count_trials(self.study, TrialState.RUNNING)
         if self.target is not None and complete + running >= self.target:
             return "wait"  # another worker holds the last trials, in case one of them dies
@@ -483,6 +486,12 @@ class TrialRunner:
                 f"{study.study_name!r}; run the same command to resume"
             )
         return self.completed_here
+
+
+def waiting_retry(study: optuna.Study) -> bool:
+    """A heartbeat retry (``failed_trial`` system attr) waits in the queue."""
+    return any("failed_trial" in t.system_attrs
+               for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def fail_running(study: optuna.Study) -> None:
