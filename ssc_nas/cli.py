@@ -18,7 +18,7 @@ from .compare.config import DEFAULT_METHODS, METHODS
 from .data import DATASETS, dataset_info
 from .errors import SSCNasError
 from .models import FAMILIES
-from .search.config import OBJECTIVES, SAMPLERS, STRATEGIES
+from .search.config import CLI_DEFAULTS, DEFAULT_TRIALS, OBJECTIVES, SAMPLERS, STRATEGIES
 from .search.references import REFERENCE_DESIGNS
 from .train import OPTIMIZERS
 
@@ -183,7 +183,7 @@ def _storage_where(storage: str) -> str:
 @cli.command()
 @click.option("--budget", default=None, help=BUDGET_HELP + " Required (here or in --config).")
 @_macs_option
-@click.option("--space", default="resnet20-ssc", show_default=True,
+@click.option("--space", default=CLI_DEFAULTS["space"], show_default=True,
               help="Search space: a YAML file or a shipped space name (ssc-nas space list).")
 @click.option("--config", default=None, is_eager=True, expose_value=False,
               callback=_load_config,
@@ -196,7 +196,8 @@ def _storage_where(storage: str) -> str:
               help="Let torchvision download CIFAR into --data-dir (needs internet).")
 @click.option("--trials", type=int, default=None,
               help="Trained candidates in the study in total; a resumed study runs only the "
-                   "rest [default: 20, or no limit with --timeout].")
+                   f"rest [default: {DEFAULT_TRIALS['sh']} with --strategy sh, "
+                   f"{DEFAULT_TRIALS['full']} with full, no limit with --timeout].")
 @click.option("--timeout", default=None,
               help="Stop starting new trials after this long: 90s, 30m, 2h.")
 @click.option("--epochs", type=int, default=2, show_default=True, help="Proxy training epochs.")
@@ -231,7 +232,8 @@ def _storage_where(storage: str) -> str:
               default=None, help="Zero-cost proxy that picks, per trial, the best of "
                                  "--prescreen-k sampled candidates; only that one is trained.")
 @click.option("--prescreen-k", type=int, default=10, show_default=True)
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="full", show_default=True,
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=CLI_DEFAULTS["strategy"],
+              show_default=True,
               help="full: every candidate trains all --epochs. sh: successive halving (multi-"
                    "objective ASHA): candidates train 1/eta^(rungs-1) of the schedule, the top "
                    "1/eta of each rung continue from their checkpoint; --trials counts "
@@ -276,7 +278,7 @@ def search(ctx: click.Context, **values: Any) -> None:
     config = SearchConfig(
         budget=Budget.parse(v["budget"], macs), space=str(v["space"]),
         dataset=v["dataset"], data_dir=str(v["data_dir"]), download=bool(v["download"]),
-        trials=_trials(v["trials"], v["timeout"]),
+        trials=_trials(v["trials"], v["timeout"], v["strategy"]),
         timeout=parse_duration(v["timeout"]), train=train, subset=float(v["subset"]),
         sampler=v["sampler"], study=v["study"], storage=v["storage"], seed=int(v["seed"]),
         device=v["device"],
@@ -309,9 +311,9 @@ def search(ctx: click.Context, **values: Any) -> None:
     console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
 
 
-def _trials(trials: Any, timeout: Any) -> int | None:
+def _trials(trials: Any, timeout: Any, strategy: str) -> int | None:
     if trials is None:
-        return None if timeout is not None else 20
+        return None if timeout is not None else DEFAULT_TRIALS[strategy]
     return int(trials)
 
 

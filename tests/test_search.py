@@ -235,6 +235,31 @@ def test_config_file_is_the_default_map(tmp_path: Path, monkeypatch: pytest.Monk
         assert config.objectives == ("accuracy", "params") and config.trials == trials
 
 
+def test_cli_defaults_are_the_default_study(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without flags, search runs studies/default.yaml: the stage space, successive halving,
+    60 candidates; --strategy full alone falls back to 20 trials."""
+    from click.testing import CliRunner
+
+    import ssc_nas.search as search_api
+    from ssc_nas.cli import cli
+
+    seen: list[SearchConfig] = []
+
+    def capture(config: SearchConfig, reporter: object = None) -> None:
+        seen.append(config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_api, "run_search", capture)
+    runner = CliRunner()
+    for args in (["--budget", "0.5M"], ["--config", "default"]):
+        runner.invoke(cli, ["search", "--quiet", *args])
+    plain, from_file = seen
+    assert plain == from_file
+    assert (plain.space, plain.strategy, plain.trials) == ("resnet20-ssc-stage", "sh", 60)
+    runner.invoke(cli, ["search", "--quiet", "--budget", "0.5M", "--strategy", "full"])
+    assert (seen[-1].strategy, seen[-1].trials) == ("full", 20)
+
+
 def test_old_study_vocabulary_is_still_read(tmp_path: Path) -> None:
     """A study of an older version: input as channels/size/classes, depthwise as groups 0 and
     the reference design uniform-ssc. The front and export speak today's vocabulary."""

@@ -29,7 +29,9 @@ from optuna.exceptions import ExperimentalWarning
 from ..errors import SearchInterrupted
 from .config import (
     BASELINES_SUFFIX,
+    CLI_DEFAULTS,
     DEFAULT_STORAGE,
+    DEFAULT_TRIALS,
     OBJECTIVES,
     SAMPLERS,
     STRATEGIES,
@@ -65,7 +67,9 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning)
 __all__ = [
     "BASELINES_SUFFIX",
     "DEFAULT_OBJECTIVES",
+    "CLI_DEFAULTS",
     "DEFAULT_STORAGE",
+    "DEFAULT_TRIALS",
     "OBJECTIVES",
     "SAMPLERS",
     "SCORES",

@@ -20,9 +20,11 @@ __all__ = [
     "ATTR_DEFAULTS",
     "BASELINES_SUFFIX",
     "CLAIM_MARK",
+    "CLI_DEFAULTS",
     "COMPATIBLE_KEYS",
     "CONFIG_KEYS",
     "DEFAULT_STORAGE",
+    "DEFAULT_TRIALS",
     "OBJECTIVES",
     "SAMPLERS",
     "STRATEGIES",
@@ -42,7 +44,13 @@ SAMPLERS = ("tpe", "nsga2", "random")
 #: rungs (``halving``), where only the top ``1 / eta`` of each rung trains on.
 STRATEGIES = ("full", "sh")
 DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
-# Study attributes that must match for a run to join an existing study.
+#: What ``ssc-nas search`` runs without flags (studies/default.yaml): the stage-shared space,
+#: successive halving and 60 candidates won benchmarks/search_efficiency.py against the
+#: per-layer space, full training and 20 trials (mnist-5k, 5 seeds; README, Evidence).
+CLI_DEFAULTS = {"space": "resnet20-ssc-stage", "strategy": "sh"}
+#: ``--trials`` when not given: trained trials (full), or candidates (sh: 3 x 20, the factor
+#: the benchmark compared at).
+DEFAULT_TRIALS = {"full": 20, "sh": 60}
 # ssc-nas compare stores its pruning-at-init baselines in "<study>-baselines".
 BASELINES_SUFFIX = "-baselines"
 # --strategy sh claims a promotion by creating a study "<study>:promote:<trial>" (halving);
@@ -61,6 +69,9 @@ def check_rungs(eta: Any, rungs: Any) -> None:
         raise StudyError(f"--eta must be an integer >= 2, but got {eta!r}")
     if not isinstance(rungs, int) or rungs < 1:
         raise StudyError(f"--rungs must be an integer >= 1, but got {rungs!r}")
+
+
+# Study attributes that must match for a run to join an existing study.
 COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset", "strategy")
 # What a study made before an attribute existed meant by it.
 ATTR_DEFAULTS = {"strategy": "full"}

@@ -1,0 +1,212 @@
+"""Where an SSC network's step time goes when the layer runs its dense-weight path (always on a
+GPU): the cost of building the dense weight from the compact one, against masking a dense
+weight and against no weight construction at all.
+
+For each network (the dense family network, the reference designs and ``--designs`` sampled
+designs of ``--space``), one train step (forward, loss, backward, SGD) is timed with every
+``SSCConv2d`` computing its convolution in one of four ways, interleaved round by round:
+
+* ``ssc``: the layer as it is (dense-weight path forced on, as on a GPU);
+* ``flat``: one flat parameter holding both stored tensors, scattered into a zero dense weight
+  in place (``new_zeros`` + ``index_put_``; backward one gather): what the layer would cost with
+  a single flat weight tensor;
+* ``masked``: a dense ``groups=1`` weight times a fixed 0/1 mask (pruning at init);
+* ``conv``: a plain ``nn.Conv2d`` with the layer's groups (no weight construction: the floor).
+
+On CUDA a fifth column, ``graphed``, runs the ``ssc`` network's forward and backward as CUDA
+graphs (``torch.cuda.make_graphed_callables``; loss and SGD step eager): what replaying the
+kernels without per-operator dispatch would give, for networks whose GPU time is small
+against their launch overhead.
+
+Printed: median ms per step and each variant's median per-round ratio to ``ssc``; then
+``torch.profiler``'s top operators (self CPU time, and self device time on CUDA) of ``ssc`` and
+``masked`` on the dense network, which show the per-operator dispatch and launch cost.
+
+    python benchmarks/dense_weight_paths.py --device cuda --designs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from network_speed import (  # noqa: E402  (a sibling benchmark script)
+    SPACES,
+    MaskedConv2d,
+    designs,
+    machine,
+    sync,
+    train_step,
+)
+
+from ssc_nas.layers import SSCConv2d  # noqa: E402
+from ssc_nas.models import build  # noqa: E402
+
+VARIANTS = ("ssc", "flat", "masked", "conv")
+
+
+class DenseSSC(SSCConv2d):
+    """The layer with its dense-weight path on whatever the device (as on a GPU)."""
+
+    def uses_dense_weight(self, x: torch.Tensor) -> bool:
+        return True
+
+
+class FlatConv2d(nn.Module):
+    """One flat parameter (spatial then pointwise) scattered into a zero dense weight."""
+
+    def __init__(self, layer: SSCConv2d) -> None:
+        super().__init__()
+        s = layer.spec
+        self.spec = s
+        self.weight = nn.Parameter(torch.cat([layer.spatial_weight.detach().flatten(),
+                                              layer.pointwise_weight.detach().flatten()]))
+        self.register_buffer("index", layer._dense_index.clone())
+        self.bias = None if layer.bias is None else nn.Parameter(layer.bias.detach().clone())
+        self.shape = (s.out_channels, s.block, s.kernel_size, s.kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.spec
+        w = self.weight.new_zeros(self.shape).view(-1).index_put_((self.index,), self.weight)
+        return F.conv2d(x, w.view(self.shape), self.bias, s.stride, s.padding, 1, s.groups)
+
+
+def swapped(model: nn.Module, make) -> nn.Module:
+    """A copy of ``model`` with every ``SSCConv2d`` replaced by ``make(layer)``."""
+    import copy
+
+    out = copy.deepcopy(model)
+    for module in list(out.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, SSCConv2d):
+                setattr(module, name, make(child))
+    return out
+
+
+def dense_path(layer: SSCConv2d) -> SSCConv2d:
+    out = DenseSSC.from_spec(layer.spec)
+    out.load_state_dict(layer.state_dict())
+    return out
+
+
+MAKERS = {"ssc": dense_path, "flat": FlatConv2d, "masked": MaskedConv2d,
+          "conv": lambda layer: layer.to_conv2d()}
+
+
+def networks(design, device: torch.device, fmt: torch.memory_format) -> dict[str, nn.Module]:
+    channels, size, classes, _ = SPACES[design.space]
+    torch.manual_seed(0)
+    base = build(design.arch, channels, classes, size)
+    return {k: swapped(base, MAKERS[k]).to(device, memory_format=fmt) for k in VARIANTS}
+
+
+def graphed_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  repeats: int) -> list[float]:
+    """Train-step seconds of a copy of ``model`` run as CUDA graphs (after its SGD rounds);
+    NaN rounds when capture fails (printed)."""
+    import copy
+
+    graphed = copy.deepcopy(model).train()
+    try:
+        graphed = torch.cuda.make_graphed_callables(graphed, (x.clone(),))
+    except Exception as exc:  # a probe: report and go on
+        print(f"  graphed: capture failed: {type(exc).__name__}: {exc}")
+        return [float("nan")] * repeats
+    opt = torch.optim.SGD(graphed.parameters(), lr=1e-3, momentum=0.9)
+    out = [train_step(graphed, opt, x, y) for _ in range(2 + repeats)]
+    return out[2:]
+
+
+def profile_table(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rows: int) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    for _ in range(3):
+        train_step(model, opt, x, y)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.is_cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(5):
+            train_step(model, opt, x, y)
+    key = "self_cuda_time_total" if x.is_cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=40)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--space", default="resnet20-ssc", choices=sorted(SPACES))
+    p.add_argument("--designs", type=int, default=5, help="sampled designs (default 5)")
+    p.add_argument("--repeats", type=int, default=9, help="timed rounds (default 9)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--profile-rows", type=int, default=15,
+                   help="rows of each profile table (0: no profile)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    fmt = torch.channels_last
+    print(machine())
+    print(f"{args.space}, batch {args.batch}, channels_last, 2 warm-up + {args.repeats} rounds; "
+          "ms per train step (median); ratio: median per-round variant / ssc")
+    shown = VARIANTS + (("graphed",) if device.type == "cuda" else ())
+    print("| design | " + " | ".join(f"{v} ms" for v in shown) + " | "
+          + " | ".join(f"{v}/ssc" for v in shown[1:]) + " |")
+    print("|:--|" + "--:|" * (2 * len(shown) - 1))
+    channels, size, classes, _ = SPACES[args.space]
+    all_ratios: dict[str, list[float]] = {v: [] for v in VARIANTS[1:]}
+    todo = designs(args.space, args.designs, 0)
+    for design in todo:
+        models = networks(design, device, fmt)
+        x = torch.randn(args.batch, channels, *size, device=device).contiguous(
+            memory_format=fmt)
+        y = torch.randint(0, classes, (args.batch,), device=device)
+        with torch.no_grad():
+            ref = models["conv"].eval()(x[:4])
+            for k, m in models.items():
+                err = float((m.eval()(x[:4]) - ref).abs().max())
+                if err > 1e-3:
+                    raise RuntimeError(f"{design.name}: {k} differs from conv by {err:.2e}")
+        opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+                for k, m in models.items()}
+        times: dict[str, list[float]] = {k: [] for k in VARIANTS}
+        for m in models.values():
+            m.train()
+        for i in range(2 + args.repeats):
+            for k in VARIANTS[i % 4:] + VARIANTS[: i % 4]:
+                t = train_step(models[k], opts[k], x, y)
+                if i >= 2:
+                    times[k].append(t)
+        if device.type == "cuda":
+            times["graphed"] = graphed_times(models["ssc"], x, y, args.repeats)
+        ratios = {k: statistics.median(a / b for a, b in zip(times[k], times["ssc"],
+                                                             strict=True))
+                  for k in times if k != "ssc"}
+        for k, r in ratios.items():
+            all_ratios.setdefault(k, []).append(r)
+        print(f"| {design.name} | "
+              + " | ".join(f"{1e3 * statistics.median(t):.2f}" for t in times.values())
+              + " | " + " | ".join(f"{r:.2f}" for r in ratios.values()) + " |", flush=True)
+    print("\nmedian over designs: " + ", ".join(
+        f"{k}/ssc {statistics.median(v):.2f}" for k, v in all_ratios.items()))
+    if args.profile_rows:
+        models = networks(todo[0], device, fmt)
+        x = torch.randn(args.batch, channels, *size, device=device).contiguous(
+            memory_format=fmt)
+        y = torch.randint(0, classes, (args.batch,), device=device)
+        for k in ("ssc", "masked"):
+            print(f"\nprofile, {todo[0].name}, {k}, 5 train steps:")
+            print(profile_table(models[k].train(), x, y, args.profile_rows))
+    sync(torch.empty(0, device=device))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
