@@ -114,13 +114,15 @@ def graphed_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     import copy
 
     graphed = copy.deepcopy(model).train()
+    for p in graphed.parameters():
+        p.grad = None
     try:
         graphed = torch.cuda.make_graphed_callables(graphed, (x.clone(),))
+        opt = torch.optim.SGD(graphed.parameters(), lr=1e-3, momentum=0.9)
+        out = [train_step(graphed, opt, x, y) for _ in range(2 + repeats)]
     except Exception as exc:  # a probe: report and go on
-        print(f"  graphed: capture failed: {type(exc).__name__}: {exc}")
+        print(f"  graphed: failed: {type(exc).__name__}: {exc}")
         return [float("nan")] * repeats
-    opt = torch.optim.SGD(graphed.parameters(), lr=1e-3, momentum=0.9)
-    out = [train_step(graphed, opt, x, y) for _ in range(2 + repeats)]
     return out[2:]
 
 

@@ -43,10 +43,13 @@ step layer-speed 60 "$PY" benchmarks/layer_speed.py --quick --device "$DEVICE" -
     --budget 1
 step network-speed 100 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 --markdown \
     --repeats 5 --out "$OUT/network_speed.csv"
+# Where the dense-weight path's time goes against masked dense, and what CUDA graphs would give.
+step dense-weight 90 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
+    --repeats 5 --profile-rows 0
 step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
 db="$(mktemp -d)/gpu.db"
 step search 120 "$PY" -m ssc_nas search --budget 0.5M --trials 3 --epochs 2 --device "$DEVICE" \
-    --sampler random --quiet --study gpu-check --storage "sqlite:///$db"
+    --strategy full --sampler random --quiet --study gpu-check --storage "sqlite:///$db"
 # Successive halving: checkpoints saved on the device and continued from (9 candidates, 3 rungs).
 step search-sh 120 "$PY" -m ssc_nas search --budget 0.5M --trials 9 --epochs 2 \
     --device "$DEVICE" --sampler random --strategy sh --no-reference-designs --quiet \
@@ -57,4 +60,5 @@ echo "gpu_check summary (logs in $OUT):"
 printf '%-14s %-16s %7s  %s\n' step status time log
 printf '%s\n' "${rows[@]}"
 grep -h "median speed-up\|worst vs" "$OUT/network-speed.log" 2>/dev/null
+grep -h "median over designs" "$OUT/dense-weight.log" 2>/dev/null
 exit $failed
