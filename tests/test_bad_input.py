@@ -34,7 +34,8 @@ from tests.inprocess import run_cli
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STUDY = "made"
 SEARCH = ["search", "--dataset", "digits", "--space", "digits-tiny", "--epochs", "1",
-          "--sampler", "random", "--quiet", "--study", STUDY, "--trials", "4"]
+          "--sampler", "random", "--strategy", "full", "--quiet", "--study", STUDY, "--trials",
+          "4"]
 GOOD = [*SEARCH, "--budget", "80k"]
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/x"
 DATASETS = ("mnist-5k", "digits", "cifar10", "cifar100", "tiny-imagenet")

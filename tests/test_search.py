@@ -22,7 +22,7 @@ from tests.inprocess import run_cli as run_in_process
 
 BUDGET = 80_000
 BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "80k",
-        "--epochs", "1", "--sampler", "random", "--quiet"]
+        "--epochs", "1", "--sampler", "random", "--strategy", "full", "--quiet"]
 
 
 def run_cli(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:

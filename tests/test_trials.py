@@ -201,7 +201,8 @@ def _training(url: str) -> list[FrozenTrial]:
 def test_killed_worker_leaves_no_trial_running_after_prescreen(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     args = ["search", "--dataset", "digits", "--space", SPACE, "--budget", "10M",
-            "--epochs", "500", "--sampler", "random", "--quiet", "--study", "kill",
+            "--epochs", "500", "--sampler", "random", "--strategy", "full", "--quiet",
+            "--study", "kill",
             "--storage", url, "--prescreen", "synflow", "--prescreen-k", "4",
             "--no-reference-designs", "--heartbeat", "1", "--trials", "3", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

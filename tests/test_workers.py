@@ -28,7 +28,7 @@ from tests.inprocess import run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # worker processes, kills
 
 BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "80k",
-        "--sampler", "random", "--quiet"]
+        "--sampler", "random", "--strategy", "full", "--quiet"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

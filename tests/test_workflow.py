@@ -38,7 +38,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("workflow")
     result = run_cli(["search", "--budget", "80k", "--dataset", "digits", "--space",
                       "digits-tiny", "--epochs", "1", "--trials", "3", "--sampler", "random",
-                      "--quiet"], root)
+                      "--strategy", "full", "--quiet"], root)
     assert result.returncode == 0, result.stderr
     return root
 
