@@ -106,6 +106,7 @@ def test_measured_seed_noise_is_recorded_and_shown(tmp_path: Path) -> None:
     noise = seed_noise("mnist-5k", "resnet20-ssc", 2)
     assert noise is not None and noise["val_loss"] < noise["accuracy"] * 2
     assert seed_noise("mnist-5k", "resnet20-ssc", 2, subset=0.5) is None
+    assert seed_noise("mnist-5k", "resnet20-ssc-stage", 2) is not None  # the default search's
     assert seed_noise("digits", "digits-tiny", 1) is None
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = run_search(_config(url, trials=1)).study
