@@ -42,6 +42,7 @@ from network_speed import (  # noqa: E402  (a sibling benchmark script)
     MaskedConv2d,
     designs,
     machine,
+    swapped,
     sync,
     train_step,
 )
@@ -76,18 +77,6 @@ class FlatConv2d(nn.Module):
         s = self.spec
         w = self.weight.new_zeros(self.shape).view(-1).index_put_((self.index,), self.weight)
         return F.conv2d(x, w.view(self.shape), self.bias, s.stride, s.padding, 1, s.groups)
-
-
-def swapped(model: nn.Module, make) -> nn.Module:
-    """A copy of ``model`` with every ``SSCConv2d`` replaced by ``make(layer)``."""
-    import copy
-
-    out = copy.deepcopy(model)
-    for module in list(out.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, SSCConv2d):
-                setattr(module, name, make(child))
-    return out
 
 
 def dense_path(layer: SSCConv2d) -> SSCConv2d:

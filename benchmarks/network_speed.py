@@ -99,14 +99,19 @@ def full_dense_weight(layer: SSCConv2d) -> torch.Tensor:
     return full
 
 
-def masked_copy(model: nn.Module) -> nn.Module:
-    """``model`` with every ``SSCConv2d`` replaced by its :class:`MaskedConv2d`."""
+def swapped(model: nn.Module, make: Callable[[SSCConv2d], nn.Module]) -> nn.Module:
+    """A copy of ``model`` with every ``SSCConv2d`` replaced by ``make(layer)``."""
     out = copy.deepcopy(model)
     for module in list(out.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, SSCConv2d):
-                setattr(module, child_name, MaskedConv2d(child))
+                setattr(module, child_name, make(child))
     return out
+
+
+def masked_copy(model: nn.Module) -> nn.Module:
+    """``model`` with every ``SSCConv2d`` replaced by its :class:`MaskedConv2d`."""
+    return swapped(model, MaskedConv2d)
 
 
 @dataclass(frozen=True)
