@@ -38,7 +38,9 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAM
     rows+=("$(printf '%-14s %-16s %6ss  %s' "$name" "$status" "$((SECONDS - start))" "$OUT/$name.log")")
 }
 
-step cuda-tests 120 "$PY" -m pytest tests/test_cuda.py tests/test_layer.py -q -p no:cacheprovider
+# -o addopts: one process (the GPU is one device), and no need for pytest-xdist there
+step cuda-tests 120 "$PY" -m pytest -o addopts=-ra tests/test_cuda.py tests/test_layer.py -q \
+    -p no:cacheprovider
 step layer-speed 60 "$PY" benchmarks/layer_speed.py --quick --device "$DEVICE" --repeats 5 --markdown \
     --budget 1
 step network-speed 100 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 --markdown \

@@ -71,15 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the design sampler")
     parser.add_argument("--no-cudnn-benchmark", action="store_true",
                         help="CUDA: no cuDNN autotuning (TrainConfig.cudnn_benchmark=False)")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="CUDA: eager training steps (TrainConfig.cuda_graphs=False)")
     args = parser.parse_args(argv)
     tune_malloc()
     device = torch.device(args.device)
     splits = load_splits("mnist-5k")
-    config = TrainConfig(epochs=2, cudnn_benchmark=not args.no_cudnn_benchmark)
+    config = TrainConfig(epochs=2, cudnn_benchmark=not args.no_cudnn_benchmark,
+                         cuda_graphs=not args.no_cuda_graphs)
     steps = -(-len(splits.train.tensors[1]) // config.batch_size)
     print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
           f"{len(splits.val.tensors[1])} validation images; {device}; cudnn_benchmark "
-          f"{config.cudnn_benchmark}")
+          f"{config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}")
     header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
     print(header)
     for design in designs("resnet20-ssc", args.designs, args.seed):

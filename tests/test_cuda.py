@@ -146,3 +146,30 @@ def test_cuda_checkpoint_mapped_onto_the_gpu_resumes_exactly(tmp_path) -> None:
     assert second.step == whole.step == whole.total_steps
     for p, q in zip(whole.model.parameters(), second.model.parameters(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)
+
+
+def test_cuda_graphed_training_equals_eager() -> None:
+    """Full batches replayed as CUDA graphs (``TrainConfig.cuda_graphs``) train as eager steps
+    do (float64; two epochs, each ending in a smaller batch that runs eagerly), and the module
+    keeps its eager forward for BatchNorm re-estimation and evaluation."""
+    digits = load_splits("digits")
+    x, y = digits.train.tensors
+    assert len(y) % TrainConfig().batch_size  # a last, smaller batch every epoch
+    data = TensorDataset(x.double(), y)
+    val = TensorDataset(digits.val.tensors[0].double(), digits.val.tensors[1])
+    runs = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        model = build(Architecture("resnet20", 0.5), 1, 10, (8, 8)).double()
+        trainer = Trainer(model, data, TrainConfig(epochs=2, cuda_graphs=graphs), seed=0,
+                          device="cuda")
+        losses = [trainer.run_epoch() for _ in range(2)]
+        trainer.recalibrate_batchnorm()
+        runs.append((trainer, losses, trainer.scores(val)))
+    (eager, eager_losses, eager_scores), (graphed, graphed_losses, graphed_scores) = runs
+    assert eager._graphed is None and graphed._graphed is not None
+    assert "forward" not in vars(graphed.model)  # the class's forward, not the graph's
+    assert graphed_losses == pytest.approx(eager_losses, rel=1e-9)
+    for p, q in zip(eager.model.parameters(), graphed.model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)
+    assert graphed_scores == pytest.approx(eager_scores, rel=1e-7)
