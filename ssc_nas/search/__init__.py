@@ -66,8 +66,8 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 __all__ = [
     "BASELINES_SUFFIX",
-    "DEFAULT_OBJECTIVES",
     "CLI_DEFAULTS",
+    "DEFAULT_OBJECTIVES",
     "DEFAULT_STORAGE",
     "DEFAULT_TRIALS",
     "OBJECTIVES",
