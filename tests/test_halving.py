@@ -105,6 +105,24 @@ def test_promotable_skips_promoted_trials_and_takes_the_highest_rung_first() -> 
     assert promotable([*rung0, *rung1, waiting], ["val_loss", "params", "macs"], rungs) == []
 
 
+def test_reference_designs_are_always_promoted() -> None:
+    """A reference design goes on to the top rung even when it ranks last in its rung, so the
+    front shows the classic designs at the whole schedule."""
+    rungs = Rungs(eta=3, count=3)
+    rung0 = [_result(i, 0.1 * (i + 1), 100, 100) for i in range(6)]  # 0 and 1 are the top third
+    rung0[5].user_attrs["reference"] = "standard"
+    order = promotable(rung0, ["val_loss", "params", "macs"], rungs)
+    assert [t.number for t in order] == [0, 1, 5]
+    rung1 = _result(10, 0.9, 100, 100, rung=1)
+    rung1.user_attrs.update(reference="standard", promoted_from=5)
+    children = [_result(20 + p, 0.1, 100, 100, rung=1) for p in (0, 1)]
+    for child, parent in zip(children, (0, 1), strict=True):
+        child.user_attrs["promoted_from"] = parent
+    order = promotable([*rung0, rung1, *children], ["val_loss", "params", "macs"], rungs)
+    # rung 1's top third (20), then the reference, last of the three in rung 1
+    assert [t.number for t in order] == [20, 10]
+
+
 def test_only_one_of_many_concurrent_workers_wins_a_promotion(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'claims.db'}"
     study = optuna.create_study(storage=make_storage(url), study_name="s",

@@ -163,14 +163,18 @@ def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int) -> lis
 
 def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
                rungs: Rungs) -> list[FrozenTrial]:
-    """Trials in the top ``1 / eta`` of their rung and not yet promoted, highest rung first."""
+    """Trials in the top ``1 / eta`` of their rung, and the reference designs (always
+    promoted, so the front keeps its yardsticks at the whole schedule), not yet promoted;
+    highest rung first."""
     score = next(o for o in objectives if o in SCORES)
     promoted = {t.user_attrs["promoted_from"] for t in trials if "promoted_from" in t.user_attrs}
     out: list[FrozenTrial] = []
     for rung in reversed(range(rungs.top)):
         results = [t for t in trials if is_rung_result(t, rung, rungs.top)]
-        out += [t for t in promotion_order(results, score, rungs.eta)
-                if t.number not in promoted]
+        top = promotion_order(results, score, rungs.eta)
+        chosen = {t.number for t in top}
+        top += [t for t in results if "reference" in t.user_attrs and t.number not in chosen]
+        out += [t for t in top if t.number not in promoted]
     return out
 
 
