@@ -28,6 +28,7 @@ Printed: median ms per step and each variant's median per-round ratio to ``ssc``
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 from pathlib import Path
@@ -100,8 +101,6 @@ def graphed_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   repeats: int) -> list[float]:
     """Train-step seconds of a copy of ``model`` run as CUDA graphs (after its SGD rounds);
     NaN rounds when capture fails (printed)."""
-    import copy
-
     graphed = copy.deepcopy(model).train()
     for p in graphed.parameters():
         p.grad = None

@@ -255,17 +255,16 @@ class Trainer:
         self.position = 0
         self.result = TrainResult()
         self._graphed: Callable[[torch.Tensor], torch.Tensor] | None = None
-        self._graph_shape: torch.Size | None = None
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training forward: a CUDA graph for full batches (``TrainConfig.cuda_graphs``),
-        the module itself otherwise."""
+        """The training forward: a CUDA graph for full batches (``TrainConfig.cuda_graphs``;
+        every full batch of the training set has one shape), the module itself otherwise."""
         if (self.device.type != "cuda" or not self.config.cuda_graphs
                 or self.config.amp != "off" or x.shape[0] != self.config.batch_size):
             return self.model(x)
         if self._graphed is None:
-            self._graphed, self._graph_shape = graphed_forward(self.model, x), x.shape
-        return self._graphed(x) if x.shape == self._graph_shape else self.model(x)
+            self._graphed = graphed_forward(self.model, x)
+        return self._graphed(x)
 
     def run_epoch(
         self,
