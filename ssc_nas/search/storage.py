@@ -165,12 +165,10 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     assert config.objectives is not None
     attrs = {**attrs, "objectives": list(config.objectives), "strategy": config.strategy_attr}
     directions = [direction(o) for o in config.objectives]
-    sampler = make_sampler(config.sampler, config.seed, config.trials)
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    sampler = make_sampler(config.sampler, resume_seed(config.seed, existing.get(study_name, 0)),
+                           config.trials)
     if study_name in existing:
-        done = len(optuna.load_study(study_name=study_name, storage=storage).get_trials(
-            deepcopy=False))
-        sampler = make_sampler(config.sampler, resume_seed(config.seed, done), config.trials)
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
         stored = {k: study.user_attrs.get(k, ATTR_DEFAULTS.get(k)) for k in COMPATIBLE_KEYS}
         mismatched = [k for k in COMPATIBLE_KEYS if stored[k] != attrs[k]]
@@ -191,7 +189,6 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study
-
 
 
 def stored_objectives(storage: RDBStorage, study_name: str) -> list[str] | None:
