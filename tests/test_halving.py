@@ -31,7 +31,6 @@ from ssc_nas.models import Architecture, build
 from ssc_nas.report.info import study_overview
 from ssc_nas.search import SearchConfig, front, make_storage, run_search
 from ssc_nas.search.halving import (
-    Rungs,
     checkpoint_path,
     claim_name,
     promotable,
@@ -39,6 +38,7 @@ from ssc_nas.search.halving import (
     promotion_order,
 )
 from ssc_nas.search.results import STOPPED, trial_counts, trial_kind
+from ssc_nas.search.rungs import Rungs
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
 

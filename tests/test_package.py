@@ -64,8 +64,8 @@ def test_dependencies_point_one_way() -> None:
 
 # Inside a package, modules likewise import only those before them.
 SUBORDER = {
-    "search": ["objectives", "config", "samplers", "storage", "references", "results", "halving",
-               "trials", "workers", "run"],
+    "search": ["objectives", "config", "rungs", "samplers", "storage", "references", "results",
+               "halving", "trials", "workers", "run"],
     "compare": ["config", "store", "reporter", "stats", "table", "designs", "runs"],
     "baselines": ["saliency", "pruning", "proxies"],
 }

@@ -41,7 +41,6 @@ from .config import (
     parse_duration,
     shipped_study_configs,
 )
-from .halving import Rungs
 from .objectives import DEFAULT_OBJECTIVES, SCORES, score_name, trial_accuracy, trial_val_loss
 from .references import enqueue_reference_designs, reference_designs
 from .results import (
@@ -57,6 +56,7 @@ from .results import (
     study_rows,
 )
 from .run import SearchRun, run_search
+from .rungs import Rungs
 from .samplers import make_sampler, worker_seed
 from .storage import load_existing_study, make_storage, open_study, sqlite_path
 from .workers import run_worker

@@ -30,39 +30,37 @@ parent checkpoint is missing retrains from the start with the same seed (recorde
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import moocore
-import numpy as np
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import CLAIM_MARK, check_rungs
-from .objectives import SCORES
+from .config import CLAIM_MARK
 from .results import count_trained
+from .rungs import (
+    Rungs,
+    is_rung_result,
+    pareto_order,
+    rung_of,
+    rungs_from_attr,
+    score_objective,
+)
 from .storage import sqlite_path
 
 __all__ = [
     "CHECKPOINT_DIR",
     "LOW_RUNG_BN_IMAGES",
-    "Rungs",
     "checkpoint_path",
     "claim_name",
     "count_candidates",
     "finished",
     "default_checkpoint_dir",
-    "is_rung_result",
     "promotable",
     "promote",
     "promotion_order",
-    "rung_of",
-    "rungs_from_attr",
     "study_progress_count",
 ]
 
@@ -76,89 +74,11 @@ _CARRIED = ("architecture", "summary", "params", "macs", "reference", "candidate
             "rung_results")
 
 
-@dataclass(frozen=True)
-class Rungs:
-    """``count`` rungs, each ``eta`` times the training of the one below; the top rung is the
-    whole proxy schedule (``--epochs``)."""
-
-    eta: int = 3
-    count: int = 3
-
-    def __post_init__(self) -> None:
-        check_rungs(self.eta, self.count)
-
-    @property
-    def top(self) -> int:
-        return self.count - 1
-
-    def fraction(self, rung: int) -> float:
-        """The share of the proxy schedule trained by the end of ``rung``."""
-        return float(self.eta) ** -(self.top - rung)
-
-    def steps(self, rung: int, total_steps: int) -> int:
-        """Training steps done by the end of ``rung`` (at least one)."""
-        return max(1, math.ceil(total_steps * self.fraction(rung)))
-
-
-def rungs_from_attr(attr: Any) -> Rungs | None:
-    """The study attribute ``strategy`` -> :class:`Rungs` (None for ``full`` or a study made
-    before strategies existed)."""
-    if not isinstance(attr, dict) or attr.get("name") != "sh":
-        return None
-    return Rungs(int(attr["eta"]), int(attr["rungs"]))
-
-
-def rung_of(trial: FrozenTrial) -> int:
-    """The rung ``trial`` trains to (0 for a fresh candidate)."""
-    return int(trial.user_attrs.get("rung", 0))
-
-
-def is_rung_result(trial: FrozenTrial, rung: int, top: int) -> bool:
-    """Whether ``trial`` holds a finished result of ``rung``: stopped there (PRUNED, below the
-    top) or trained through the top rung (COMPLETE, within budget)."""
-    attrs = trial.user_attrs
-    if rung_of(trial) != rung or not ("val_loss" in attrs or "val_accuracy" in attrs):
-        return False
-    if rung < top:
-        return trial.state == TrialState.PRUNED
-    return trial.state == TrialState.COMPLETE and "rejected" not in trial.user_attrs
-
-
-def _points(trials: Sequence[FrozenTrial], score: str) -> np.ndarray:
-    """(score, params, MACs) to minimise; a diverged score ranks last."""
-    rows = []
-    for t in trials:
-        if score == "accuracy":
-            first = -float(t.user_attrs.get("val_accuracy", 0.0))
-        else:
-            first = float(t.user_attrs.get("val_loss", math.inf))
-        rows.append([first, float(t.user_attrs.get("params", 0)),
-                     float(t.user_attrs.get("macs", 0))])
-    points = np.array(rows, dtype=float).reshape(-1, 3)
-    finite = np.isfinite(points[:, 0])
-    worst = points[finite, 0].max() + 1.0 if finite.any() else 1.0
-    points[~finite, 0] = worst
-    return points
-
-
 def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int) -> list[FrozenTrial]:
-    """The top ``len(results) // eta`` results of one rung, best first: by Pareto rank of
-    (score, params, MACs), then by hypervolume contribution within a rank (objectives scaled
-    to [0, 1] over the rung, reference point 1.1), then by trial number."""
+    """The top ``len(results) // eta`` results of one rung, best first
+    (:func:`~.rungs.pareto_order`)."""
     k = len(results) // eta
-    if k == 0:
-        return []
-    points = _points(results, score)
-    low, high = points.min(axis=0), points.max(axis=0)
-    scaled = (points - low) / np.where(high > low, high - low, 1.0)
-    ranks = np.asarray(moocore.pareto_rank(scaled))
-    order: list[int] = []
-    for rank in sorted(set(ranks.tolist())):
-        members = np.flatnonzero(ranks == rank)
-        contrib = np.asarray(moocore.hv_contributions(scaled[members], ref=[1.1] * 3))
-        by_member = dict(zip(members.tolist(), contrib.tolist(), strict=True))
-        order += sorted(by_member, key=lambda i: (-by_member[i], results[i].number))
-    return [results[i] for i in order[:k]]
+    return pareto_order(results, score)[:k] if k else []
 
 
 def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
@@ -166,7 +86,7 @@ def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
     """Trials in the top ``1 / eta`` of their rung, and the reference designs (always
     promoted, so the front keeps its yardsticks at the whole schedule), not yet promoted;
     highest rung first."""
-    score = next(o for o in objectives if o in SCORES)
+    score = score_objective(objectives)
     promoted = {t.user_attrs["promoted_from"] for t in trials if "promoted_from" in t.user_attrs}
     out: list[FrozenTrial] = []
     for rung in reversed(range(rungs.top)):

@@ -22,11 +22,11 @@ from .halving import (
     count_candidates,
     default_checkpoint_dir,
     finished,
-    rungs_from_attr,
 )
 from .objectives import seed_noise
 from .references import enqueue_reference_designs
 from .results import OVER_BUDGET, count_trained, trial_counts
+from .rungs import rungs_from_attr
 from .storage import make_storage, open_study, stored_objectives
 from .trials import TrialRunner
 from .workers import start_local_workers

@@ -7,17 +7,20 @@ import os
 import socket
 import warnings
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ..budget import within_limits
 from ..errors import StudyError
 from .config import SAMPLERS
+from .rungs import candidate_of, candidate_ranking, rungs_from_attr
 
-__all__ = ["BudgetTPESampler", "make_sampler", "resume_seed", "worker_id", "worker_seed"]
+__all__ = ["BudgetTPESampler", "HalvingTPESampler", "make_sampler", "resume_seed", "worker_id",
+           "worker_seed"]
 
 
 class BudgetTPESampler(optuna.samplers.TPESampler):
@@ -59,15 +62,92 @@ class BudgetTPESampler(optuna.samplers.TPESampler):
         return super().sample_independent(study, trial, param_name, param_distribution)
 
 
-def make_sampler(name: str, seed: int, trials: int | None = None) -> optuna.samplers.BaseSampler:
+class HalvingTPESampler(optuna.samplers.BaseSampler):
+    """TPE for successive-halving studies (``--strategy sh``): it models each candidate once,
+    ranked by how far successive halving took it (:func:`~.rungs.candidate_ranking`).
+
+    Below the top rung a trial ends PRUNED without values (Optuna's ``report`` is
+    single-objective), so plain multi-objective TPE would put every stopped candidate in its bad
+    group unranked, and put a promoted design there too, once per lower-rung result, beside its
+    single top-rung result in the good group. This sampler hands :class:`BudgetTPESampler` an
+    in-memory single-objective study instead, rebuilt from the shared storage for each trial
+    (so workers agree): one trial per ranked candidate, valued by its rank; over-budget
+    candidates as they are (infeasible); candidates still training at rung 0 as PRUNED
+    without a result, in the bad group, as TPE's constant liar does.
+    """
+
+    def __init__(self, seed: int | None = None, n_startup_trials: int = 10) -> None:
+        self._tpe = BudgetTPESampler(seed=seed, multivariate=True,
+                                     n_startup_trials=n_startup_trials, constant_liar=False)
+        self._view: tuple[int, optuna.Study] | None = None
+
+    def reseed_rng(self) -> None:
+        self._tpe.reseed_rng()
+
+    def infer_relative_search_space(self, study: optuna.Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._tpe.sample_relative(self.view(study, trial), trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._tpe.sample_independent(self.view(study, trial), trial, param_name,
+                                            param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._view = None
+        self._tpe.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+    def view(self, study: optuna.Study, trial: FrozenTrial) -> optuna.Study:
+        """The study TPE models when sampling ``trial`` (built once per trial)."""
+        if self._view is not None and self._view[0] == trial.number:
+            return self._view[1]
+        rungs = rungs_from_attr(study.user_attrs.get("strategy"))
+        if rungs is None:
+            raise ValueError(f"HalvingTPESampler needs a study with --strategy sh; study "
+                             f"{study.study_name!r} has none")
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        ranked = candidate_ranking(trials, study.user_attrs["objectives"], rungs)
+        rank = {t.number: i for i, t in enumerate(ranked)}
+        seen = {candidate_of(t) for t in ranked}
+        rows = []
+        for t in trials:  # in trial order, so TPE's weights by age still mean age
+            if t.number in rank:
+                rows.append(create_trial(values=[float(rank[t.number])], params=t.params,
+                                         distributions=t.distributions))
+            elif t.state == TrialState.COMPLETE and not within_limits(t.constraints):
+                rows.append(create_trial(values=[float(len(ranked))], params=t.params,
+                                         distributions=t.distributions,
+                                         constraints=t.constraints))
+            elif t.state == TrialState.RUNNING and t.params and candidate_of(t) not in seen:
+                rows.append(create_trial(state=TrialState.PRUNED, params=t.params,
+                                         distributions=t.distributions))
+        view = optuna.create_study(sampler=optuna.samplers.RandomSampler())
+        view.add_trials(rows)
+        self._view = (trial.number, view)
+        return view
+
+
+def make_sampler(name: str, seed: int, trials: int | None = None,
+                 halving: bool = False) -> optuna.samplers.BaseSampler:
     """Optuna's samplers; each trial's budget constraints reach them via ``trial.set_constraint``
     (Optuna 5 reads those; we pass no ``constraints_func``).
 
     Over-budget candidates are told COMPLETE with constraint values > 0, so NSGA-II's
     constrained domination ranks them below every trained trial and TPE puts them in its bad
-    group. ``tpe`` (default, :class:`BudgetTPESampler`) starts modelling after 10 trials, which
-    suits short searches; ``nsga2`` uses generations of ``min(50, max(8, trials // 3))``.
+    group. ``tpe`` (default, :class:`BudgetTPESampler`; :class:`HalvingTPESampler` for a
+    ``halving`` study, ``--strategy sh``) starts modelling after 10 trials, which suits short
+    searches; ``nsga2`` uses generations of ``min(50, max(8, trials // 3))``.
     """
+    if name == "tpe" and halving:
+        return HalvingTPESampler(seed=seed, n_startup_trials=10)
     if name == "tpe":
         return BudgetTPESampler(seed=seed, multivariate=True, n_startup_trials=10)
     if name == "nsga2":

@@ -167,7 +167,7 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     directions = [direction(o) for o in config.objectives]
     existing = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
     sampler = make_sampler(config.sampler, resume_seed(config.seed, existing.get(study_name, 0)),
-                           config.trials)
+                           config.trials, halving=config.strategy == "sh")
     if study_name in existing:
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
         stored = {k: study.user_attrs.get(k, ATTR_DEFAULTS.get(k)) for k in COMPATIBLE_KEYS}

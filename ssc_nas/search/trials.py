@@ -51,16 +51,14 @@ from ..train import BN_IMAGES, TrainConfig, Trainer, TrainResult, train_model
 from .halving import (
     CHECKPOINT_DIR,
     LOW_RUNG_BN_IMAGES,
-    Rungs,
     checkpoint_path,
     count_candidates,
-    is_rung_result,
     promotable,
     promote,
-    rung_of,
 )
 from .objectives import untrained_value
 from .results import count_trained, count_trials, is_trained
+from .rungs import Rungs, is_rung_result, rung_of
 from .samplers import worker_id
 from .storage import Heartbeats
 

@@ -18,7 +18,8 @@ from ..errors import SearchInterrupted, StudyError
 from ..spaces import BoundSpace, parse_space
 from ..train import TrainConfig, resolve_device
 from .config import SearchConfig
-from .halving import default_checkpoint_dir, rungs_from_attr, study_progress_count
+from .halving import default_checkpoint_dir, study_progress_count
+from .rungs import rungs_from_attr
 from .samplers import make_sampler, resume_seed, worker_seed
 from .storage import make_storage
 from .trials import Interrupt, TrialRunner
@@ -59,7 +60,8 @@ def run_worker(
     seed = int(attrs["seed"])
     sampler = make_sampler(attrs["sampler"], resume_seed(worker_seed(seed, worker_index),
                                                          len(probe.get_trials(deepcopy=False))),
-                           attrs.get("trials"))
+                           attrs.get("trials"),
+                           halving=rungs_from_attr(attrs.get("strategy")) is not None)
     study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler)
     info = dataset_info(attrs["dataset"])
     bound = BoundSpace(space, info.in_channels, info.num_classes, info.input_size)

@@ -1,0 +1,149 @@
+"""Rung results of a successive-halving study (``--strategy sh``), read back and ranked.
+
+Pure functions of a study's trials: which trial holds a result of which rung, which candidate
+(design) a trial belongs to, and the ranking both the promotion rule (:mod:`.halving`) and the
+sampler (:class:`~.samplers.HalvingTPESampler`) use: non-dominated sorting of (score, params,
+MACs), hypervolume contribution breaking ties within a front.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import moocore
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from .config import check_rungs
+from .objectives import SCORES
+
+__all__ = [
+    "Rungs",
+    "candidate_of",
+    "candidate_ranking",
+    "is_rung_result",
+    "pareto_order",
+    "rung_of",
+    "rungs_from_attr",
+    "score_objective",
+]
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """``count`` rungs, each ``eta`` times the training of the one below; the top rung is the
+    whole proxy schedule (``--epochs``)."""
+
+    eta: int = 3
+    count: int = 3
+
+    def __post_init__(self) -> None:
+        check_rungs(self.eta, self.count)
+
+    @property
+    def top(self) -> int:
+        return self.count - 1
+
+    def fraction(self, rung: int) -> float:
+        """The share of the proxy schedule trained by the end of ``rung``."""
+        return float(self.eta) ** -(self.top - rung)
+
+    def steps(self, rung: int, total_steps: int) -> int:
+        """Training steps done by the end of ``rung`` (at least one)."""
+        return max(1, math.ceil(total_steps * self.fraction(rung)))
+
+
+def rungs_from_attr(attr: Any) -> Rungs | None:
+    """The study attribute ``strategy`` -> :class:`Rungs` (None for ``full`` or a study made
+    before strategies existed)."""
+    if not isinstance(attr, dict) or attr.get("name") != "sh":
+        return None
+    return Rungs(int(attr["eta"]), int(attr["rungs"]))
+
+
+def rung_of(trial: FrozenTrial) -> int:
+    """The rung ``trial`` trains to (0 for a fresh candidate)."""
+    return int(trial.user_attrs.get("rung", 0))
+
+
+def candidate_of(trial: FrozenTrial) -> int:
+    """The candidate (design) ``trial`` trains: the number of its rung-0 trial; a promotion
+    carries it (``candidate``), a fresh candidate is its own."""
+    return int(trial.user_attrs.get("candidate", trial.number))
+
+
+def score_objective(objectives: Sequence[str]) -> str:
+    """The score among a study's objectives (``val_loss`` or ``accuracy``)."""
+    return next(o for o in objectives if o in SCORES)
+
+
+def is_rung_result(trial: FrozenTrial, rung: int, top: int) -> bool:
+    """Whether ``trial`` holds a finished result of ``rung``: stopped there (PRUNED, below the
+    top) or trained through the top rung (COMPLETE, within budget)."""
+    attrs = trial.user_attrs
+    if rung_of(trial) != rung or not ("val_loss" in attrs or "val_accuracy" in attrs):
+        return False
+    if rung < top:
+        return trial.state == TrialState.PRUNED
+    return trial.state == TrialState.COMPLETE and "rejected" not in trial.user_attrs
+
+
+def _points(trials: Sequence[FrozenTrial], score: str) -> np.ndarray:
+    """(score, params, MACs) to minimise; a diverged score ranks last."""
+    rows = []
+    for t in trials:
+        if score == "accuracy":
+            first = -float(t.user_attrs.get("val_accuracy", 0.0))
+        else:
+            first = float(t.user_attrs.get("val_loss", math.inf))
+        rows.append([first, float(t.user_attrs.get("params", 0)),
+                     float(t.user_attrs.get("macs", 0))])
+    points = np.array(rows, dtype=float).reshape(-1, 3)
+    finite = np.isfinite(points[:, 0])
+    worst = points[finite, 0].max() + 1.0 if finite.any() else 1.0
+    points[~finite, 0] = worst
+    return points
+
+
+def pareto_order(results: Sequence[FrozenTrial], score: str) -> list[FrozenTrial]:
+    """``results`` of one rung, best first: by Pareto rank of (score, params, MACs), then by
+    hypervolume contribution within a rank (objectives scaled to [0, 1] over ``results``,
+    reference point 1.1), then by trial number."""
+    if not results:
+        return []
+    points = _points(results, score)
+    low, high = points.min(axis=0), points.max(axis=0)
+    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    ranks = np.asarray(moocore.pareto_rank(scaled))
+    order: list[int] = []
+    for rank in sorted(set(ranks.tolist())):
+        members = np.flatnonzero(ranks == rank)
+        contrib = np.asarray(moocore.hv_contributions(scaled[members], ref=[1.1] * 3))
+        by_member = dict(zip(members.tolist(), contrib.tolist(), strict=True))
+        order += sorted(by_member, key=lambda i: (-by_member[i], results[i].number))
+    return [results[i] for i in order]
+
+
+def candidate_ranking(trials: Sequence[FrozenTrial], objectives: Sequence[str],
+                      rungs: Rungs) -> list[FrozenTrial]:
+    """One result per candidate, best first: its furthest finished rung result; a candidate
+    that got further ranks above every one that stopped below it, and candidates that stopped
+    at the same rung rank by :func:`pareto_order` there.
+
+    What the ``sh`` strategy's sampler models: each design once, judged by how far successive
+    halving took it, so a promoted design is not also counted by its lower-rung results, and a
+    design stopped at rung 0 still says how good it was there.
+    """
+    furthest: dict[int, FrozenTrial] = {}
+    for rung in range(rungs.count):
+        for trial in trials:
+            if is_rung_result(trial, rung, rungs.top):
+                furthest[candidate_of(trial)] = trial
+    score = score_objective(objectives)
+    ranked: list[FrozenTrial] = []
+    for rung in reversed(range(rungs.count)):
+        ranked += pareto_order([t for t in furthest.values() if rung_of(t) == rung], score)
+    return ranked
