@@ -38,7 +38,7 @@ from ssc_nas.search.halving import (
     promotion_order,
 )
 from ssc_nas.search.results import STOPPED, trial_counts, trial_kind
-from ssc_nas.search.rungs import Rungs
+from ssc_nas.search.rungs import Rungs, candidate_ranking, pareto_order
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
 
@@ -121,6 +121,30 @@ def test_reference_designs_are_always_promoted() -> None:
     order = promotable([*rung0, rung1, *children], ["val_loss", "params", "macs"], rungs)
     # rung 1's top third (20), then the reference, last of the three in rung 1
     assert [t.number for t in order] == [20, 10]
+
+
+def test_candidate_ranking_holds_each_design_once_by_how_far_it_got() -> None:
+    """What the sh sampler models: a candidate's furthest result, the further the better, and
+    by Pareto place within a rung; a promoted design is not also counted at its lower rungs."""
+    rungs = Rungs(eta=3, count=3)
+    objectives = ["val_loss", "params", "macs"]
+    rung0 = [_result(i, 0.1 * (i + 1), 100 * (6 - i), 100) for i in range(6)]  # one front
+    rung1 = [_result(10, 0.9, 600, 100, rung=1), _result(11, 0.5, 500, 100, rung=1)]
+    for child, parent in zip(rung1, (0, 1), strict=True):
+        child.user_attrs.update(promoted_from=parent, candidate=parent)
+    top = _result(20, 0.95, 500, 100, rung=2, state=TrialState.COMPLETE)
+    top.user_attrs.update(promoted_from=11, candidate=1)
+    ranked = candidate_ranking([*rung0, *rung1, top], objectives, rungs)
+    # The top-rung design first, whatever its loss; then rung 1's; then rung 0's own order.
+    rest = [t.number for t in pareto_order(rung0[2:], "val_loss")]
+    assert [t.number for t in ranked] == [20, 10, *rest]
+    assert sorted(rest) == [2, 3, 4, 5]
+    # An over-budget candidate and a running one hold no result.
+    over = _result(30, 0.0, 10**6, 100, state=TrialState.COMPLETE)
+    over.user_attrs["rejected"] = "over budget"
+    running = _result(31, 0.0, 100, 100, state=TrialState.RUNNING)
+    assert candidate_ranking([*rung0, over, running], objectives, rungs) == \
+        pareto_order(rung0, "val_loss")
 
 
 def test_only_one_of_many_concurrent_workers_wins_a_promotion(tmp_path: Path) -> None:

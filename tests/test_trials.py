@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ssc_nas.budget import Budget
 from ssc_nas.data import dataset_info, load_splits
 from ssc_nas.search import SearchConfig, make_storage, run_search
+from ssc_nas.search.samplers import HalvingTPESampler
 from ssc_nas.search.trials import TrialRunner
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig
@@ -139,6 +140,39 @@ def test_tpe_good_group_is_split_among_trained_trials_when_most_are_over_budget(
     good, bad = _tpe_split(study)
     assert {t.number for t in good} <= done and len(good) == math.ceil(0.1 * len(done))
     assert done & {t.number for t in bad}
+
+
+def test_sh_tpe_models_each_candidate_once_ranked_by_how_far_it_got(
+        tmp_path: Path, splits, bound: BoundSpace) -> None:
+    """Under ``--strategy sh`` TPE reads one trial per candidate (HalvingTPESampler's view),
+    not every rung's PRUNED trial without values."""
+    low, _ = bound.cost_bounds()
+    budget = Budget(int(low.params * 1.4))
+    run = run_search(config(tmp_path, trials=12, sampler="tpe", strategy="sh", eta=3, rungs=2,
+                            reference_designs=False, budget=budget), splits=splits)
+    study = run.study
+    assert isinstance(study.sampler, HalvingTPESampler)
+    probe = study.ask()  # another worker's fresh candidate, still at rung 0
+    bound.suggest(probe, budget)
+    other = study.ask()  # its sampling builds the view this asserts on
+    view = study.sampler.view(study, study.trials[other.number])
+    rows = view.get_trials(deepcopy=False)
+    ranked = sorted((t for t in rows if t.state == TrialState.COMPLETE and feasible(t)),
+                    key=lambda t: t.value)
+    assert [t.value for t in ranked] == list(range(12))  # each of the 12 candidates once
+    top = trained(study)  # the top rung, COMPLETE
+    assert len(top) == run.completed >= 12 // 3
+    assert sorted(map(_key, ranked[:len(top)])) == sorted(map(_key, top))  # top rung first
+    over = [t for t in study.trials if "rejected" in t.user_attrs]
+    assert over and sum(not feasible(t) for t in rows) == len(over)
+    (liar,) = [t for t in rows if t.state == TrialState.PRUNED]  # the running candidate
+    assert liar.params == study.trials[probe.number].params
+    assert len(rows) == 12 + len(over) + 1
+    assert len(rows) >= 10  # so TPE modelled, past its 10 random start-up trials
+
+
+def _key(t: FrozenTrial) -> str:
+    return repr(sorted(t.params.items()))
 
 
 # -- item 3: a surplus trial does not empty the intersection search space ---------------------
