@@ -645,11 +645,13 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
             device: str, equal_time: bool, equal_time_s: float | None, quiet: bool) -> None:
     """Train SSC designs and pruning-at-init baselines at one parameter budget, same schedule.
 
-    ssc-search retrains the best-scored architecture (lowest proxy val loss) within budget of
-    the SSC study's front (searching --search-trials trials first if there is none);
-    ssc-uniform is HetConv-style uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of
-    the channels, sized to the budget); snip, grasp, synflow, erk and random prune
-    the dense network at init to exactly --budget params. Evaluation is --folds-fold
+    ssc-search retrains the best-scored searched architecture (lowest proxy val loss, never a
+    reference design) within budget in the SSC study (searching --search-trials trials first
+    if there is none); reference retrains that study's best-scored reference design (standard,
+    groupwise, ...), the yardstick the search must beat; ssc-uniform is HetConv-style uniform
+    SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels, sized to the budget);
+    snip, grasp, synflow, erk and random prune the dense network at init to exactly --budget
+    params. Evaluation is --folds-fold
     cross-validation: fold i is held out as the test set of every method's run i (seed i), so
     every image is scored once and methods are compared paired by fold. Every method trains
     with SGD one-cycle for --epochs, no early stop. The table gives mean test accuracy with a

@@ -17,6 +17,7 @@ from ssc_nas.baselines import prune_at_init
 from ssc_nas.budget import Budget
 from ssc_nas.compare import (
     METHODS,
+    SSC_METHODS,
     CompareConfig,
     Row,
     Run,
@@ -35,16 +36,17 @@ from ssc_nas.compare import (
 )
 from ssc_nas.cost import count
 from ssc_nas.data import load_splits
-from ssc_nas.errors import BudgetError, SSCNasError
+from ssc_nas.errors import BudgetError, SSCNasError, StudyError
 from ssc_nas.models import Architecture, build
 from ssc_nas.report import baseline_points
+from ssc_nas.search.results import is_trained
 from ssc_nas.train import TrainConfig
 from tests.inprocess import run_cli as run_in_process
 
 BUDGET = 20_000
 STUDY = "digits-resnet20-ssc-20k"  # what ssc-nas search --space resnet20-ssc names it
 COMMON = ["--budget", "20k", "--dataset", "digits", "--epochs", "1", "--quiet"]
-METHODS_RUN = ("ssc-search", "ssc-uniform", "snip", "random", "erk")
+METHODS_RUN = ("ssc-search", "reference", "ssc-uniform", "snip", "random", "erk")
 FOLDS = 2
 
 
@@ -64,7 +66,8 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # in-process runs print as wide as run_cli's
     url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
-    search = run_in_process(["search", "--space", "resnet20-ssc", "--trials", "2",
+    # 4 trials: the 3 reference designs that fit 20k, then 1 searched design
+    search = run_in_process(["search", "--space", "resnet20-ssc", "--trials", "4",
                              "--sampler", "random", "--strategy", "full", *COMMON], tmp_path)
     assert search.returncode == 0, search.stderr
     ssc = optuna.load_study(study_name=STUDY, storage=url)
@@ -93,14 +96,19 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(
             assert key in a, key
         assert a["epochs"] == 1 and t.value == a["accuracy"]
         assert 0.0 <= a["accuracy"] <= 1.0
-        if a["method"].startswith("ssc-"):
+        if a["method"] in SSC_METHODS:
             assert a["params"] <= BUDGET and a["dense_macs"] is None
         else:
             assert a["params"] == BUDGET
             assert 0 < a["macs"] < a["dense_macs"]
-    search_trial = next(t for t in trials if t.user_attrs["method"] == "ssc-search")
-    best = next(t for t in ssc.best_trials if t.number == search_trial.user_attrs["ssc_trial"])
-    assert search_trial.user_attrs["architecture"] == best.user_attrs["architecture"]
+    # ssc-search retrains the best-scored searched design, reference the best reference design
+    done = [t for t in ssc.get_trials(states=(TrialState.COMPLETE,)) if is_trained(t)]
+    for method, reference in (("ssc-search", False), ("reference", True)):
+        run = next(t for t in trials if t.user_attrs["method"] == method)
+        kind = [t for t in done if bool(t.user_attrs.get("reference")) == reference]
+        best = min(kind, key=lambda t: t.values[0])
+        assert run.user_attrs["ssc_trial"] == best.number, method
+        assert run.user_attrs["architecture"] == best.user_attrs["architecture"]
 
     points = baseline_points(url, STUDY)
     assert len(points) == len(METHODS_RUN)  # one point per method: mean and std over folds
@@ -143,9 +151,13 @@ def test_ssc_search_runs_a_short_search_when_there_is_no_study(tmp_path: Path) -
                            dataset="digits", epochs=1, storage=url, search_trials=2, folds=2)
     (row,) = run_compare(config)
     ssc = optuna.load_study(study_name=STUDY, storage=url)
-    assert len(ssc.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert sum(map(is_trained, ssc.get_trials(states=(TrialState.COMPLETE,)))) == 2
     assert row.method == "ssc-search" and row.params <= BUDGET
     assert len(row.runs) == 2 and not row.equal_runs  # no pruning method: no equal time
+    # That short search trains no reference design, so there is no yardstick to retrain.
+    assert not [t for t in ssc.trials if t.user_attrs.get("reference")]
+    with pytest.raises(StudyError, match="no trained reference design within"):
+        run_compare(replace(config, methods=("reference",)))
 
 
 def test_config_rejects_unknown_methods_and_mac_budgets() -> None:

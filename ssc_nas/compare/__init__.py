@@ -35,14 +35,19 @@ Methods:
   ``phases: cover``, 1 x 1 kernels on all the others), P in {2, 4, 8} and the width of the
   shipped space chosen together: the design with the most parameters within the budget (ties:
   wider, then smaller P). See :func:`uniform_design`.
-* ``ssc-search``: the best-scored architecture (lowest proxy val loss; highest accuracy in an
-  accuracy study) within budget on the Pareto front of the SSC
-  study (``<dataset>-<family>-ssc-<budget>``, what ``ssc-nas search --space <family>-ssc`` makes)
-  in the same storage; when that study does not exist or has no front, a short search of
-  ``search_trials`` trials is run first with the defaults of ``ssc-nas search`` (so that command
-  can resume it). The architecture is retrained under the compare schedule, per fold. The
-  search selected it on its own validation images (split seed 0 of ``load_splits``), which
-  lie in some compare test folds: a small selection effect on ssc-search's numbers only.
+* ``ssc-search``: the best-scored searched architecture (lowest proxy val loss; highest
+  accuracy in an accuracy study; never a reference design) within budget in the SSC study
+  (``<dataset>-<family>-ssc-<budget>``, what ``ssc-nas search --space <family>-ssc`` makes)
+  in the same storage; when that study does not exist or has no searched design, a short
+  search of ``search_trials`` trials without reference designs is run first (``ssc-nas
+  search`` can resume it). Until 2026-11-27 it was the best of the whole front, which was
+  often a reference design.
+* ``reference``: the best-scored reference design (``standard``, ``groupwise``, ...) of the
+  same study, the yardstick ``ssc-search`` must beat; the study must hold one.
+
+Both are retrained under the compare schedule, per fold. The search selected them on its own
+validation images (split seed 0 of ``load_splits``), which lie in some compare test folds: a
+small selection effect on their numbers only.
 
 Each (method, fold) run is stored as a COMPLETE trial of the single-objective study
 ``<study>-baselines`` (value: test accuracy; user attributes ``method``, ``seed`` (= fold),

@@ -27,7 +27,7 @@ __all__ = [
 
 
 #: SSC methods of :func:`run_compare`.
-SSC_METHODS: tuple[str, ...] = ("ssc-search", "ssc-uniform")
+SSC_METHODS: tuple[str, ...] = ("ssc-search", "ssc-uniform", "reference")
 #: Every method ``--methods`` accepts.
 METHODS: tuple[str, ...] = (*SSC_METHODS, *PRUNING_METHODS)
 #: What ``ssc-nas compare`` runs when ``--methods`` is not given (the paper's baselines).

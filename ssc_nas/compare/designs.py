@@ -1,5 +1,6 @@
-"""What each method trains: the dense width pruned, the hand-set ``ssc-uniform`` design and
-the searched ``ssc-search`` design (searching first when the SSC study has no front)."""
+"""What each method trains: the dense width pruned, the hand-set ``ssc-uniform`` design, the
+searched ``ssc-search`` design (searching first when the SSC study has none) and the study's
+best ``reference`` design."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from ..cost import Cost
 from ..data import Splits, dataset_info
 from ..errors import BudgetError, SSCNasError, StudyError
 from ..models import Architecture, build
-from ..search import SearchConfig, default_study_name, front, make_storage, run_search
+from ..search import SearchConfig, default_study_name, make_storage, run_search
+from ..search.objectives import sort_key
 from ..search.results import (
+    count_trained,
+    is_trained,
     study_input_shape,
     study_objectives,
     trial_accuracy,
@@ -111,13 +115,17 @@ def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str
 
 
 def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
-                   reporter: Any) -> tuple[Architecture, str, dict[str, Any]]:
-    """The front's best-scored architecture within budget, searching first if needed."""
+                  reporter: Any, reference: bool = False) -> tuple[Architecture, str,
+                                                                 dict[str, Any]]:
+    """``ssc-search``: the best-scored searched architecture within budget on the SSC study's
+    front, never a reference design (searching first if there is none); with ``reference``
+    (the ``reference`` method), the best-scored reference design instead, the yardstick the
+    search must beat."""
     space: SearchSpace = bound.space
     search = SearchConfig(budget=config.budget, space=config.space_name,
                           dataset=config.dataset, data_dir=config.data_dir,
                           trials=config.search_trials, storage=config.storage,
-                          device=config.device)
+                          device=config.device, reference_designs=False)
     name = config.study or default_study_name(search, space)
     search = replace(search, study=name)
     storage = make_storage(config.storage)
@@ -125,21 +133,29 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
     study = None
     if name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
-    candidate = _best_within(study, config) if study is not None else None
+    candidate = _best_within(study, config, reference) if study is not None else None
+    if candidate is None and reference:
+        raise StudyError(f"study {name!r} has no trained reference design within "
+                         f"{config.budget.describe()}; run ssc-nas search --space "
+                         f"{config.space_name} --budget {format_count(config.budget.params or 0)}"
+                         f" --dataset {config.dataset} first (it trains them)")
     if candidate is None:
-        notify(reporter, "message", f"ssc-search: no front within budget in study {name!r}; "
-                                   f"searching {config.search_trials} trials (resume or extend "
-                                   f"it with: ssc-nas search --space {config.space_name} "
-                                   f"--budget {format_count(config.budget.params or 0)} "
+        notify(reporter, "message", f"ssc-search: no searched design within budget in study "
+                                   f"{name!r}; searching {config.search_trials} trials (resume "
+                                   f"or extend it with: ssc-nas search --space "
+                                   f"{config.space_name} --budget "
+                                   f"{format_count(config.budget.params or 0)} "
                                    f"--dataset {config.dataset})")
         # The search uses ssc-nas search's own data (all training images, split seed 0).
+        if study is not None:  # its trials so far (reference designs) count towards --trials
+            search = replace(search, trials=count_trained(study) + config.search_trials)
         start = time.perf_counter()
         result = run_search(search, reporter=getattr(reporter, "search", None), splits=splits)
         extra["search_time_s"] = round(time.perf_counter() - start, 3)
         study = result.study
-        candidate = _best_within(study, config)
+        candidate = _best_within(study, config, reference)
         if candidate is None:
-            raise StudyError(f"study {name!r} has no trained architecture within "
+            raise StudyError(f"study {name!r} has no trained searched architecture within "
                              f"{config.budget.describe()}; run more --search-trials")
     trial = candidate
     arch = Architecture.from_dict(trial.user_attrs["architecture"])
@@ -154,16 +170,14 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
     return arch, f"{label} (trial {trial.number})", extra
 
 
-def _best_within(study: optuna.Study, config: CompareConfig) -> Any:
-    """The best-scored front trial of ``study`` within the budget (lowest val loss, or highest
-    accuracy in an accuracy study), or None."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    for t in front(study):
-        params = t.user_attrs.get("params")
-        if "architecture" in t.user_attrs and params is not None and config.budget.fits(
-                Cost(int(params), int(t.user_attrs.get("macs") or 0))):
-            return t
-    return None
-
-
+def _best_within(study: optuna.Study, config: CompareConfig, reference: bool) -> Any:
+    """The best-scored trained trial of ``study`` within the budget (lowest val loss, or
+    highest accuracy in an accuracy study) that is a reference design (``reference``) or a
+    searched one, or None. (The best of either kind is on the front of that kind.)"""
+    objectives = study_objectives(study)
+    kind = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_trained(t) and "architecture" in t.user_attrs
+            and bool(t.user_attrs.get("reference")) == reference
+            and config.budget.fits(Cost(int(t.user_attrs["params"]),
+                                        int(t.user_attrs.get("macs") or 0)))]
+    return min(kind, key=lambda t: sort_key(t, objectives), default=None)

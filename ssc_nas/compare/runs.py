@@ -155,9 +155,10 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
         if method == "ssc-uniform":
             assert uniform is not None
             designs[method] = (uniform[0], uniform[1], {})
-        elif method == "ssc-search":
+        elif method in ("ssc-search", "reference"):
             # The search uses ssc-nas search's own data (its split seed 0 train/val split).
-            designs[method] = search_design(config, bound, None, reporter)
+            designs[method] = search_design(config, bound, None, reporter,
+                                            reference=method == "reference")
         else:
             assert width is not None
             fixed, total = dense_counts(config.family, width, config.dataset)
