@@ -114,11 +114,13 @@ def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str
     return arch, f"HetConv-P{-part} x{width:g} (uniform)"
 
 
+Design = tuple[Architecture, str, dict[str, Any]]
+
+
 def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
-                  reporter: Any, reference: bool = False) -> tuple[Architecture, str,
-                                                                 dict[str, Any]]:
-    """``ssc-search``: the best-scored searched architecture within budget on the SSC study's
-    front, never a reference design (searching first if there is none); with ``reference``
+                  reporter: Any, reference: bool = False) -> Design:
+    """``ssc-search``: the best-scored searched architecture within budget in the SSC study,
+    never a reference design (searching first if there is none); with ``reference``
     (the ``reference`` method), the best-scored reference design instead, the yardstick the
     search must beat."""
     space: SearchSpace = bound.space
