@@ -175,6 +175,29 @@ def _key(t: FrozenTrial) -> str:
     return repr(sorted(t.params.items()))
 
 
+def test_a_queued_trial_popped_by_two_workers_is_trained_by_one(tmp_path: Path, splits,
+                                                                  bound: BoundSpace) -> None:
+    """Optuna pops a queued trial by a read, then a write; on SQLite two workers can both pop
+    it (seen in CI). The first to claim it trains it; the other asks again."""
+    storage = make_storage(f"sqlite:///{tmp_path / 'q.db'}")
+    study = optuna.create_study(storage=storage, study_name="q", directions=["maximize",
+                                                                            "minimize",
+                                                                            "minimize"])
+    study.enqueue_trial({}, user_attrs={"reference": "standard"})
+    first = runner(study, bound, splits, target=None, storage=storage)
+    second = runner(study, bound, splits, target=None, storage=storage)
+    popped = first._ask()
+    assert popped.number == 0 and "q:run:0" in optuna.get_all_study_names(storage)
+    # The second worker's read saw it WAITING too: put it back to what that read saw.
+    storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("q"), 0), state=TrialState.WAITING)
+    other = second._ask()
+    assert other.number == 1 and not other.user_attrs  # a fresh trial instead
+    first._tell(popped, state=TrialState.FAIL)
+    assert "q:run:0" not in optuna.get_all_study_names(storage)  # the claim is released
+    second._tell(other, state=TrialState.FAIL)
+
+
 # -- item 3: a surplus trial does not empty the intersection search space ---------------------
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "ATTR_DEFAULTS",
     "BASELINES_SUFFIX",
     "CLAIM_MARK",
+    "RUN_CLAIM_MARK",
     "CLI_DEFAULTS",
     "COMPATIBLE_KEYS",
     "CONFIG_KEYS",
@@ -56,11 +57,14 @@ BASELINES_SUFFIX = "-baselines"
 # --strategy sh claims a promotion by creating a study "<study>:promote:<trial>" (halving);
 # claims are deleted at once, and hidden from every listing if a killed worker leaves one.
 CLAIM_MARK = ":promote:"
+# A worker that pops a queued trial claims it by creating "<study>:run:<trial>" (trials).
+RUN_CLAIM_MARK = ":run:"
 
 
 def is_claim(study_name: str) -> bool:
-    """A transient promotion claim (``halving.promote``), not a study of its own."""
-    return CLAIM_MARK in study_name
+    """A transient claim (a promotion, ``halving.promote``, or a queued trial,
+    ``trials.TrialRunner``), not a study of its own."""
+    return CLAIM_MARK in study_name or RUN_CLAIM_MARK in study_name
 
 
 def check_rungs(eta: Any, rungs: Any) -> None:

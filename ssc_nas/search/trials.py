@@ -48,6 +48,7 @@ from ..errors import SearchInterrupted, StudyError
 from ..models import Architecture, build
 from ..spaces import BoundSpace
 from ..train import BN_IMAGES, TrainConfig, Trainer, TrainResult, train_model
+from .config import RUN_CLAIM_MARK
 from .halving import (
     CHECKPOINT_DIR,
     LOW_RUNG_BN_IMAGES,
@@ -124,13 +125,21 @@ class TrialRunner:
     poll: float = 1.0
     _open: dict[int, optuna.Trial] = field(default_factory=dict, init=False, repr=False)
     _beats: Heartbeats | None = field(default=None, init=False, repr=False)
+    _claimed: set[int] = field(default_factory=set, init=False, repr=False)
 
     # -- asking and telling ------------------------------------------------------------------
 
     def _ask(self) -> optuna.Trial:
-        with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize":
-            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-            trial = self.study.ask()  # we record the heartbeats ourselves (Heartbeats)
+        while True:
+            with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize":
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = self.study.ask()  # we record the heartbeats ourselves (Heartbeats)
+            if not self.from_queue(trial) or self._claim(trial.number):
+                break
+            # Another worker popped the same queued trial and trains it: Optuna pops a queued
+            # trial by reading it WAITING, then writing RUNNING, and on SQLite (pysqlite) the
+            # read is not in the write's transaction, so two workers can both pop it. Seen in
+            # CI: both trained reference trial 2, and the slower one failed on telling it.
         self._open[trial.number] = trial
         if self._beats is not None:
             self._beats.hold(trial.number)
@@ -144,6 +153,28 @@ class TrialRunner:
             self._open.pop(trial.number, None)
             if self._beats is not None:
                 self._beats.release(trial.number)
+            if trial.number in self._claimed:
+                self._unclaim(trial.number)
+
+    def _run_claim(self, number: int) -> str:
+        return f"{self.study.study_name}{RUN_CLAIM_MARK}{number}"
+
+    def _claim(self, number: int) -> bool:
+        """Claim a popped queued trial (the creation of a uniquely named study, as
+        ``halving.promote`` claims a promotion); False if another worker holds it."""
+        if self.storage is None:
+            return True
+        try:
+            optuna.create_study(storage=self.storage, study_name=self._run_claim(number))
+        except optuna.exceptions.DuplicatedStudyError:
+            return False
+        self._claimed.add(number)
+        return True
+
+    def _unclaim(self, number: int) -> None:
+        self._claimed.discard(number)
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=self._run_claim(number), storage=self.storage)
 
     def _fail_open(self) -> None:
         """No trial of this runner stays RUNNING after an error or an interrupt."""
