@@ -48,7 +48,7 @@ from .rungs import (
     rungs_from_attr,
     score_objective,
 )
-from .storage import sqlite_path
+from .storage import claim, release, sqlite_path
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -132,9 +132,7 @@ def promote(study: optuna.Study, storage: BaseStorage, parent: FrozenTrial) -> b
     winner checks that no child exists yet, enqueues one and deletes the claim.
     """
     name = claim_name(study.study_name, parent.number)
-    try:
-        optuna.create_study(storage=storage, study_name=name)
-    except optuna.exceptions.DuplicatedStudyError:
+    if not claim(storage, name):
         return False  # another worker is promoting it
     try:
         if any(t.user_attrs.get("promoted_from") == parent.number
@@ -146,7 +144,7 @@ def promote(study: optuna.Study, storage: BaseStorage, parent: FrozenTrial) -> b
         study.enqueue_trial(parent.params, user_attrs=attrs)
         return True
     finally:
-        optuna.delete_study(study_name=name, storage=storage)
+        release(storage, name)
 
 
 def default_checkpoint_dir(storage_url: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 
 from ..errors import StudyError
@@ -29,12 +29,30 @@ from .samplers import make_sampler, resume_seed
 __all__ = [
     "SCHEMA_RACE_RETRIES",
     "Heartbeats",
+    "claim",
     "load_existing_study",
     "make_storage",
     "open_study",
+    "release",
     "sqlite_path",
     "stored_objectives",
 ]
+
+
+def claim(storage: BaseStorage, name: str) -> bool:
+    """Claim ``name`` for this process by creating a study of that name: study names are
+    unique in every Optuna RDB storage, so of many workers one wins. False if taken."""
+    try:
+        optuna.create_study(storage=storage, study_name=name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    return True
+
+
+def release(storage: BaseStorage, name: str) -> None:
+    """Drop a :func:`claim` (gone already is fine)."""
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=name, storage=storage)
 
 
 def sqlite_path(url: str) -> Path | None:

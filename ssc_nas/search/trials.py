@@ -61,7 +61,7 @@ from .objectives import untrained_value
 from .results import count_trained, count_trials, is_trained
 from .rungs import Rungs, is_rung_result, rung_of
 from .samplers import worker_id
-from .storage import Heartbeats
+from .storage import Heartbeats, claim, release
 
 __all__ = ["Interrupt", "TrialRunner", "fail_running"]
 
@@ -164,17 +164,14 @@ class TrialRunner:
         ``halving.promote`` claims a promotion); False if another worker holds it."""
         if self.storage is None:
             return True
-        try:
-            optuna.create_study(storage=self.storage, study_name=self._run_claim(number))
-        except optuna.exceptions.DuplicatedStudyError:
+        if not claim(self.storage, self._run_claim(number)):
             return False
         self._claimed.add(number)
         return True
 
     def _unclaim(self, number: int) -> None:
         self._claimed.discard(number)
-        with contextlib.suppress(KeyError):
-            optuna.delete_study(study_name=self._run_claim(number), storage=self.storage)
+        release(self.storage, self._run_claim(number))
 
     def _fail_open(self) -> None:
         """No trial of this runner stays RUNNING after an error or an interrupt."""
