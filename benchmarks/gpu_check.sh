@@ -2,7 +2,7 @@
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
 # configuration, where a proxy trial's time goes, a 3-trial search and a 9-candidate search with
 # successive halving, in about 8 minutes
-# at most (3 minutes on an H100); one table at the end.
+# at most (4 to 5 minutes on an H100); one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
 # `bash benchmarks/gpu_check.sh cpu` runs the same steps on the CPU to check the script itself.
 # Logs and the study go to $OUT (a fresh temporary folder when OUT is unset). Exits 1 where
@@ -43,8 +43,12 @@ step cuda-tests 120 "$PY" -m pytest -o addopts=-ra tests/test_cuda.py tests/test
     -p no:cacheprovider
 step layer-speed 60 "$PY" benchmarks/layer_speed.py --quick --device "$DEVICE" --repeats 5 --markdown \
     --budget 1
-step network-speed 100 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 --markdown \
-    --repeats 5 --out "$OUT/network_speed.csv"
+# Training steps as CUDA graphs, as training runs on a GPU (20 sampled designs per space, as the
+# CPU table), then the same networks' eager steps side by side (5 designs, no memory step).
+step network-speed 240 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 20 \
+    --markdown --repeats 5 --out "$OUT/network_speed.csv"
+step network-eager 90 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 \
+    --repeats 5 --no-memory --no-cuda-graphs
 # Where the dense-weight path's time goes against masked dense, and what CUDA graphs would give.
 step dense-weight 90 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
     --repeats 5 --profile-rows 0
@@ -61,6 +65,9 @@ echo
 echo "gpu_check summary (logs in $OUT):"
 printf '%-14s %-16s %7s  %s\n' step status time log
 printf '%s\n' "${rows[@]}"
-grep -h "median speed-up\|worst vs" "$OUT/network-speed.log" 2>/dev/null
+for log in network-speed network-eager; do
+    echo "$log:"
+    grep -h "median speed-up\|worst vs" "$OUT/$log.log" 2>/dev/null
+done
 grep -h "median over designs" "$OUT/dense-weight.log" 2>/dev/null
 exit $failed

@@ -17,9 +17,13 @@ Spaces: ``resnet20-ssc`` on mnist-5k-shaped input (1 x 28 x 28) and ``vgg16-ssc`
 input (3 x 32 x 32), both 10 classes under a 0.5M parameter budget.
 
 Times are per image (median over rounds); ratios are medians of per-round ratios (< 1: SSC
-faster). Peak memory is the most memory a training step allocates beyond what exists before
-it (parameters, input), from ``torch.profiler``'s memory events. As in ``ssc-nas``, the
-allocator is tuned first (``ssc_nas.runtime.tune_malloc``; ``--glibc-malloc`` to skip it).
+faster). Peak memory is the most memory an eager training step allocates beyond what exists
+before it (parameters, input), from ``torch.profiler``'s memory events (CUDA: the caching
+allocator's peak). On CUDA the training steps of all three networks run their forward and
+backward as CUDA graphs, as ``ssc-nas`` trains there (``ssc_nas.train.graphed_forward``; loss
+and SGD step eager); ``--no-cuda-graphs`` times them eagerly. Inference is eager. As in
+``ssc-nas``, the allocator is tuned first (``ssc_nas.runtime.tune_malloc``; ``--glibc-malloc``
+to skip it).
 
 With ``--cpu-time`` the script runs one torch thread and times its CPU time, which other
 processes on a shared machine do not inflate (cache and memory-bandwidth contention remain).
@@ -55,6 +59,7 @@ from ssc_nas.budget import Budget  # noqa: E402
 from ssc_nas.runtime import malloc_state, tune_malloc  # noqa: E402
 from ssc_nas.search.references import reference_architectures  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
+from ssc_nas.train import graphed_forward  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from layer_speed import write_csv  # noqa: E402  (a sibling benchmark script)
@@ -167,12 +172,13 @@ def sync(x: torch.Tensor) -> None:
         torch.cuda.synchronize(x.device)
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor) -> float:
-    """Seconds for forward, loss, backward and an SGD step."""
+def train_step(forward: Callable[[torch.Tensor], torch.Tensor], opt: torch.optim.Optimizer,
+               x: torch.Tensor, y: torch.Tensor) -> float:
+    """Seconds for forward, loss, backward and an SGD step (``forward``: a module, or its
+    CUDA-graphed forward)."""
     sync(x)
     start = CLOCK()
-    loss = F.cross_entropy(model(x), y)
+    loss = F.cross_entropy(forward(x), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -237,8 +243,9 @@ class Row:
 
 
 def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last: bool,
-            memory: bool, device: torch.device) -> Row:
-    """Build the three networks of ``design``, check ssc == masked, time them interleaved."""
+            memory: bool, device: torch.device, cuda_graphs: bool = True) -> Row:
+    """Build the three networks of ``design``, check ssc == masked, time them interleaved
+    (training steps as CUDA graphs where ``device`` is CUDA and ``cuda_graphs``)."""
     channels, size, classes, _ = SPACES[design.space]
     bound_dense = dense_arch(design.arch, BoundSpace(load_space(design.space), channels,
                                                      classes, size))
@@ -258,13 +265,17 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
         err = float((models["ssc"](x[:8]) - models["masked"](x[:8])).abs().max())
     opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
             for k, m in models.items()}
+    forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = dict(models)
+    if cuda_graphs and device.type == "cuda":
+        for k, m in models.items():
+            forwards[k] = graphed_forward(m.train(), x)
     train_t: dict[str, list[float]] = {k: [] for k in IMPLS}
     infer_t: dict[str, list[float]] = {k: [] for k in IMPLS}
     for i in range(warmup + repeats):
         order = list(IMPLS[i % 3:] + IMPLS[: i % 3])
         for k in order:
             models[k].train()
-            t = train_step(models[k], opts[k], x, y)
+            t = train_step(forwards[k], opts[k], x, y)
             if i >= warmup:
                 train_t[k].append(t)
         for k in order:
@@ -361,6 +372,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contiguous", action="store_true",
                    help="NCHW tensors (default channels_last, as training uses)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="CUDA: eager training steps (default: forward and backward as CUDA "
+                   "graphs, as training runs there)")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--device", default="cpu", help="torch device to time on (default cpu)")
     p.add_argument("--cpu-time", action="store_true",
@@ -393,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown space(s) {unknown}; choose from {', '.join(SPACES)}")
     print(machine())
+    graphs = args.device.startswith("cuda") and not args.no_cuda_graphs
     print(f"clock: {'thread CPU time, 1 thread' if args.cpu_time else 'wall time'}; "
+          f"training steps {'as CUDA graphs' if graphs else 'eager'}; "
           f"batch {args.batch}; {args.warmup} warm-up + {args.repeats} timed rounds, "
           "implementations interleaved; ratios: median per-round SSC time / other (< 1: SSC "
           "faster); MAC ratio: SSC / dense network at the same width", flush=True)
@@ -406,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             todo = [d for d in todo if d.kind == "sampled"]
         for design in todo:
             row = measure(design, args.batch, args.warmup, args.repeats, not args.contiguous,
-                          not args.no_memory, torch.device(args.device))
+                          not args.no_memory, torch.device(args.device), graphs)
             rows.append(row)
             print(" | ".join(cells(row)), flush=True)
     print(f"\n{len(rows)} designs in {time.perf_counter() - start:.0f} s")

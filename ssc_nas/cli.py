@@ -647,8 +647,9 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
 
     ssc-search retrains the best-scored searched architecture (lowest proxy val loss, never a
     reference design) within budget in the SSC study (searching --search-trials trials first
-    if there is none); reference retrains that study's best-scored reference design (standard,
-    groupwise, ...), the yardstick the search must beat; ssc-uniform is HetConv-style uniform
+    if there is none); reference retrains every reference design of that study within budget
+    (standard, groupwise, ...), one row each (reference:standard, ...), the yardsticks the
+    search must beat; ssc-uniform is HetConv-style uniform
     SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels, sized to the budget);
     snip, grasp, synflow, erk and random prune the dense network at init to exactly --budget
     params. Evaluation is --folds-fold

@@ -88,31 +88,38 @@ def test_compare_cli_stores_runs_and_leaves_the_ssc_study_alone(
     assert [d.name for d in baselines.directions] == ["MAXIMIZE"]
     trials = baselines.get_trials()
     assert all(t.state == TrialState.COMPLETE for t in trials)
+    # reference: one row per reference design trained within budget in the SSC study
+    done = [t for t in ssc.get_trials(states=(TrialState.COMPLETE,)) if is_trained(t)]
+    references = sorted({f"reference:{t.user_attrs['reference']}" for t in done
+                         if t.user_attrs.get("reference") and t.user_attrs["params"] <= BUDGET})
+    assert len(references) >= 2
+    rows = [m for m in METHODS_RUN if m != "reference"] + references
     keys = sorted((t.user_attrs["method"], t.user_attrs["seed"]) for t in trials)
-    assert keys == sorted((m, s) for m in METHODS_RUN for s in range(FOLDS))
+    assert keys == sorted((m, s) for m in rows for s in range(FOLDS))
     for t in trials:
         a = t.user_attrs
         for key in ("params", "macs", "accuracy", "train_time_s", "epochs"):
             assert key in a, key
         assert a["epochs"] == 1 and t.value == a["accuracy"]
         assert 0.0 <= a["accuracy"] <= 1.0
-        if a["method"] in SSC_METHODS:
+        if a["method"].split(":")[0] in SSC_METHODS:
             assert a["params"] <= BUDGET and a["dense_macs"] is None
         else:
             assert a["params"] == BUDGET
             assert 0 < a["macs"] < a["dense_macs"]
-    # ssc-search retrains the best-scored searched design, reference the best reference design
-    done = [t for t in ssc.get_trials(states=(TrialState.COMPLETE,)) if is_trained(t)]
-    for method, reference in (("ssc-search", False), ("reference", True)):
-        run = next(t for t in trials if t.user_attrs["method"] == method)
-        kind = [t for t in done if bool(t.user_attrs.get("reference")) == reference]
-        best = min(kind, key=lambda t: t.values[0])
-        assert run.user_attrs["ssc_trial"] == best.number, method
-        assert run.user_attrs["architecture"] == best.user_attrs["architecture"]
+    # ssc-search retrains the best-scored searched design, reference:<name> each reference
+    searched = min((t for t in done if not t.user_attrs.get("reference")),
+                   key=lambda t: t.values[0])
+    expected = {"ssc-search": searched} | {
+        f"reference:{t.user_attrs['reference']}": t for t in done if t.user_attrs.get("reference")}
+    for method in ("ssc-search", *references):
+        for run in (t for t in trials if t.user_attrs["method"] == method):
+            assert run.user_attrs["ssc_trial"] == expected[method].number, method
+            assert run.user_attrs["architecture"] == expected[method].user_attrs["architecture"]
 
     points = baseline_points(url, STUDY)
-    assert len(points) == len(METHODS_RUN)  # one point per method: mean and std over folds
-    assert {p.method for p in points} == set(METHODS_RUN)
+    assert len(points) == len(rows)  # one point per row: mean and std over folds
+    assert {p.method for p in points} == set(rows)
     assert all(p.runs == FOLDS and p.accuracy_std is not None for p in points)
 
     again = run_in_process(args, tmp_path)  # everything stored: reused, nothing retrained

@@ -42,10 +42,13 @@ Methods:
   search of ``search_trials`` trials without reference designs is run first (``ssc-nas
   search`` can resume it). Until 2026-11-27 it was the best of the whole front, which was
   often a reference design.
-* ``reference``: the best-scored reference design (``standard``, ``groupwise``, ...) of the
-  same study, the yardstick ``ssc-search`` must beat; the study must hold one.
+* ``reference``: every reference design (``standard``, ``groupwise``, ...) trained within
+  budget in the same study, one row each (``reference:standard``, ...), the yardsticks
+  ``ssc-search`` must beat; the study must hold one. All are retrained, so the search is judged
+  against the best of them after retraining, not against the one the proxy ranked first (until
+  2026-11-27 ``reference`` was that one alone).
 
-Both are retrained under the compare schedule, per fold. The search selected them on its own
+All are retrained under the compare schedule, per fold. The search selected them on its own
 validation images (split seed 0 of ``load_splits``), which lie in some compare test folds: a
 small selection effect on their numbers only.
 

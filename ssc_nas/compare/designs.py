@@ -1,6 +1,6 @@
 """What each method trains: the dense width pruned, the hand-set ``ssc-uniform`` design, the
 searched ``ssc-search`` design (searching first when the SSC study has none) and the study's
-best ``reference`` design."""
+``reference`` designs."""
 
 from __future__ import annotations
 
@@ -34,10 +34,12 @@ from .config import DENSE_OVER_BUDGET, UNIFORM_PARTS, CompareConfig
 from .reporter import notify
 
 __all__ = [
+    "REFERENCE_PREFIX",
     "bound_space",
     "check_prunable",
     "default_dense_width",
     "dense_counts",
+    "reference_designs",
     "search_design",
     "uniform_design",
 ]
@@ -116,32 +118,32 @@ def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str
 
 Design = tuple[Architecture, str, dict[str, Any]]
 
+REFERENCE_PREFIX = "reference:"  # the rows of the ``reference`` method: reference:<design>
 
-def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
-                  reporter: Any, reference: bool = False) -> Design:
-    """``ssc-search``: the best-scored searched architecture within budget in the SSC study,
-    never a reference design (searching first if there is none); with ``reference``
-    (the ``reference`` method), the best-scored reference design instead, the yardstick the
-    search must beat."""
-    space: SearchSpace = bound.space
+
+def _ssc_study(config: CompareConfig, space: SearchSpace) -> tuple[
+        SearchConfig, optuna.Study | None]:
+    """The search settings of the SSC study compare reads, and that study if it exists."""
     search = SearchConfig(budget=config.budget, space=config.space_name,
                           dataset=config.dataset, data_dir=config.data_dir,
                           trials=config.search_trials, storage=config.storage,
                           device=config.device, reference_designs=False)
-    name = config.study or default_study_name(search, space)
-    search = replace(search, study=name)
+    search = replace(search, study=config.study or default_study_name(search, space))
     storage = make_storage(config.storage)
+    if search.study in optuna.get_all_study_names(storage):
+        return search, optuna.load_study(study_name=search.study, storage=storage)
+    return search, None
+
+
+def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
+                  reporter: Any) -> Design:
+    """``ssc-search``: the best-scored searched architecture within budget in the SSC study,
+    never a reference design (searching first if there is none)."""
+    search, study = _ssc_study(config, bound.space)
+    name = search.study
     extra: dict[str, Any] = {"ssc_study": name}
-    study = None
-    if name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage)
-    candidate = _best_within(study, config, reference) if study is not None else None
-    if candidate is None and reference:
-        raise StudyError(f"study {name!r} has no trained reference design within "
-                         f"{config.budget.describe()}; run ssc-nas search --space "
-                         f"{config.space_name} --budget {format_count(config.budget.params or 0)}"
-                         f" --dataset {config.dataset} first (it trains them)")
-    if candidate is None:
+    candidates = _trained_within(study, config, reference=False) if study is not None else []
+    if not candidates:
         notify(reporter, "message", f"ssc-search: no searched design within budget in study "
                                    f"{name!r}; searching {config.search_trials} trials (resume "
                                    f"or extend it with: ssc-nas search --space "
@@ -155,31 +157,57 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
         result = run_search(search, reporter=getattr(reporter, "search", None), splits=splits)
         extra["search_time_s"] = round(time.perf_counter() - start, 3)
         study = result.study
-        candidate = _best_within(study, config, reference)
-        if candidate is None:
+        candidates = _trained_within(study, config, reference=False)
+        if not candidates:
             raise StudyError(f"study {name!r} has no trained searched architecture within "
                              f"{config.budget.describe()}; run more --search-trials")
-    trial = candidate
+    return _design(candidates[0], study, config, extra)
+
+
+def reference_designs(config: CompareConfig, bound: BoundSpace) -> dict[str, Design]:
+    """``reference``: every reference design (``standard``, ``groupwise``, ...) trained within
+    budget in the SSC study, one row each named ``reference:<design>``, best-scored first:
+    the yardsticks ``ssc-search`` must beat, all retrained, so the search is judged against the
+    best of them after retraining, not against the one its proxy ranked first."""
+    search, study = _ssc_study(config, bound.space)
+    candidates = _trained_within(study, config, reference=True) if study is not None else []
+    if not candidates:
+        raise StudyError(f"study {search.study!r} has no trained reference design within "
+                         f"{config.budget.describe()}; run ssc-nas search --space "
+                         f"{config.space_name} --budget {format_count(config.budget.params or 0)}"
+                         f" --dataset {config.dataset} first (it trains them)")
+    assert study is not None
+    out: dict[str, Design] = {}
+    for trial in candidates:  # best first: a design run at several rungs keeps its best
+        row = REFERENCE_PREFIX + str(trial.user_attrs["reference"])
+        if row not in out:
+            out[row] = _design(trial, study, config, {"ssc_study": search.study})
+    return out
+
+
+def _design(trial: Any, study: optuna.Study, config: CompareConfig,
+            extra: dict[str, Any]) -> Design:
+    """The architecture of an SSC study's trial, its label and where it came from."""
     arch = Architecture.from_dict(trial.user_attrs["architecture"])
     if arch.family != config.family:
-        raise StudyError(f"study {name!r} searched family {arch.family}, not {config.family}; "
-                         "pass --study for a study of this family")
-    label = trial_design(trial, study_input_shape(study))
+        raise StudyError(f"study {study.study_name!r} searched family {arch.family}, not "
+                         f"{config.family}; pass --study for a study of this family")
     objectives = study_objectives(study)
-    extra["ssc_trial"] = trial.number
-    extra["proxy_accuracy"] = trial_accuracy(trial, objectives)
-    extra["proxy_val_loss"] = trial_val_loss(trial, objectives)
+    extra = {**extra, "ssc_trial": trial.number,
+             "proxy_accuracy": trial_accuracy(trial, objectives),
+             "proxy_val_loss": trial_val_loss(trial, objectives)}
+    label = trial_design(trial, study_input_shape(study))
     return arch, f"{label} (trial {trial.number})", extra
 
 
-def _best_within(study: optuna.Study, config: CompareConfig, reference: bool) -> Any:
-    """The best-scored trained trial of ``study`` within the budget (lowest val loss, or
-    highest accuracy in an accuracy study) that is a reference design (``reference``) or a
-    searched one, or None. (The best of either kind is on the front of that kind.)"""
+def _trained_within(study: optuna.Study, config: CompareConfig, reference: bool) -> list[Any]:
+    """The trained trials of ``study`` within the budget that are reference designs
+    (``reference``) or searched ones, best-scored first (lowest val loss, or highest accuracy
+    in an accuracy study)."""
     objectives = study_objectives(study)
     kind = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if is_trained(t) and "architecture" in t.user_attrs
             and bool(t.user_attrs.get("reference")) == reference
             and config.budget.fits(Cost(int(t.user_attrs["params"]),
                                         int(t.user_attrs.get("macs") or 0)))]
-    return min(kind, key=lambda t: sort_key(t, objectives), default=None)
+    return sorted(kind, key=lambda t: sort_key(t, objectives))

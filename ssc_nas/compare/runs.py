@@ -26,6 +26,7 @@ from .designs import (
     check_prunable,
     default_dense_width,
     dense_counts,
+    reference_designs,
     search_design,
     uniform_design,
 )
@@ -113,7 +114,7 @@ class _Folds:
 
 def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]:
     """Train every method of ``config`` on every fold under one schedule; one :class:`Row` per
-    method.
+    method, except ``reference``: one per reference design (``reference:<design>``).
 
     Fold ``i`` of :func:`ssc_nas.data.load_fold` (its test images, training images and seed
     ``i``) is the same for every method, so results pair by fold. With ``config.equal_time``
@@ -155,10 +156,11 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
         if method == "ssc-uniform":
             assert uniform is not None
             designs[method] = (uniform[0], uniform[1], {})
-        elif method in ("ssc-search", "reference"):
+        elif method == "ssc-search":
             # The search uses ssc-nas search's own data (its split seed 0 train/val split).
-            designs[method] = search_design(config, bound, None, reporter,
-                                            reference=method == "reference")
+            designs[method] = search_design(config, bound, None, reporter)
+        elif method == "reference":
+            designs.update(reference_designs(config, bound))
         else:
             assert width is not None
             fixed, total = dense_counts(config.family, width, config.dataset)
@@ -193,8 +195,8 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
             notify(reporter, "run_finished", run)
         return tuple(runs)
 
-    rows = [Row(method, designs[method][1], runs_of(method, schedule, None))
-            for method in config.methods]
+    rows = [Row(method, design, runs_of(method, schedule, None))
+            for method, (_, design, _) in designs.items()]
     pruned = [run for row in rows if row.method in PRUNING_METHODS for run in row.runs]
     fit_all = config.equal_time_s is not None
     if not config.equal_time or not (pruned or fit_all):
