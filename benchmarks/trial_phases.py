@@ -69,16 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--designs", type=int, default=3,
                         help="sampled feasible designs besides the references (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the design sampler")
-    parser.add_argument("--no-cudnn-benchmark", action="store_true",
-                        help="CUDA: no cuDNN autotuning (TrainConfig.cudnn_benchmark=False)")
-    parser.add_argument("--no-cuda-graphs", action="store_true",
-                        help="CUDA: eager training steps (TrainConfig.cuda_graphs=False)")
+    defaults = TrainConfig()
+    parser.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction,
+                        default=defaults.cudnn_benchmark,
+                        help="CUDA: cuDNN autotuning (TrainConfig.cudnn_benchmark; default as "
+                        "training: %(default)s)")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction,
+                        default=defaults.cuda_graphs,
+                        help="CUDA: training steps as CUDA graphs (TrainConfig.cuda_graphs; "
+                        "default as training: %(default)s)")
     args = parser.parse_args(argv)
     tune_malloc()
     device = torch.device(args.device)
     splits = load_splits("mnist-5k")
-    config = TrainConfig(epochs=2, cudnn_benchmark=not args.no_cudnn_benchmark,
-                         cuda_graphs=not args.no_cuda_graphs)
+    config = TrainConfig(epochs=2, cudnn_benchmark=args.cudnn_benchmark,
+                         cuda_graphs=args.cuda_graphs)
     steps = -(-len(splits.train.tensors[1]) // config.batch_size)
     print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
           f"{len(splits.val.tensors[1])} validation images; {device}; cudnn_benchmark "

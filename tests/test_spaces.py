@@ -40,8 +40,8 @@ def _bound(name: str, shape: tuple = DIGITS) -> BoundSpace:
 
 
 def test_shipped_spaces_load() -> None:
-    assert set(SPACES) >= {"vgg16-ssc", "resnet20-ssc", "resnet56-ssc", "resnet18-ssc",
-                           "mobilenetv2-ssc", "digits-tiny"}
+    assert set(SPACES) >= {"vgg16-ssc", "vgg16-ssc-stage", "resnet20-ssc", "resnet20-ssc-stage",
+                           "resnet56-ssc", "resnet18-ssc", "mobilenetv2-ssc", "digits-tiny"}
     for name, path in shipped_spaces().items():
         space = load_space(path)
         assert space == load_space(name)  # by name or by file
@@ -286,6 +286,7 @@ def test_params_for_enqueues_a_reference_design() -> None:
 
 BUDGETS = [  # (space, shape, params budget, MACs budget)
     ("vgg16-ssc", CIFAR, "0.5M", None),
+    ("vgg16-ssc-stage", CIFAR, "0.5M", None),
     ("resnet20-ssc", CIFAR, "0.1M", None),
     ("resnet56-ssc", CIFAR, "0.3M", None),
     ("resnet18-ssc", CIFAR, "1M", "40M"),
