@@ -242,6 +242,9 @@ def test_run_key_changes_with_every_training_setting(change: dict) -> None:
     assert run_key("snip", 0, base, setup, design) != run_key(
         "snip", 0, replace(base, **change), setup, design)
     assert '"recalibrate_images": 1024' in run_key("snip", 0, base, setup, design)
+    on_gpu = {**setup, "device": "cuda"}
+    assert run_key("snip", 0, base, {**setup, "device": "cpu"}, design) != run_key(
+        "snip", 0, base, on_gpu, design)
 
 
 def test_t_interval_matches_a_hand_computed_one() -> None:

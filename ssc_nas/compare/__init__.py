@@ -60,8 +60,8 @@ overlays on the SSC front. The SSC study's trials are never modified. A run alre
 the same key is reused, not retrained (the runs are seeded, so retraining would give the same
 numbers); the key (:func:`~ssc_nas.compare.store.run_key`) holds every setting that changes the
 result: method, seed, the toolkit version, the whole ``TrainConfig`` used (optimizer, learning
-rate, momentum, weight decay, label smoothing, ...), the BatchNorm handling, data, budget and
-design. Use another ``storage`` to start afresh.
+rate, momentum, weight decay, label smoothing, ...), the BatchNorm handling, data, budget,
+design and device type. Use another ``storage`` to start afresh.
 
 MACs: for SSC networks the structural MACs of :func:`ssc_nas.cost.count`; for pruned networks
 both the MACs they run as masked dense networks (``dense_macs``) and their sparse MACs (nonzero

@@ -150,7 +150,8 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
     setup = {"dataset": config.dataset, "subset": config.subset, "folds": config.folds,
              "fold_seed": FOLD_SEED, "split": "kfold" if not has_official_test(config.dataset)
              else "official test, fold seeds train/val", "budget": config.budget.params,
-             "family": config.family}
+             "family": config.family,
+             "device": device.type}  # CPU and GPU runs are not bit-identical: kept apart
     designs: dict[str, tuple[Architecture | None, str, dict[str, Any]]] = {}
     for method in config.methods:
         if method == "ssc-uniform":
@@ -190,6 +191,7 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
                                          "equal_time": equal is not None, "fold": fold,
                                          "folds": config.folds, "family": config.family,
                                          "dataset": config.dataset, "subset": config.subset,
+                                         "device": device.type,
                                          "batch_size": config.batch_size})
             runs.append(run)
             notify(reporter, "run_finished", run)

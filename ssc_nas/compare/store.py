@@ -61,8 +61,9 @@ def run_key(method: str, seed: int, train: TrainConfig, setup: dict[str, Any],
     The toolkit version, the whole :class:`~ssc_nas.train.TrainConfig` actually used (epochs,
     batch size, optimizer, learning rate, momentum, weight decay, label smoothing,
     augmentation, early stop, memory format), the BatchNorm handling (statistics re-estimated
-    on the first ``BN_IMAGES`` training images), the data ``setup`` (dataset, split, fold,
-    budget, family) and the ``design``. A run is reused only when all of them match.
+    on the first ``BN_IMAGES`` training images), the ``setup`` (dataset, split, fold, budget,
+    family, and the device type, since CPU and GPU runs are not bit-identical) and the
+    ``design``. A run is reused only when all of them match.
     """
     import ssc_nas  # read at call time: the version of the code that trains
 
