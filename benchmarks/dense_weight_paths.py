@@ -4,11 +4,11 @@ weight and against no weight construction at all.
 
 For each network (the dense family network, the reference designs and ``--designs`` sampled
 designs of ``--space``), one train step (forward, loss, backward, SGD) is timed with every
-``SSCConv2d`` computing its convolution in one of four ways, interleaved round by round:
+``SSCConv2d`` computing its convolution in one of five ways, interleaved round by round:
 
 * ``ssc``: the layer as it is (dense-weight path forced on, as on a GPU);
 * ``scatter``: the layer with its dense weight built by ``scatter_`` into a fresh zero tensor
-  instead of ``index_put`` (3-4x faster alone on a CPU; the question is whether it shows in a
+  instead of ``index_put`` (2-4x faster alone on a CPU; the question is whether it shows in a
   network's step, above all on a GPU, where the step is bound by the count of kernels);
 * ``flat``: one flat parameter holding both stored tensors, scattered into a zero dense weight
   in place (``new_zeros`` + ``index_put_``; backward one gather): what the layer would cost with
