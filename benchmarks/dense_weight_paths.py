@@ -46,6 +46,7 @@ from network_speed import (  # noqa: E402  (a sibling benchmark script)
     MaskedConv2d,
     designs,
     machine,
+    rotated,
     swapped,
     sync,
     train_step,
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in models.values():
             m.train()
         for i in range(2 + args.repeats):
-            for k in VARIANTS[i % len(VARIANTS):] + VARIANTS[: i % len(VARIANTS)]:
+            for k in rotated(VARIANTS, i):
                 t = train_step(models[k], opts[k], x, y)
                 if i >= 2:
                     times[k].append(t)

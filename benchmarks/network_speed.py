@@ -44,7 +44,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +166,12 @@ def designs(space_name: str, n: int, seed: int) -> list[Design]:
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time (one thread, immune to other processes)
 
 
+def rotated(names: Sequence[str], i: int) -> list[str]:
+    """``names`` started at round ``i``'s place, so each comes first in turn (drift cancels)."""
+    shift = i % len(names)
+    return [*names[shift:], *names[:shift]]
+
+
 def sync(x: torch.Tensor) -> None:
     """Wait for queued GPU work on ``x``'s device (nothing on CPU)."""
     if x.is_cuda:
@@ -272,7 +278,7 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
     train_t: dict[str, list[float]] = {k: [] for k in IMPLS}
     infer_t: dict[str, list[float]] = {k: [] for k in IMPLS}
     for i in range(warmup + repeats):
-        order = list(IMPLS[i % 3:] + IMPLS[: i % 3])
+        order = rotated(IMPLS, i)
         for k in order:
             models[k].train()
             t = train_step(forwards[k], opts[k], x, y)
