@@ -84,18 +84,19 @@ def half(data: TensorDataset, seed: int) -> TensorDataset:
 
 
 def train_once(arch: Architecture, splits: Splits, epochs: int, seed: int,
-               subset: bool) -> dict[str, float]:
-    """One training of ``arch``; its validation and test accuracy and seconds."""
+               subset: bool, amp: str = "off") -> dict[str, float]:
+    """One training of ``arch`` (under ``amp`` autocast); its validation and test accuracy and
+    seconds."""
     info = splits.info
     torch.manual_seed(seed)
     model = build(arch, info.in_channels, info.num_classes, info.input_size)
     train = half(splits.train, seed) if subset else splits.train
     # The search's schedule, but never cut short: a fidelity study needs every final value.
-    config = TrainConfig(epochs=epochs, hopeless_factor=0.0).for_dataset(info.augment)
+    config = TrainConfig(epochs=epochs, hopeless_factor=0.0, amp=amp).for_dataset(info.augment)
     result = train_model(model, train, splits.val, config, num_classes=info.num_classes,
                          seed=seed)
     return {"val": result.final_accuracy, "val_nll": result.final_loss,
-            "test": evaluate(model, splits.test, 256, "cpu", config.channels_last),
+            "test": evaluate(model, splits.test, 256, "cpu", config.channels_last, amp),
             "seconds": result.seconds}
 
 
@@ -120,6 +121,9 @@ def main() -> None:
                         help="architectures trained long with a second seed (the ceiling)")
     parser.add_argument("--results", default="proxy_fidelity.jsonl")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--amp", default="off", choices=["off", "bf16"],
+                        help="bf16: also train every proxy under CPU bf16 autocast (rows "
+                        "'<proxy>-bf16'), beside the fp32 proxies; the long schedule stays fp32")
     parser.add_argument("--quick", action="store_true",
                         help="digits, digits-tiny, 40k, 12 archs, long = 8 epochs")
     if "--quick" in sys.argv[1:]:  # defaults of the quick run; flags given still win
@@ -136,11 +140,15 @@ def main() -> None:
     budget = Budget.parse(args.budget)
     archs = sample_architectures(bound, budget, args.archs, args.pool, seed=0)
     splits = load_splits(args.dataset, "data", split_seed=0)
-    schedules: dict[str, tuple[int, bool, int]] = {
-        f"e{e}": (int(e), False, 0) for e in args.proxy_epochs.split(",")}
-    schedules["e2-half"] = (2, True, 0)
-    schedules["long"] = (args.long_epochs, False, 0)
-    schedules["long-seed1"] = (args.long_epochs, False, 1)
+    # name -> (epochs, half the training images, seed, amp)
+    schedules: dict[str, tuple[int, bool, int, str]] = {
+        f"e{e}": (int(e), False, 0, "off") for e in args.proxy_epochs.split(",")}
+    schedules["e2-half"] = (2, True, 0, "off")
+    if args.amp != "off":
+        schedules |= {f"{name}-{args.amp}": (*spec[:3], args.amp)
+                      for name, spec in schedules.items()}
+    schedules["long"] = (args.long_epochs, False, 0, "off")
+    schedules["long-seed1"] = (args.long_epochs, False, 1, "off")
     print(f"# proxy fidelity: {args.dataset} ({len(splits.val)} val, {len(splits.test)} test "
           f"images), {args.space}, budget {args.budget}, {len(archs)} archs, params "
           f"{min(bound.cost(a).params for a in archs)}-{max(bound.cost(a).params for a in archs)}"
@@ -153,14 +161,14 @@ def main() -> None:
             row = json.loads(line)
             done[(row["arch"], row["schedule"])] = row
     keys = [json.dumps(a.to_dict(), sort_keys=True) for a in archs]
-    for name, (epochs, subset, seed) in schedules.items():
+    for name, (epochs, subset, seed, amp) in schedules.items():
         todo = archs[: args.ceiling_archs] if name == "long-seed1" else archs
         for arch, key in zip(todo, keys, strict=False):
             if (key, name) in done:
                 continue
             row = {"arch": key, "schedule": name, "dataset": args.dataset,
                    "params": bound.cost(arch).params, **train_once(arch, splits, epochs, seed,
-                                                                   subset)}
+                                                                   subset, amp)}
             done[(key, name)] = row
             with path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -169,7 +177,7 @@ def main() -> None:
     report(schedules, keys, done, args)
 
 
-def report(schedules: dict[str, tuple[int, bool, int]], keys: list[str],
+def report(schedules: dict[str, tuple[int, bool, int, str]], keys: list[str],
            done: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace) -> None:
     long = [done[(k, "long")]["test"] for k in keys]
     print(f"\n| proxy | scored on | Kendall tau | Spearman rho | top-10 % overlap | "

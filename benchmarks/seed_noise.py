@@ -62,18 +62,20 @@ def designs(bound: BoundSpace, budget: Budget, n: int) -> dict[str, Architecture
     return out
 
 
-def train_once(arch: Architecture, splits: Splits, epochs: int, seed: int) -> dict[str, float]:
-    """One proxy training of ``arch`` (never cut short) and its four scores."""
+def train_once(arch: Architecture, splits: Splits, epochs: int, seed: int,
+               amp: str = "off") -> dict[str, float]:
+    """One proxy training of ``arch`` (never cut short, under ``amp`` autocast) and its four
+    scores."""
     info = splits.info
     torch.manual_seed(seed)
     model = build(arch, info.in_channels, info.num_classes, info.input_size)
-    config = TrainConfig(epochs=epochs, hopeless_factor=0.0).for_dataset(info.augment)
+    config = TrainConfig(epochs=epochs, hopeless_factor=0.0, amp=amp).for_dataset(info.augment)
     start = time.perf_counter()
     train_model(model, splits.train, splits.val, config, num_classes=info.num_classes,
                 seed=seed)
     seconds = time.perf_counter() - start
-    val_acc, val_nll = scores(model, splits.val, 256, "cpu", config.channels_last)
-    test_acc, test_nll = scores(model, splits.test, 256, "cpu", config.channels_last)
+    val_acc, val_nll = scores(model, splits.val, 256, "cpu", config.channels_last, amp)
+    test_acc, test_nll = scores(model, splits.test, 256, "cpu", config.channels_last, amp)
     return {"val acc": val_acc, "val nll": val_nll, "test acc": test_acc,
             "test nll": test_nll, "seconds": seconds}
 
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="sampled designs besides the references (default 5)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
     parser.add_argument("--epochs", type=int, default=2, help="proxy epochs (default 2)")
+    parser.add_argument("--amp", default="off", choices=["off", "bf16"],
+                        help="train and score under CPU bf16 autocast (results tagged /bf16)")
     parser.add_argument("--results", default="seed_noise.jsonl",
                         help="JSON lines of finished trainings, reused on a rerun")
     args = parser.parse_args(argv)
@@ -132,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     chosen = designs(bound, Budget.parse(args.budget), args.designs)
     print(f"# seed noise: {args.dataset} ({len(splits.val)} val, {len(splits.test)} test "
           f"images), {args.space}, budget {args.budget}, {len(chosen)} designs x {args.seeds} "
-          f"seeds, {args.epochs} epochs; {torch.get_num_threads()} threads, "
+          f"seeds, {args.epochs} epochs, amp {args.amp}; {torch.get_num_threads()} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     path = Path(args.results)
     rows: dict[tuple[str, int], dict] = {}
     tag = f"{args.dataset}/{args.space}/{args.budget}/e{args.epochs}"
+    if args.amp != "off":
+        tag += f"/{args.amp}"
     if path.exists():
         for line in path.read_text().splitlines():
             row = json.loads(line)
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             row = {"tag": tag, "design": name, "seed": seed,
                    "params": bound.cost(arch).params, **train_once(arch, splits, args.epochs,
-                                                                   seed)}
+                                                                   seed, args.amp)}
             rows[(name, seed)] = row
             with path.open("a") as f:
                 f.write(json.dumps(row) + "\n")

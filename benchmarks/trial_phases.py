@@ -11,6 +11,7 @@ shows the steady state.
 Usage::
 
     python benchmarks/trial_phases.py                 # CPU, references + 3 sampled designs
+    python benchmarks/trial_phases.py --amp bf16      # the same under bf16 autocast
     python benchmarks/trial_phases.py --device cuda --designs 5
 """
 
@@ -78,16 +79,18 @@ def main(argv: list[str] | None = None) -> int:
                         default=defaults.cuda_graphs,
                         help="CUDA: training steps as CUDA graphs (TrainConfig.cuda_graphs; "
                         "default as training: %(default)s)")
+    parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                        help="autocast of training and validation (TrainConfig.amp; default off)")
     args = parser.parse_args(argv)
     tune_malloc()
     device = torch.device(args.device)
     splits = load_splits("mnist-5k")
     config = TrainConfig(epochs=2, cudnn_benchmark=args.cudnn_benchmark,
-                         cuda_graphs=args.cuda_graphs)
+                         cuda_graphs=args.cuda_graphs, amp=args.amp)
     steps = -(-len(splits.train.tensors[1]) // config.batch_size)
     print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
-          f"{len(splits.val.tensors[1])} validation images; {device}; cudnn_benchmark "
-          f"{config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}")
+          f"{len(splits.val.tensors[1])} validation images; {device}; amp {config.amp}, "
+          f"cudnn_benchmark {config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}")
     header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
     print(header)
     for design in designs("resnet20-ssc", args.designs, args.seed):

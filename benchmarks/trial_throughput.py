@@ -12,10 +12,14 @@ Printed: wall seconds per run (process start to exit, data loading included), tr
 per hour from the study's own timestamps (first trial start to last completion), and the ratio
 new / baseline.
 
+A baseline from before successive halving became the default (``--strategy sh``) trains each
+of its K trials fully; ``--flags "--strategy full"`` gives this tree's runs the same work.
+
 Usage::
 
     python benchmarks/trial_throughput.py                      # K = 5, 1 round: ~8 min
     python benchmarks/trial_throughput.py --baseline f5e7a23 --trials 3 --rounds 2
+    python benchmarks/trial_throughput.py --baseline f5e7a23 --flags "--strategy full"
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -47,12 +52,14 @@ def export(revision: str, folder: Path) -> Path:
     return folder
 
 
-def one_run(tree: Path, trials: int, workdir: Path, name: str) -> tuple[float, float]:
-    """(wall seconds, trained trials per hour) of one default search with ``tree``'s code."""
+def one_run(tree: Path, trials: int, workdir: Path, name: str,
+            flags: list[str]) -> tuple[float, float]:
+    """(wall seconds, trained trials per hour) of one default search with ``tree``'s code
+    (plus ``flags``)."""
     db = workdir / f"{name}.db"
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-m", "ssc_nas", "search", "--budget", "0.5M", "--trials",
-           str(trials), "--storage", f"sqlite:///{db}", "--quiet"]
+           str(trials), "--storage", f"sqlite:///{db}", "--quiet", *flags]
     start = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=workdir, check=True, capture_output=True)
     wall = time.perf_counter() - start
@@ -69,19 +76,23 @@ def main() -> None:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--flags", default="",
+                        help="extra ssc-nas search flags for this tree's runs only")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     print(f"# default search, {args.trials} trials, {args.rounds} round(s): this tree vs "
-          f"{args.baseline}; {platform.machine()}, {os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+          f"{args.baseline}; this tree's extra flags: {args.flags or 'none'}; "
+          f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results: dict[str, list[tuple[float, float]]] = {"this tree": [], args.baseline: []}
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": ROOT, args.baseline: export(args.baseline, Path(tmp) / "base")}
         for r in range(args.rounds):
             order = list(trees) if r % 2 == 0 else list(trees)[::-1]
             for label in order:
+                flags = shlex.split(args.flags) if label == "this tree" else []
                 wall, per_hour = one_run(trees[label], args.trials, Path(tmp),
-                                         f"{label.replace(' ', '-')}-{r}")
+                                         f"{label.replace(' ', '-')}-{r}", flags)
                 results[label].append((wall, per_hour))
                 print(f"round {r} {label:<10} wall {wall:6.1f} s  {per_hour:6.1f} trials/h",
                       flush=True)

@@ -1,4 +1,5 @@
-"""Process-wide allocator tuning: keep freed large tensors in the heap instead of the kernel.
+"""Process-wide facts and settings of this machine: allocator tuning (keep freed large tensors
+in the heap instead of the kernel) and whether the CPU computes bfloat16 natively.
 
 With glibc's default malloc, a tensor of more than a few MB comes from a fresh ``mmap`` and
 goes back to the kernel when freed (as does the top of the heap past the trim threshold), so a
@@ -19,10 +20,12 @@ import ctypes
 import os
 import platform
 from collections.abc import Mapping
+from pathlib import Path
 
 from .errors import SSCNasError
 
-__all__ = ["MALLOC_ENV", "MallocSettingError", "malloc_state", "tune_malloc"]
+__all__ = ["MALLOC_ENV", "MallocSettingError", "cpu_has_native_bf16", "malloc_state",
+           "tune_malloc"]
 
 MALLOC_ENV = "SSC_NAS_MALLOC"
 MODES = ("fast", "default")
@@ -88,3 +91,23 @@ def tune_malloc(env: Mapping[str, str] | None = None) -> str:
 def malloc_state() -> str:
     """What the last :func:`tune_malloc` call did (a note saying so before any call)."""
     return _state
+
+
+#: CPU feature flags (Linux ``/proc/cpuinfo``) of bfloat16 arithmetic in hardware: x86
+#: AVX512-BF16 or AMX-BF16, Arm's BF16 extension. oneDNN runs bf16 convolutions with them;
+#: without, it emulates bf16 and is slower than float32.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 in hardware (False where it cannot be told)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and BF16_FLAGS & set(value.split()):
+            return True
+    return False

@@ -8,10 +8,9 @@ first ``BN_IMAGES`` training images (:meth:`Trainer.recalibrate_batchnorm`, torc
 ``update_bn``). Statistics gathered while training lag the weights; after the first epoch of a
 short proxy run they made designs that learn look like chance.
 
-On CUDA (and only there) training turns on cuDNN autotuning, copies batches from pinned
-memory without blocking, and can run forward passes under autocast (``TrainConfig.amp``:
-``"bf16"`` or ``"fp16"``, with a gradient scaler for fp16; default ``"off"``). On CPU all of this
-is a no-op, so CPU results do not change.
+On CUDA training copies batches from pinned memory without blocking and can replay steps as
+CUDA graphs. Forward passes can run under autocast (``TrainConfig.amp``): ``"bf16"`` on CUDA and
+on CPU, ``"fp16"`` on CUDA only (with a gradient scaler; ignored on CPU); default ``"off"``.
 
 Early stop of hopeless candidates (our rule, since Optuna's pruners do not apply to
 multi-objective studies): after each epoch but the last, a run stops when its validation
@@ -38,6 +37,7 @@ from torch.utils.data import TensorDataset
 
 from .data import augment_batch
 from .errors import SSCNasError
+from .runtime import cpu_has_native_bf16
 
 __all__ = [
     "BN_IMAGES",
@@ -46,6 +46,7 @@ __all__ = [
     "Trainer",
     "evaluate",
     "scores",
+    "resolve_amp",
     "resolve_device",
     "train_model",
     "train_with_checkpoints",
@@ -70,7 +71,7 @@ class TrainConfig:
     augment: bool = False
     hopeless_factor: float = 1.5
     channels_last: bool = True
-    amp: str = "off"  # CUDA autocast: "off", "bf16" or "fp16" (ignored on CPU)
+    amp: str = "off"  # autocast: "off", "bf16" (CUDA or CPU) or "fp16" (CUDA; ignored on CPU)
     # CUDA: autotune convolution kernels per new shape. Off: in a 2-epoch proxy the autotuning
     # cost more than it saved (H100, benchmarks/trial_phases.py: 1.6x slower trials with it).
     cudnn_benchmark: bool = False
@@ -138,6 +139,18 @@ def resolve_device(device: str | None = None) -> torch.device:
     return resolved
 
 
+def resolve_amp(amp: str, device: torch.device, stored: str | None = None) -> str:
+    """``"auto"``: ``stored`` (what a resumed study trains with) when given, else ``"bf16"`` on
+    a CPU that computes bfloat16 in hardware and ``"off"`` everywhere else (on a GPU the CUDA
+    graphs of ``TrainConfig.cuda_graphs`` pay off more, and they run without autocast).
+    Other values are returned as they are."""
+    if amp != "auto":
+        return amp
+    if stored is not None:
+        return stored
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "off"
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     for start in range(0, n, batch_size):
@@ -158,18 +171,21 @@ def _model_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> 
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """Autocast to ``amp``'s dtype on CUDA; a no-op context on CPU or with ``amp="off"``."""
+    """Autocast to ``amp``'s dtype: bf16 on CUDA or CPU, fp16 on CUDA only; a no-op context
+    otherwise (``amp="off"``, or fp16 on CPU)."""
     dtype = AMP_MODES[amp]
-    if device.type != "cuda" or dtype is None:
+    if dtype is None or device.type not in ("cuda", "cpu"):
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=dtype)
+    if device.type == "cpu" and dtype != torch.bfloat16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def scores(model: nn.Module, data: TensorDataset, batch_size: int = 256,
            device: torch.device | str = "cpu", channels_last: bool = False,
            amp: str = "off") -> tuple[float, float]:
     """(top-1 accuracy, mean cross-entropy) of ``model`` on ``data``, in one pass (forward
-    under ``amp`` autocast on CUDA). The cross-entropy is the plain one, without the label
+    under ``amp`` autocast). The cross-entropy is the plain one, without the label
     smoothing of training."""
     device = torch.device(device)
     x_all, y_all = data.tensors

@@ -1,5 +1,5 @@
 """The score objective: val loss by default, accuracy on request, both recorded, and a study
-resumed with the objectives it was made with."""
+resumed with the objectives it was made with; the proxy's autocast stored with the study."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState, create_trial
 
 from ssc_nas.budget import Budget
@@ -20,7 +21,8 @@ from ssc_nas.search.objectives import (
     trial_val_loss,
     untrained_value,
 )
-from ssc_nas.train import TrainConfig
+from ssc_nas.search.storage import make_storage, stored_amp
+from ssc_nas.train import TrainConfig, resolve_amp
 from tests.inprocess import run_cli
 
 
@@ -107,6 +109,9 @@ def test_measured_seed_noise_is_recorded_and_shown(tmp_path: Path) -> None:
     assert noise is not None and noise["val_loss"] < noise["accuracy"] * 2
     assert seed_noise("mnist-5k", "resnet20-ssc", 2, subset=0.5) is None
     assert seed_noise("mnist-5k", "resnet20-ssc-stage", 2) is not None  # the default search's
+    bf16 = seed_noise("mnist-5k", "resnet20-ssc-stage", 2, amp="bf16")  # measured on its own
+    assert bf16 is not None and bf16 != seed_noise("mnist-5k", "resnet20-ssc-stage", 2)
+    assert seed_noise("mnist-5k", "resnet20-ssc", 2, amp="bf16") is None
     assert seed_noise("digits", "digits-tiny", 1) is None
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = run_search(_config(url, trials=1)).study
@@ -115,3 +120,17 @@ def test_measured_seed_noise_is_recorded_and_shown(tmp_path: Path) -> None:
     out = " ".join(run_cli(["front", "--storage", url]).stdout.split())
     assert "val loss ± 0.0098" in out and "acc ± 0.0055" in out
     assert "benchmarks/seed_noise.py" in out
+
+
+def test_a_new_study_stores_the_autocast_it_trains_with(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = make_storage(url)
+    study = run_search(_config(url, trials=1, amp="bf16", study="bf16")).study
+    assert study.user_attrs["train"]["amp"] == "bf16" == stored_amp(storage, "bf16")
+    out = " ".join(run_cli(["front", "--storage", url, "--study", "bf16"]).stdout.split())
+    assert "proxy trained under bf16 autocast" in out
+    auto = run_search(_config(url, trials=1, study="auto")).study
+    assert auto.user_attrs["train"]["amp"] == resolve_amp("auto", torch.device("cpu"))
+    assert stored_amp(storage, "none yet") is None
+    with pytest.raises(StudyError, match="--amp must be one of auto, off, bf16, fp16"):
+        _config(url, amp="fp8")

@@ -6,10 +6,11 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from ssc_nas.runtime import MallocSettingError, tune_malloc
+from ssc_nas.runtime import MallocSettingError, cpu_has_native_bf16, tune_malloc
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="needs glibc")
 
@@ -83,3 +84,26 @@ def test_cli_reports_an_unknown_mode_in_one_line() -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: SSC_NAS_MALLOC must be one of fast, default, but got 'turbo'"]
+
+
+X86_FLAGS = "fpu vme de pse tsc msr avx2 avx512f avx512bw avx512vl"
+
+
+@pytest.mark.parametrize(("cpuinfo", "native"), [
+    (f"processor\t: 0\nflags\t\t: {X86_FLAGS} avx512_bf16 avx512_vnni\n", True),
+    (f"processor\t: 0\nflags\t\t: {X86_FLAGS} amx_bf16 amx_tile\n", True),
+    (f"processor\t: 0\nflags\t\t: {X86_FLAGS} avx512_vnni\n", False),  # AVX-512 without BF16
+    ("processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 bf16 i8mm\n", True),
+    ("processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n", False),
+    ("", False),
+])
+def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo: str, native: bool) -> None:
+    assert cpu_has_native_bf16(cpuinfo) is native
+
+
+def test_native_bf16_of_this_machine_matches_its_flags() -> None:
+    if not os.path.exists("/proc/cpuinfo"):
+        assert cpu_has_native_bf16() is False
+        return
+    flags = Path("/proc/cpuinfo").read_text().split()
+    assert cpu_has_native_bf16() is any(f in flags for f in ("avx512_bf16", "amx_bf16", "bf16"))

@@ -28,6 +28,7 @@ from optuna.exceptions import ExperimentalWarning
 
 from ..errors import SearchInterrupted
 from .config import (
+    AMP_CHOICES,
     BASELINES_SUFFIX,
     CLI_DEFAULTS,
     DEFAULT_STORAGE,
@@ -65,6 +66,7 @@ from .workers import run_worker
 warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 __all__ = [
+    "AMP_CHOICES",
     "BASELINES_SUFFIX",
     "CLI_DEFAULTS",
     "DEFAULT_OBJECTIVES",

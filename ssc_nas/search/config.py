@@ -17,6 +17,7 @@ from ..train import TrainConfig
 from .objectives import DEFAULT_OBJECTIVES, OBJECTIVES, SCORES
 
 __all__ = [
+    "AMP_CHOICES",
     "ATTR_DEFAULTS",
     "BASELINES_SUFFIX",
     "CLAIM_MARK",
@@ -41,6 +42,8 @@ __all__ = [
 
 
 SAMPLERS = ("tpe", "nsga2", "random")
+#: ``--amp``: ``auto`` or one of ``TrainConfig.amp``'s values.
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 #: ``full``: every candidate trains the whole proxy schedule; ``sh``: successive halving over
 #: rungs (``halving``), where only the top ``1 / eta`` of each rung trains on.
 STRATEGIES = ("full", "sh")
@@ -113,6 +116,9 @@ class SearchConfig:
     rungs: int = 3
     #: ``--strategy sh``: where checkpoints between rungs go (None: beside the SQLite file)
     checkpoint_dir: str | None = None
+    #: Proxy training's autocast (``TrainConfig.amp``) or ``"auto"``: the resumed study's, else
+    #: bf16 on a CPU with bf16 in hardware, else off (``train.resolve_amp``).
+    amp: str = "auto"
 
     def __post_init__(self) -> None:
         objectives = self.objectives or DEFAULT_OBJECTIVES
@@ -140,6 +146,9 @@ class SearchConfig:
         check_rungs(self.eta, self.rungs)
         if self.workers < 1:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
+        if self.amp not in AMP_CHOICES:
+            raise StudyError(f"--amp must be one of {', '.join(AMP_CHOICES)}, "
+                             f"but got {self.amp!r}")
         if self.trials is None and self.timeout is None:
             raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
 
@@ -201,7 +210,7 @@ CONFIG_KEYS = ("budget", "macs", "flops", "space", "dataset", "data_dir", "downl
                "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
                "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
                "workers", "heartbeat", "prescreen", "prescreen_k", "strategy", "eta", "rungs",
-               "checkpoint_dir", "description")
+               "checkpoint_dir", "amp", "description")
 
 
 def shipped_study_configs() -> dict[str, Path]:

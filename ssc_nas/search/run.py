@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from .. import __version__
 from ..data import Splits, dataset_info, load_splits
 from ..models import InputShape
 from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
-from ..train import resolve_device
+from ..train import resolve_amp, resolve_device
 from .config import SearchConfig, default_study_name
 from .halving import (
     checkpoint_path,
@@ -27,7 +27,7 @@ from .objectives import seed_noise
 from .references import enqueue_reference_designs
 from .results import OVER_BUDGET, count_trained, trial_counts
 from .rungs import rungs_from_attr
-from .storage import make_storage, open_study, stored_objectives
+from .storage import make_storage, open_study, stored_amp, stored_objectives
 from .trials import TrialRunner
 from .workers import start_local_workers
 
@@ -98,11 +98,14 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = make_storage(config.storage, config.heartbeat)
     config = config.resolved(stored_objectives(storage, study_name))
+    amp = resolve_amp(config.amp, device, stored_amp(storage, study_name))
+    config = replace(config, amp=amp, train=replace(config.train, amp=amp))
     attrs = _study_attrs(config, space, shape)
     study = open_study(config, space, study_name, attrs, storage=storage)
     if "val_images" not in study.user_attrs:  # what the proxy scores are measured on
         study.set_user_attr("val_images", len(splits.val))
-    noise = seed_noise(config.dataset, space.name, config.train.epochs, config.subset)
+    noise = seed_noise(config.dataset, space.name, config.train.epochs, config.subset,
+                       config.train.amp)
     if noise is not None and "seed_noise" not in study.user_attrs:
         study.set_user_attr("seed_noise", noise)
     if config.trials is not None:

@@ -35,6 +35,7 @@ __all__ = [
     "open_study",
     "release",
     "sqlite_path",
+    "stored_amp",
     "stored_objectives",
 ]
 
@@ -209,12 +210,27 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     return study
 
 
-def stored_objectives(storage: RDBStorage, study_name: str) -> list[str] | None:
-    """The objectives an existing study was made with; None when there is no such study."""
+def _existing(storage: RDBStorage, study_name: str) -> optuna.Study | None:
     if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
         return None
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def stored_objectives(storage: RDBStorage, study_name: str) -> list[str] | None:
+    """The objectives an existing study was made with; None when there is no such study."""
+    study = _existing(storage, study_name)
+    if study is None:
+        return None
     return objective_names(study.user_attrs.get("objectives"), len(study.directions))
+
+
+def stored_amp(storage: RDBStorage, study_name: str) -> str | None:
+    """The proxy's autocast (``TrainConfig.amp``) an existing study trains with (``"off"`` for
+    a study made before it was stored); None when there is no such study."""
+    study = _existing(storage, study_name)
+    if study is None:
+        return None
+    return str(study.user_attrs.get("train", {}).get("amp", "off"))
 
 
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:
