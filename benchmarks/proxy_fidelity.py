@@ -52,7 +52,7 @@ from ssc_nas.budget import Budget  # noqa: E402
 from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
 from ssc_nas.models import Architecture, build  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
-from ssc_nas.train import TrainConfig, evaluate, train_model  # noqa: E402
+from ssc_nas.train import AMP_MODES, TrainConfig, evaluate, train_model  # noqa: E402
 
 
 def sample_architectures(bound: BoundSpace, budget: Budget, n: int, pool: int,
@@ -121,7 +121,7 @@ def main() -> None:
                         help="architectures trained long with a second seed (the ceiling)")
     parser.add_argument("--results", default="proxy_fidelity.jsonl")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--amp", default="off", choices=["off", "bf16"],
+    parser.add_argument("--amp", default="off", choices=list(AMP_MODES),
                         help="bf16: also train every proxy under CPU bf16 autocast (rows "
                         "'<proxy>-bf16'), beside the fp32 proxies; the long schedule stays fp32")
     parser.add_argument("--quick", action="store_true",

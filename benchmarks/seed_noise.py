@@ -43,7 +43,7 @@ from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
 from ssc_nas.models import Architecture, build  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
-from ssc_nas.train import TrainConfig, scores, train_model  # noqa: E402
+from ssc_nas.train import AMP_MODES, TrainConfig, scores, train_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from network_speed import reference_archs  # noqa: E402  (sibling benchmarks)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="sampled designs besides the references (default 5)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
     parser.add_argument("--epochs", type=int, default=2, help="proxy epochs (default 2)")
-    parser.add_argument("--amp", default="off", choices=["off", "bf16"],
+    parser.add_argument("--amp", default="off", choices=list(AMP_MODES),
                         help="train and score under CPU bf16 autocast (results tagged /bf16)")
     parser.add_argument("--results", default="seed_noise.jsonl",
                         help="JSON lines of finished trainings, reused on a rerun")

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ssc_nas import build  # noqa: E402
 from ssc_nas.data import load_splits  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
-from ssc_nas.train import TrainConfig, Trainer  # noqa: E402
+from ssc_nas.train import AMP_MODES, TrainConfig, Trainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from network_speed import designs, machine  # noqa: E402  (a sibling benchmark script)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=defaults.cuda_graphs,
                         help="CUDA: training steps as CUDA graphs (TrainConfig.cuda_graphs; "
                         "default as training: %(default)s)")
-    parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+    parser.add_argument("--amp", default="off", choices=list(AMP_MODES),
                         help="autocast of training and validation (TrainConfig.amp; default off)")
     args = parser.parse_args(argv)
     tune_malloc()

@@ -38,7 +38,7 @@ from ssc_nas.search.halving import (
     promotion_order,
 )
 from ssc_nas.search.results import STOPPED, trial_counts, trial_kind
-from ssc_nas.search.rungs import Rungs, candidate_ranking, pareto_order
+from ssc_nas.search.rungs import Rungs, candidate_ranking, is_rung_result, pareto_order
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
 
@@ -223,10 +223,18 @@ def test_sh_search_promotes_continues_and_keeps_every_rung(tmp_path: Path) -> No
     trials = study.get_trials(deepcopy=False)
     by_rung = collections.Counter(t.user_attrs["rung"] for t in trials if "rung" in t.user_attrs
                                   and t.state in (TrialState.PRUNED, TrialState.COMPLETE))
-    assert by_rung == {0: 9, 1: 3, 2: 1}  # 9 candidates, the top third of each rung goes on
+    # 9 candidates; the final top third of each rung went on. Asynchronous, a result promoted
+    # while in the top third of the results so far stays promoted when later results push it
+    # out, so how many did depends on the order of the values (and so on the CPU's kernels).
+    promoted = {t.user_attrs["promoted_from"] for t in trials if "promoted_from" in t.user_attrs}
+    for rung in range(2):
+        results = [t for t in trials if is_rung_result(t, rung, 2)]
+        assert {t.number for t in promotion_order(results, "val_loss", 3)} <= promoted
+    assert by_rung[0] == 9 and 3 <= by_rung[1] <= 7 and by_rung[1] // 3 <= by_rung[2]
     top = [t for t in trials if t.state == TrialState.COMPLETE and "rejected" not in t.user_attrs]
-    assert len(top) == 1 and run.completed == 1 and front(study) == top
-    (winner,) = top
+    assert len(top) == by_rung[2] == run.completed
+    assert {t.number for t in front(study)} <= {t.number for t in top}
+    winner = min(top, key=lambda t: t.values[0])
     history = winner.user_attrs["rung_results"]
     assert [h["rung"] for h in history] == [0, 1, 2]
     assert [h["steps"] for h in history] == [Rungs(3, 3).steps(r, history[-1]["steps"])
@@ -239,10 +247,11 @@ def test_sh_search_promotes_continues_and_keeps_every_rung(tmp_path: Path) -> No
     assert grandparent.number == winner.user_attrs["candidate"]
     assert parent.user_attrs["rung_results"] == history[:2]
     assert all(trial_kind(t) == STOPPED for t in (parent, grandparent))
-    assert trial_counts(study)[STOPPED] == 9 + 3  # every rung-0 and rung-1 result
+    stopped = by_rung[0] + by_rung[1]  # every rung-0 and rung-1 result
+    assert trial_counts(study)[STOPPED] == stopped
     overview = study_overview(study)  # the report says which results its front holds
     assert "top-rung trials only" in overview.details["strategy"]
-    assert overview.counts[STOPPED] == 12 and overview.front_size == 1
+    assert overview.counts[STOPPED] == stopped and overview.front_size == len(front(study))
     # Continued from checkpoints, the top rung's result is that of one uninterrupted run.
     arch = Architecture.from_dict(winner.user_attrs["architecture"])
     info = splits.info

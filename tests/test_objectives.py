@@ -21,7 +21,7 @@ from ssc_nas.search.objectives import (
     trial_val_loss,
     untrained_value,
 )
-from ssc_nas.search.storage import make_storage, stored_amp
+from ssc_nas.search.storage import make_storage, stored_settings
 from ssc_nas.train import TrainConfig, resolve_amp
 from tests.inprocess import run_cli
 
@@ -126,11 +126,13 @@ def test_a_new_study_stores_the_autocast_it_trains_with(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     storage = make_storage(url)
     study = run_search(_config(url, trials=1, amp="bf16", study="bf16")).study
-    assert study.user_attrs["train"]["amp"] == "bf16" == stored_amp(storage, "bf16")
+    stored = stored_settings(storage, "bf16")
+    assert stored is not None and study.user_attrs["train"]["amp"] == "bf16" == stored.amp
+    assert stored.objectives == list(study.user_attrs["objectives"])
     out = " ".join(run_cli(["front", "--storage", url, "--study", "bf16"]).stdout.split())
     assert "proxy trained under bf16 autocast" in out
     auto = run_search(_config(url, trials=1, study="auto")).study
     assert auto.user_attrs["train"]["amp"] == resolve_amp("auto", torch.device("cpu"))
-    assert stored_amp(storage, "none yet") is None
+    assert stored_settings(storage, "none yet") is None
     with pytest.raises(StudyError, match="--amp must be one of auto, off, bf16, fp16"):
         _config(url, amp="fp8")

@@ -27,7 +27,7 @@ from .objectives import seed_noise
 from .references import enqueue_reference_designs
 from .results import OVER_BUDGET, count_trained, trial_counts
 from .rungs import rungs_from_attr
-from .storage import make_storage, open_study, stored_amp, stored_objectives
+from .storage import make_storage, open_study, stored_settings
 from .trials import TrialRunner
 from .workers import start_local_workers
 
@@ -97,8 +97,9 @@ def run_search(
     # Our own lines report trials; a failing trial re-raises its error with its traceback anyway.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = make_storage(config.storage, config.heartbeat)
-    config = config.resolved(stored_objectives(storage, study_name))
-    amp = resolve_amp(config.amp, device, stored_amp(storage, study_name))
+    stored = stored_settings(storage, study_name)
+    config = config.resolved(None if stored is None else stored.objectives)
+    amp = resolve_amp(config.amp, device, None if stored is None else stored.amp)
     config = replace(config, amp=amp, train=replace(config.train, amp=amp))
     attrs = _study_attrs(config, space, shape)
     study = open_study(config, space, study_name, attrs, storage=storage)

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ __all__ = [
     "open_study",
     "release",
     "sqlite_path",
-    "stored_amp",
-    "stored_objectives",
+    "StoredSettings",
+    "stored_settings",
 ]
 
 
@@ -180,7 +181,8 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     """Create the study, or load it after checking it was made for the same search."""
     storage = storage or make_storage(config.storage, config.heartbeat)
     if config.objectives is None:  # run_search resolves them first; direct callers may not
-        config = config.resolved(stored_objectives(storage, study_name))
+        stored = stored_settings(storage, study_name)
+        config = config.resolved(None if stored is None else stored.objectives)
     assert config.objectives is not None
     attrs = {**attrs, "objectives": list(config.objectives), "strategy": config.strategy_attr}
     directions = [direction(o) for o in config.objectives]
@@ -210,27 +212,25 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
     return study
 
 
-def _existing(storage: RDBStorage, study_name: str) -> optuna.Study | None:
+@dataclass(frozen=True)
+class StoredSettings:
+    """What an existing study fixes for every later run of it: its objectives and the proxy's
+    autocast (``TrainConfig.amp``; ``"off"`` for a study made before it was stored)."""
+
+    objectives: list[str]
+    amp: str
+
+
+def stored_settings(storage: RDBStorage, study_name: str) -> StoredSettings | None:
+    """The settings of study ``study_name`` (one load); None when there is no such study."""
     if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
         return None
-    return optuna.load_study(study_name=study_name, storage=storage)
-
-
-def stored_objectives(storage: RDBStorage, study_name: str) -> list[str] | None:
-    """The objectives an existing study was made with; None when there is no such study."""
-    study = _existing(storage, study_name)
-    if study is None:
-        return None
-    return objective_names(study.user_attrs.get("objectives"), len(study.directions))
-
-
-def stored_amp(storage: RDBStorage, study_name: str) -> str | None:
-    """The proxy's autocast (``TrainConfig.amp``) an existing study trains with (``"off"`` for
-    a study made before it was stored); None when there is no such study."""
-    study = _existing(storage, study_name)
-    if study is None:
-        return None
-    return str(study.user_attrs.get("train", {}).get("amp", "off"))
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    attrs = study.user_attrs
+    return StoredSettings(
+        objectives=objective_names(attrs.get("objectives"), len(study.directions)),
+        amp=str(attrs.get("train", {}).get("amp", "off")),
+    )
 
 
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:
