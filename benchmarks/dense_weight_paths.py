@@ -7,9 +7,10 @@ designs of ``--space``), one train step (forward, loss, backward, SGD) is timed 
 ``SSCConv2d`` computing its convolution in one of five ways, interleaved round by round:
 
 * ``ssc``: the layer as it is (dense-weight path forced on, as on a GPU);
-* ``scatter``: the layer with its dense weight built by ``scatter_`` into a fresh zero tensor
-  instead of ``index_put`` (2-4x faster alone on a CPU; the question is whether it shows in a
-  network's step, above all on a GPU, where the step is bound by the count of kernels);
+* ``index_put``: the layer with its dense weight built as before 2026-11-27 (concatenate
+  the stored weights, ``index_put`` them into zeros; autograd's backward), against the layer's
+  ``_Place`` (two in-place ``scatter_``, backward one ``index_select`` each): the previous
+  code in the same run;
 * ``flat``: one flat parameter holding both stored tensors, scattered into a zero dense weight
   in place (``new_zeros`` + ``index_put_``; backward one gather): what the layer would cost with
   a single flat weight tensor;
@@ -55,7 +56,7 @@ from network_speed import (  # noqa: E402  (a sibling benchmark script)
 from ssc_nas.layers import SSCConv2d  # noqa: E402
 from ssc_nas.models import build  # noqa: E402
 
-VARIANTS = ("ssc", "scatter", "flat", "masked", "conv")
+VARIANTS = ("ssc", "index_put", "flat", "masked", "conv")
 
 
 class DenseSSC(SSCConv2d):
@@ -74,7 +75,7 @@ class FlatConv2d(nn.Module):
         self.spec = s
         self.weight = nn.Parameter(torch.cat([layer.spatial_weight.detach().flatten(),
                                               layer.pointwise_weight.detach().flatten()]))
-        self.register_buffer("index", layer._dense_index.clone())
+        self.register_buffer("index", torch.cat([layer._dense_spatial, layer._dense_pointwise]))
         self.bias = None if layer.bias is None else nn.Parameter(layer.bias.detach().clone())
         self.shape = (s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
@@ -84,14 +85,17 @@ class FlatConv2d(nn.Module):
         return F.conv2d(x, w.view(self.shape), self.bias, s.stride, s.padding, 1, s.groups)
 
 
-class ScatterSSC(DenseSSC):
-    """:class:`DenseSSC` whose dense weight is built by an in-place ``scatter_``."""
+class IndexPutSSC(DenseSSC):
+    """:class:`DenseSSC` with the dense weight built as before 2026-11-27: a concatenation of
+    the stored weights put into zeros by ``index_put`` (autograd's backward: an indexing
+    gather and a split)."""
 
     def to_dense_weight(self) -> torch.Tensor:
         s = self.spec
         w = self.spatial_weight.new_zeros(s.out_channels * s.block * s.kernel_size**2)
         values = torch.cat([self.spatial_weight.flatten(), self.pointwise_weight.flatten()])
-        w.scatter_(0, self._dense_index, values)
+        index = torch.cat([self._dense_spatial, self._dense_pointwise])
+        w = w.index_put((index,), values)
         return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
 
@@ -101,7 +105,7 @@ def dense_path(layer: SSCConv2d, kind: type[DenseSSC] = DenseSSC) -> SSCConv2d:
     return out
 
 
-MAKERS = {"ssc": dense_path, "scatter": lambda layer: dense_path(layer, ScatterSSC),
+MAKERS = {"ssc": dense_path, "index_put": lambda layer: dense_path(layer, IndexPutSSC),
           "flat": FlatConv2d, "masked": MaskedConv2d,
           "conv": lambda layer: layer.to_conv2d()}
 

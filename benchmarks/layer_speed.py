@@ -363,7 +363,7 @@ def measure(
         setting=setting.name,
         mac_ratio=spec.macs((size, size)) / dense_macs,
         param_ratio=spec.params / (c * c * KERNEL * KERNEL),
-        exec_mac_ratio=executed_macs(spec, (size, size)) / dense_macs,
+        exec_mac_ratio=executed_macs(spec, (size, size), channels_last) / dense_macs,
         train_vs_dense=train.ratio("ssc", "dense"),
         train_vs_masked=train.ratio("ssc", "masked"),
         infer_vs_dense=infer.ratio("ssc", "dense"),

@@ -41,9 +41,10 @@ EXACT = {
 def test_dense_weight_path_reports_the_dense_work() -> None:
     layer = SSCConv2d(16, 16, 3, groups=4, spatial_channels=2, pointwise_channels=1,
                       pattern="plus", phases=2)
-    assert layer.plan.dense_weight
+    assert layer.plan.dense_weight and layer.plan.dense_weight_contiguous
     x = torch.randn(2, 16, 12, 12)
     assert executed_macs(layer.spec, (12, 12)) == 12 * 12 * 16 * 4 * 9 == _torch_macs(layer, x)
+    assert executed_macs(layer.spec, (12, 12), channels_last=False) == _torch_macs(layer, x)
     assert count(layer, (16, 12, 12)).macs == layer.spec.macs((12, 12))
 
 
@@ -53,7 +54,7 @@ def test_analytic_macs_equal_flop_counter_where_the_fast_path_is_exact(name: str
     layer = SSCConv2d(**knobs)
     x = torch.randn(2, knobs["in_channels"], 12, 12)
     analytic = layer_cost((12, 12), **knobs)
-    assert executed_macs(layer.spec, (12, 12)) == analytic.macs
+    assert executed_macs(layer.spec, (12, 12), channels_last=False) == analytic.macs
     assert _torch_macs(layer, x) == analytic.macs
     assert count(layer, (knobs["in_channels"], 12, 12)) == analytic
 
@@ -65,7 +66,11 @@ def test_executed_macs_equal_flop_counter_for_any_setting(spec: SSCSpec) -> None
     layer = SSCConv2d.from_spec(spec)
     size = spec.kernel_size + 3
     x = torch.randn(1, spec.in_channels, size, size)
-    assert _torch_macs(layer, x) == executed_macs(spec, (size, size)) >= spec.macs((size, size))
+    nchw = executed_macs(spec, (size, size), channels_last=False)
+    assert _torch_macs(layer, x) == nchw >= spec.macs((size, size))
+    if spec.in_channels > 1:  # one channel is contiguous in either format
+        x = x.contiguous(memory_format=torch.channels_last)
+        assert _torch_macs(layer, x) == executed_macs(spec, (size, size)) >= spec.macs((size, size))
     expected = Cost(spec.params, spec.macs((size, size)))
     assert count(layer, (spec.in_channels, size, size)) == expected
     assert sum(p.numel() for p in layer.parameters()) == spec.params

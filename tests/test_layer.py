@@ -92,6 +92,13 @@ def test_path_choice() -> None:
         assert not layer.plan.dense_weight, layer
         assert not layer.uses_dense_weight(torch.zeros(1, layer.spec.in_channels, 4, 4))
     assert small.uses_dense_weight(torch.zeros(1, 16, 4, 4))
+    # The reorder costs less in NCHW: HetConv with 2 phases at 64 channels runs the sparse path
+    # for NCHW input, the dense one for channels_last (benchmarks/path_costs.py).
+    het = SSCConv2d(64, 64, 3, spatial_channels=32, pointwise_channels=32, phases=2)
+    x = torch.zeros(1, 64, 4, 4)
+    assert het.plan.dense_weight and not het.plan.dense_weight_contiguous
+    assert het.uses_dense_weight(x.contiguous(memory_format=torch.channels_last))
+    assert not het.uses_dense_weight(x)
 
 
 @settings(max_examples=100, deadline=None)
@@ -112,6 +119,36 @@ def test_gradcheck_small_layer() -> None:
                       phases=2, groups=1, bias=True).double()
     x = torch.randn(1, 4, 5, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(layer, (x,))
+
+
+class _Builds(nn.Module):
+    """A layer's two weight builds as a module without inputs, so that ``functional_call`` can
+    swap in the stored weights as inputs of a gradient check."""
+
+    def __init__(self, layer: SSCConv2d) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layer.to_dense_weight(), self.layer._one_by_one_weight(slot_order=True)
+
+
+@pytest.mark.parametrize("knobs", [
+    dict(spatial_channels=2, pointwise_channels=2, phases=2),  # full: centre not folded
+    dict(spatial_channels=2, pointwise_channels=1, pattern="plus", phases=3),  # centre folded
+    dict(spatial_channels=3, pointwise_channels=0, pattern="x"),
+])
+def test_weight_builds_have_exact_gradients_in_the_stored_weights(knobs: dict) -> None:
+    """Both builds run a hand-written backward (``_Place``): check it numerically."""
+    builds = _Builds(SSCConv2d(6, 6, 3, **knobs).double())
+    stored = tuple(p.detach().clone().requires_grad_() for p in builds.layer.parameters())
+
+    def run(spatial: torch.Tensor, pointwise: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.func.functional_call(builds, {"layer.spatial_weight": spatial,
+                                                   "layer.pointwise_weight": pointwise}, ())
+
+    assert torch.autograd.gradcheck(run, stored)
+    assert torch.equal(run(*stored)[0], builds.layer.to_dense_weight())
 
 
 @pytest.mark.parametrize(

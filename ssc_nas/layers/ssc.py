@@ -25,8 +25,8 @@ output element as a few hundred multiply-accumulates on a CPU) is no less than o
 dense convolution, the layer instead scatters its compact weights into the dense
 (C_out, C_in / groups, K, K) weight and runs that convolution. This is the case for small
 blocks with several phases (a 16-channel layer with ``groups=4`` and 2 phases ran 3-5x faster
-this way). Both paths compute the same function; :attr:`FastPathPlan.dense_weight` says which
-one a layer runs.
+this way). The reorder costs less in NCHW than in channels_last, so the choice is made per
+memory format (:meth:`FastPathPlan.dense_for`). Both paths compute the same function.
 
 Weights are stored compactly: ``spatial_weight`` (C_out, spatial_channels, taps) and
 ``pointwise_weight`` (C_out, pointwise_channels), so ``sum(p.numel())`` is the true parameter
@@ -43,6 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .patterns import (
     Piece,
@@ -189,7 +190,10 @@ class FastPathPlan:
     slot_filters: tuple[int, ...]
     in_index: tuple[int, ...] | None
     has_1x1: bool
-    dense_weight: bool = False  # run one grouped dense convolution instead (see the module doc)
+    # Run one grouped dense convolution instead (see the module doc): for channels_last input
+    # (what the trainer feeds), and for contiguous (NCHW) input.
+    dense_weight: bool = False
+    dense_weight_contiguous: bool = False
 
     @property
     def rows(self) -> int:
@@ -199,16 +203,23 @@ class FastPathPlan:
     def slot_order_is_filter_order(self) -> bool:
         return self.slot_filters == tuple(range(len(self.slot_filters)))
 
+    def dense_for(self, channels_last: bool) -> bool:
+        """Whether a CPU input of that memory format runs the dense-weight path."""
+        return self.dense_weight if channels_last else self.dense_weight_contiguous
+
 
 # Overheads of the sparse path per output element, in multiply-accumulate equivalents, from
-# single-thread CPU timings of layers against their grouped dense convolution (2-core x86,
-# torch 2.14, channels_last): a strided reorder of the output into filter order, and each
-# convolution call beyond the first with the add that merges its output.
+# CPU timings of layers against their grouped dense convolution (2-core x86, torch 2.14): a
+# strided reorder of the output into filter order, and each convolution call beyond the first
+# with the add that merges its output. In channels_last the reorder permutes channels inside
+# every pixel; in NCHW it moves whole H x W planes, which costs about half as much
+# (benchmarks/path_costs.py).
 REORDER_COST = 300
+REORDER_COST_CONTIGUOUS = 150
 PASS_COST = 50
 
 
-def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan) -> bool:
+def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan, reorder_cost: int) -> bool:
     """Whether one grouped dense convolution beats ``plan``'s sparse path (per output pixel)."""
     taps = sum(len(piece.taps) for piece in plan.pieces)
     work = (plan.rows * spec.spatial_channels * taps if plan.pieces else 0)
@@ -216,16 +227,17 @@ def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan) -> bool:
     calls = len(plan.pieces) + plan.has_1x1
     passes = max(calls, 1) - 1 + (plan.in_index is not None)
     reorder = bool(plan.pieces) and not plan.slot_order_is_filter_order
-    sparse = work + spec.out_channels * (PASS_COST * passes + REORDER_COST * reorder)
+    sparse = work + spec.out_channels * (PASS_COST * passes + reorder_cost * reorder)
     return spec.out_channels * spec.block * spec.kernel_size**2 < sparse
 
 
 @lru_cache(maxsize=4096)
 def fast_path_plan(spec: SSCSpec) -> FastPathPlan:
     """Decide the pieces, slots and gather of the fast path for ``spec`` (cached per spec),
-    and whether the dense-weight path is cheaper."""
+    and, per memory format, whether the dense-weight path is cheaper."""
     plan = _sparse_plan(spec)
-    return replace(plan, dense_weight=_dense_is_cheaper(spec, plan))
+    return replace(plan, dense_weight=_dense_is_cheaper(spec, plan, REORDER_COST),
+                   dense_weight_contiguous=_dense_is_cheaper(spec, plan, REORDER_COST_CONTIGUOUS))
 
 
 def _sparse_plan(spec: SSCSpec) -> FastPathPlan:
@@ -255,20 +267,27 @@ def _sparse_plan(spec: SSCSpec) -> FastPathPlan:
     )
 
 
-def executed_macs(spec: SSCSpec, input_size: tuple[int, int]) -> int:
-    """Multiply-accumulates the fast path runs per image (>= the structural ``spec.macs``).
+def executed_macs(spec: SSCSpec, input_size: tuple[int, int], channels_last: bool = True) -> int:
+    """Multiply-accumulates the fast path runs per image (>= the structural ``spec.macs``) on
+    a CPU input of that memory format.
 
     They exceed the structural count where the 1 x 1 convolution is dense over the block
     while a filter uses fewer of its channels, and where slots hold zero padding rows.
     """
     plan = fast_path_plan(spec)
     h, w = spec.output_size(input_size)
-    if plan.dense_weight:
+    if plan.dense_for(channels_last):
         return h * w * spec.out_channels * spec.block * spec.kernel_size**2
     taps = sum(len(piece.taps) for piece in plan.pieces)
     spatial = plan.rows * spec.spatial_channels * taps if plan.pieces else 0
     one_by_one = plan.rows * spec.block if plan.has_1x1 else 0
     return h * w * (spatial + one_by_one)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-D tensor laid out channels_last (and not also contiguous, as 1 x 1 maps are)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and (
+        not x.is_contiguous())
 
 
 def _conv(
@@ -297,10 +316,11 @@ def _index_buffers(spec: SSCSpec) -> tuple[tuple[str, torch.Tensor], ...]:
     win, pw = spec.channel_windows()
     rows = torch.arange(c_out).view(c_out, 1)
     positions = pattern_positions(spec.pattern, k) if spec.spatial_channels else ()
-    # Flat indices into the (C_out, B) 1 x 1 weight of the fast path.
-    one = [(rows * b + pw).flatten()]
-    if plan.fold_center:
-        one.append((rows * b + win).flatten())
+    # Flat indices into the (C_out, B) 1 x 1 weight of the fast path: pointwise channels, and
+    # (sparse patterns) the centre taps folded into it.
+    center_one = (rows * b + win).flatten()
+    if not plan.fold_center:
+        center_one = center_one[:0]
     rows_idx = [f if f >= 0 else c_out for f in plan.slot_filters]
     slot_of = {f: r for r, f in enumerate(plan.slot_filters) if f >= 0}
     in_index = plan.in_index if plan.in_index is not None else ()
@@ -310,16 +330,56 @@ def _index_buffers(spec: SSCSpec) -> tuple[tuple[str, torch.Tensor], ...]:
     spatial = (rows.unsqueeze(2) * cols + win.unsqueeze(2) * k * k + taps.view(1, 1, -1))
     center = (k // 2) * k + k // 2
     buffers = [
-        ("_one_by_one", torch.cat(one)),
+        ("_one_by_one", (rows * b + pw).flatten()),
+        ("_center_one_by_one", center_one),
         ("_slot_rows", torch.tensor(rows_idx, dtype=torch.long)),
         ("_out_index", torch.tensor([slot_of[f] for f in range(c_out)], dtype=torch.long)),
         ("_in_index", torch.tensor(in_index, dtype=torch.long)),
-        ("_dense_index", torch.cat([spatial.flatten(),
-                                    (rows * cols + pw * k * k + center).flatten()])),
+        ("_dense_spatial", spatial.flatten()),
+        ("_dense_pointwise", (rows * cols + pw * k * k + center).flatten()),
     ]
     buffers += [(f"_taps{i}", torch.tensor(piece.taps, dtype=torch.long))
                 for i, piece in enumerate(plan.pieces)]
     return tuple(buffers)
+
+
+class _Place(torch.autograd.Function):
+    """Two stored weight tensors placed at flat positions of a new zero tensor.
+
+    Forward: two in-place ``scatter_`` (no concatenation); backward: one ``index_select`` per
+    tensor. Autograd's own backward of a scatter is a slower ``gather`` and that of
+    ``index_put`` an indexing gather; ``benchmarks/dense_weight_paths.py`` times the
+    difference. The positions are unique, so the result is deterministic.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, numel: int, index_a: torch.Tensor, a: torch.Tensor,
+                index_b: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = a.new_zeros(numel)
+        out.scatter_(0, index_a, a.reshape(-1))
+        out.scatter_(0, index_b, b.reshape(-1))
+        ctx.save_for_backward(index_a, index_b)
+        ctx.shapes = (a.shape, b.shape)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        index_a, index_b = ctx.saved_tensors
+        shape_a, shape_b = ctx.shapes
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[2]:
+            grad_a = grad.index_select(0, index_a).view(shape_a)
+        if ctx.needs_input_grad[4]:
+            grad_b = grad.index_select(0, index_b).view(shape_b)
+        return None, None, grad_a, None, grad_b
+
+
+def _place(numel: int, a: tuple[torch.Tensor, torch.Tensor],
+           b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A flat tensor of ``numel`` zeros with ``a[1]`` at positions ``a[0]`` and ``b[1]`` at
+    ``b[0]`` (each flattened), differentiable in the values."""
+    return _Place.apply(numel, a[0], a[1], b[0], b[1])
 
 
 class SSCConv2d(nn.Module):
@@ -493,9 +553,9 @@ class SSCConv2d(nn.Module):
     def to_dense_weight(self) -> torch.Tensor:
         """The equivalent dense (C_out, C_in / groups, K, K) weight (zeros where empty)."""
         s = self.spec
-        w = self.spatial_weight.new_zeros(s.out_channels * s.block * s.kernel_size**2)
-        values = torch.cat([self.spatial_weight.flatten(), self.pointwise_weight.flatten()])
-        w = w.index_put((self._dense_index,), values)
+        w = _place(s.out_channels * s.block * s.kernel_size**2,
+                   (self._dense_spatial, self.spatial_weight),
+                   (self._dense_pointwise, self.pointwise_weight))
         return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
     def to_conv2d(self) -> nn.Conv2d:
@@ -521,11 +581,10 @@ class SSCConv2d(nn.Module):
         """The (rows, block, 1, 1) weight of the grouped 1 x 1 convolution, its rows in filter
         order or (``slot_order``) in the row order of the spatial convolution."""
         s = self.spec
-        values = [self.pointwise_weight.flatten()]
-        if self.plan.fold_center:
-            values.append(self.spatial_weight[:, :, self._center_tap].flatten())
-        w = self.pointwise_weight.new_zeros(s.out_channels * s.block)
-        w = w.index_put((self._one_by_one,), torch.cat(values)).view(s.out_channels, s.block)
+        center = (self.spatial_weight[:, :, self._center_tap] if self.plan.fold_center
+                  else self.spatial_weight.new_zeros(0))
+        w = _place(s.out_channels * s.block, (self._one_by_one, self.pointwise_weight),
+                   (self._center_one_by_one, center)).view(s.out_channels, s.block)
         if slot_order and not self._slot_identity:
             w = torch.cat([w, w.new_zeros(1, s.block)]).index_select(0, self._slot_rows)
         return w.view(w.shape[0], s.block, 1, 1)
@@ -566,9 +625,10 @@ class SSCConv2d(nn.Module):
 
     def uses_dense_weight(self, x: torch.Tensor) -> bool:
         """Whether :meth:`forward` runs the dense-weight path for ``x``: where the plan says it
-        is cheaper, and always off the CPU (on a GPU the sparse path's extra kernel launches
-        cost more than the multiply-accumulates it saves; docs/ssc-layer.md)."""
-        return self.plan.dense_weight or x.device.type != "cpu"
+        is cheaper for ``x``'s memory format, and always off the CPU (on a GPU the sparse
+        path's extra kernel launches cost more than the multiply-accumulates it saves;
+        docs/ssc-layer.md)."""
+        return x.device.type != "cpu" or self.plan.dense_for(_is_channels_last(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.uses_dense_weight(x):
@@ -579,8 +639,7 @@ class SSCConv2d(nn.Module):
         """The sparse path (pieces, 1 x 1 convolution, reorder), whichever path is cheaper."""
         s, plan = self.spec, self.plan
         c = s.kernel_size // 2
-        channels_last = x.dim() == 4 and x.is_contiguous(
-            memory_format=torch.channels_last) and not x.is_contiguous()
+        channels_last = _is_channels_last(x)
         out = None
         if plan.pieces:
             xs = x
