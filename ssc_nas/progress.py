@@ -38,6 +38,10 @@ class SearchProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def note(self, text: str) -> None:
+        """A one-off line about how the search runs (printed above the bars)."""
+        self.progress.console.print(text)
+
     def start(self, study: optuna.Study, total: int | None, done: int) -> None:
         """A study with ``done`` of ``total`` complete trials (None: no trial target)."""
         self._study_task = self.progress.add_task(self._study_text(study, done), total=total,

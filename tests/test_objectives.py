@@ -8,11 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState, create_trial
 
 from ssc_nas.budget import Budget
 from ssc_nas.errors import StudyError
+from ssc_nas.runtime import cpu_has_native_bf16
 from ssc_nas.search import DEFAULT_OBJECTIVES, SearchConfig, front, run_search
 from ssc_nas.search.objectives import (
     seed_noise,
@@ -22,7 +22,7 @@ from ssc_nas.search.objectives import (
     untrained_value,
 )
 from ssc_nas.search.storage import make_storage, stored_settings
-from ssc_nas.train import TrainConfig, resolve_amp
+from ssc_nas.train import AMP_MIN_SPEEDUP, TrainConfig
 from tests.inprocess import run_cli
 
 
@@ -132,7 +132,12 @@ def test_a_new_study_stores_the_autocast_it_trains_with(tmp_path: Path) -> None:
     out = " ".join(run_cli(["front", "--storage", url, "--study", "bf16"]).stdout.split())
     assert "proxy trained under bf16 autocast" in out
     auto = run_search(_config(url, trials=1, study="auto")).study
-    assert auto.user_attrs["train"]["amp"] == resolve_amp("auto", torch.device("cpu"))
+    # auto measured bf16 against float32 where the CPU has bf16, and stored what it measured
+    speedup = auto.user_attrs.get("amp_speedup")
+    assert (speedup is not None) == cpu_has_native_bf16()
+    fast = speedup is not None and speedup >= AMP_MIN_SPEEDUP
+    assert auto.user_attrs["train"]["amp"] == ("bf16" if fast else "off")
+    assert "amp_speedup" not in study.user_attrs  # bf16 was asked for: nothing to measure
     assert stored_settings(storage, "none yet") is None
     with pytest.raises(StudyError, match="--amp must be one of auto, off, bf16, fp16"):
         _config(url, amp="fp8")

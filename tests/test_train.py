@@ -14,10 +14,12 @@ from ssc_nas.data import load_splits
 from ssc_nas.models import Architecture, build
 from ssc_nas.runtime import cpu_has_native_bf16
 from ssc_nas.train import (
+    AMP_MIN_SPEEDUP,
     BN_IMAGES,
     TrainConfig,
     Trainer,
     autocast,
+    autocast_speedup,
     evaluate,
     hopeless,
     resolve_amp,
@@ -157,14 +159,31 @@ def test_bf16_training_on_cpu_learns_and_keeps_float32_weights(digits) -> None:
     assert again.train_loss == b.train_loss  # bf16 training is reproducible too
 
 
-def test_auto_amp_is_a_resumed_studys_else_bf16_only_on_a_cpu_with_bf16_in_hardware() -> None:
+def test_auto_amp_is_a_resumed_studys_else_bf16_only_where_it_measured_faster() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_amp("auto", cpu, stored="off") == "off"  # a resumed study keeps its own
     assert resolve_amp("auto", cuda, stored="bf16") == "bf16"
-    assert resolve_amp("auto", cuda) == "off"
-    assert resolve_amp("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "off")
+    assert resolve_amp("auto", cuda, speedup=lambda: 2.0) == "off"
+    calls: list[float] = []
+
+    def probe(value: float):
+        return lambda: calls.append(value) or value
+
+    native = cpu_has_native_bf16()
+    assert resolve_amp("auto", cpu, speedup=probe(1.3)) == ("bf16" if native else "off")
+    assert resolve_amp("auto", cpu, speedup=probe(AMP_MIN_SPEEDUP - 0.01)) == "off"
+    assert calls == ([1.3, AMP_MIN_SPEEDUP - 0.01] if native else [])  # measured only there
+    assert resolve_amp("auto", cpu) == "off"  # nothing measured: float32
     for amp in ("off", "bf16", "fp16"):
-        assert resolve_amp(amp, cpu, stored="off") == amp  # what the user asked for wins
+        assert resolve_amp(amp, cpu, stored="off", speedup=probe(0.5)) == amp  # the user wins
+
+
+def test_autocast_speedup_times_both_precisions_and_leaves_the_weights() -> None:
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    speedup = autocast_speedup(model, (1, 8, 8), 10, batch_size=8, rounds=2)
+    assert math.isfinite(speedup) and speedup > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_validation_uses_batchnorm_statistics_of_the_current_weights(digits) -> None:

@@ -13,9 +13,9 @@ import optuna
 
 from .. import __version__
 from ..data import Splits, dataset_info, load_splits
-from ..models import InputShape
+from ..models import Architecture, InputShape, build
 from ..spaces import BoundSpace, SearchSpace, check_budget, load_space
-from ..train import resolve_amp, resolve_device
+from ..train import autocast_speedup, resolve_amp, resolve_device
 from .config import SearchConfig, default_study_name
 from .halving import (
     checkpoint_path,
@@ -99,10 +99,26 @@ def run_search(
     storage = make_storage(config.storage, config.heartbeat)
     stored = stored_settings(storage, study_name)
     config = config.resolved(None if stored is None else stored.objectives)
-    amp = resolve_amp(config.amp, device, None if stored is None else stored.amp)
+    measured: list[float] = []
+
+    def probe() -> float:  # --amp auto, new study, CPU with bf16: time the family network
+        model = build(Architecture(space.family, 1.0, {}), info.in_channels, info.num_classes,
+                      info.input_size)
+        measured.append(autocast_speedup(model, (info.in_channels, *info.input_size),
+                                         info.num_classes, config.train.batch_size))
+        return measured[-1]
+
+    amp = resolve_amp(config.amp, device, None if stored is None else stored.amp, probe)
     config = replace(config, amp=amp, train=replace(config.train, amp=amp))
     attrs = _study_attrs(config, space, shape)
     study = open_study(config, space, study_name, attrs, storage=storage)
+    if measured:
+        study.set_user_attr("amp_speedup", round(measured[-1], 3))
+        note = getattr(reporter, "note", None)
+        if note is not None:
+            note(f"--amp auto: a bf16 train step of the {space.family} network ran "
+                 f"{measured[-1]:.2f}x as fast as float32 on this CPU, so the proxy trains "
+                 + ("under bf16 autocast" if amp == "bf16" else "in float32"))
     if "val_images" not in study.user_attrs:  # what the proxy scores are measured on
         study.set_user_attr("val_images", len(splits.val))
     noise = seed_noise(config.dataset, space.name, config.train.epochs, config.subset,
