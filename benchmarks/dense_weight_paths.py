@@ -55,6 +55,7 @@ from network_speed import (  # noqa: E402  (a sibling benchmark script)
 
 from ssc_nas.layers import SSCConv2d  # noqa: E402
 from ssc_nas.models import build  # noqa: E402
+from ssc_nas.runtime import tune_malloc  # noqa: E402
 
 VARIANTS = ("ssc", "index_put", "flat", "masked", "conv")
 
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile-rows", type=int, default=15,
                    help="rows of each profile table (0: no profile)")
     args = p.parse_args(argv)
+    tune_malloc()  # as the ssc-nas command does
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
