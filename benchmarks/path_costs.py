@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from layer_speed import machine  # noqa: E402  (a sibling benchmark script)
 
 from ssc_nas.layers import SSCConv2d  # noqa: E402
-from ssc_nas.layers.ssc import PASS_COST  # noqa: E402
+from ssc_nas.layers.ssc import PASS_COST, sparse_path_cost  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
 
 KINDS = ("contiguous infer", "contiguous train", "channels_last infer", "channels_last train")
@@ -74,10 +74,8 @@ def time_ratio(layer: SSCConv2d, x: torch.Tensor, train: bool, rounds: int) -> f
 
 def implied_reorder_cost(layer: SSCConv2d, ratio: float) -> float:
     """The reorder cost (MAC-equivalents per output channel) that would make the model exact."""
-    s, plan = layer.spec, layer.plan
-    taps = sum(len(piece.taps) for piece in plan.pieces)
-    work = plan.rows * s.spatial_channels * taps + plan.rows * s.block
-    passes = len(plan.pieces) + plan.has_1x1 - 1 + (plan.in_index is not None)
+    s = layer.spec
+    work, passes, _ = sparse_path_cost(s, layer.plan)
     dense = s.out_channels * s.block * s.kernel_size**2
     return (ratio * dense - work - PASS_COST * passes * s.out_channels) / s.out_channels
 

@@ -95,7 +95,8 @@ def malloc_state() -> str:
 
 #: CPU feature flags (Linux ``/proc/cpuinfo``) of bfloat16 arithmetic in hardware: x86
 #: AVX512-BF16 or AMX-BF16, Arm's BF16 extension. oneDNN runs bf16 convolutions with them;
-#: without, it emulates bf16 and is slower than float32.
+#: without, it emulates bf16 and is slower than float32. With them it can still be slower
+#: (an Intel Xeon with AVX512-BF16 but no AMX), so ``train.resolve_amp`` also measures.
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 

@@ -160,22 +160,24 @@ def autocast_speedup(model: nn.Module, input_shape: tuple[int, int, int], num_cl
     y = torch.randint(0, num_classes, (batch_size,), generator=generator)
     model = model.to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    cpu = torch.device("cpu")
 
-    def step(bf16: bool) -> float:
+    def step(amp: str) -> float:
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(cpu, amp):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return time.perf_counter() - start
 
-    step(False), step(True)
+    for amp in ("off", "bf16"):  # warm-up
+        step(amp)
     ratios = []
     for i in range(rounds):
-        first = i % 2 == 0
-        times = {bf16: step(bf16) for bf16 in (not first, first)}
-        ratios.append(times[False] / times[True])
+        order = ("off", "bf16") if i % 2 == 0 else ("bf16", "off")
+        times = {amp: step(amp) for amp in order}
+        ratios.append(times["off"] / times["bf16"])
     return statistics.median(ratios)
 
 

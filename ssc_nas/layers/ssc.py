@@ -53,7 +53,7 @@ from .patterns import (
     validate_pattern,
 )
 
-__all__ = ["SSCConv2d", "SSCSpec", "FastPathPlan", "fast_path_plan"]
+__all__ = ["SSCConv2d", "SSCSpec", "FastPathPlan", "fast_path_plan", "sparse_path_cost"]
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None, why: str = "") -> None:
@@ -219,14 +219,21 @@ REORDER_COST_CONTIGUOUS = 150
 PASS_COST = 50
 
 
-def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan, reorder_cost: int) -> bool:
-    """Whether one grouped dense convolution beats ``plan``'s sparse path (per output pixel)."""
+def sparse_path_cost(spec: SSCSpec, plan: FastPathPlan) -> tuple[int, int, bool]:
+    """``plan``'s sparse path per output pixel: (multiply-accumulates, passes beyond the first
+    convolution call, counting a gather, and whether the slots need reordering)."""
     taps = sum(len(piece.taps) for piece in plan.pieces)
     work = (plan.rows * spec.spatial_channels * taps if plan.pieces else 0)
     work += plan.rows * spec.block if plan.has_1x1 else 0
     calls = len(plan.pieces) + plan.has_1x1
     passes = max(calls, 1) - 1 + (plan.in_index is not None)
     reorder = bool(plan.pieces) and not plan.slot_order_is_filter_order
+    return work, passes, reorder
+
+
+def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan, reorder_cost: int) -> bool:
+    """Whether one grouped dense convolution beats ``plan``'s sparse path (per output pixel)."""
+    work, passes, reorder = sparse_path_cost(spec, plan)
     sparse = work + spec.out_channels * (PASS_COST * passes + reorder_cost * reorder)
     return spec.out_channels * spec.block * spec.kernel_size**2 < sparse
 
@@ -278,10 +285,7 @@ def executed_macs(spec: SSCSpec, input_size: tuple[int, int], channels_last: boo
     h, w = spec.output_size(input_size)
     if plan.dense_for(channels_last):
         return h * w * spec.out_channels * spec.block * spec.kernel_size**2
-    taps = sum(len(piece.taps) for piece in plan.pieces)
-    spatial = plan.rows * spec.spatial_channels * taps if plan.pieces else 0
-    one_by_one = plan.rows * spec.block if plan.has_1x1 else 0
-    return h * w * (spatial + one_by_one)
+    return h * w * sparse_path_cost(spec, plan)[0]
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:

@@ -117,7 +117,8 @@ class SearchConfig:
     #: ``--strategy sh``: where checkpoints between rungs go (None: beside the SQLite file)
     checkpoint_dir: str | None = None
     #: Proxy training's autocast (``TrainConfig.amp``) or ``"auto"``: the resumed study's, else
-    #: bf16 on a CPU with bf16 in hardware, else off (``train.resolve_amp``).
+    #: bf16 on a CPU with bf16 in hardware where it measures faster, else off
+    #: (``train.resolve_amp``).
     amp: str = "auto"
 
     def __post_init__(self) -> None:
