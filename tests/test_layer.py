@@ -63,11 +63,11 @@ def test_fast_path_equals_reference_and_dense_conv(
 
 
 @settings(max_examples=60, deadline=None)
-@given(spec=specs(), seed=st.integers(0, 2**16))
-def test_gradients_agree_with_reference(spec: SSCSpec, seed: int) -> None:
+@given(spec=specs(), seed=st.integers(0, 2**16), channels_last=st.booleans())
+def test_gradients_agree_with_reference(spec: SSCSpec, seed: int, channels_last: bool) -> None:
     torch.manual_seed(seed)
     layer = SSCConv2d.from_spec(spec).double()
-    x = _input(spec, seed).requires_grad_()
+    x = _input(spec, seed, channels_last).requires_grad_()
     g = torch.randn(layer(x).shape, dtype=torch.float64)
     params = list(layer.parameters())
     fast = torch.autograd.grad((layer(x) * g).sum(), [x, *params], materialize_grads=True)
