@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,6 +29,13 @@ def _ram_temproot() -> str | None:
 
 if "PYTEST_DEBUG_TEMPROOT" not in os.environ and (_root := _ram_temproot()):
     os.environ["PYTEST_DEBUG_TEMPROOT"] = _root
+
+# Processes the tests start (``python -m ssc_nas ...``) import this checkout's package, not
+# whichever checkout the editable install points at (with two clones, or after the one it
+# pointed at was removed, they would run other code or fail to import).
+CHECKOUT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [CHECKOUT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
 
 @pytest.fixture(scope="session")

@@ -132,6 +132,14 @@ def test_console_script_version() -> None:
     assert ssc_nas.__version__ in result.stdout
 
 
+def test_processes_the_tests_start_run_this_checkout(tmp_path: Path) -> None:
+    """``python -m ssc_nas`` started by a test, from another folder, imports the package under
+    test (tests/conftest.py puts this checkout first on PYTHONPATH)."""
+    result = subprocess.run([sys.executable, "-c", "import ssc_nas; print(ssc_nas.__file__)"],
+                            capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert Path(result.stdout.strip()) == PACKAGE / "__init__.py"
+
+
 def test_public_surface() -> None:
     for name in ssc_nas.__all__:
         assert hasattr(ssc_nas, name), name
