@@ -11,7 +11,7 @@ import torch
 
 # Test folders (``tmp_path``) in RAM where there is room: the searches of the tests commit to
 # SQLite thousands of times, and on a disk every commit waits for an fsync. On a 2-core Xeon
-# this took the suite from 343 s to 299 s. Pytest's documented PYTEST_DEBUG_TEMPROOT is read when
+# this took the suite from 343 s to 307 s. Pytest's documented PYTEST_DEBUG_TEMPROOT is read when
 # the first test folder is made (xdist workers inherit it); a value the user set, or
 # ``--basetemp``, wins.
 RAM_TEMPROOT = "/dev/shm"
