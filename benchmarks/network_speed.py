@@ -17,7 +17,9 @@ Spaces: ``resnet20-ssc`` on mnist-5k-shaped input (1 x 28 x 28) and ``vgg16-ssc`
 input (3 x 32 x 32), both 10 classes under a 0.5M parameter budget.
 
 Times are per image (median over rounds); ratios are medians of per-round ratios (< 1: SSC
-faster). Peak memory is the most memory an eager training step allocates beyond what exists
+faster). The noise of the SSC / masked ratios is half their interquartile range over the rounds,
+as in ``layer_speed.py``; the summary counts the designs slower than masked dense beyond it (the
+network target: none). Peak memory is the most memory an eager training step allocates beyond what exists
 before it (parameters, input), from ``torch.profiler``'s memory events (CUDA: the caching
 allocator's peak). On CUDA the training steps of all three networks run their forward and
 backward as CUDA graphs, as ``ssc-nas`` trains there (``ssc_nas.train.graphed_forward``; loss
@@ -62,7 +64,7 @@ from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
 from ssc_nas.train import graphed_forward  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from layer_speed import write_csv  # noqa: E402  (a sibling benchmark script)
+from layer_speed import Timing, write_csv  # noqa: E402  (a sibling benchmark script)
 
 SPACES = {  # space: (in_channels, input size, classes, budget)
     "resnet20-ssc": (1, (28, 28), 10, "0.5M"),
@@ -244,6 +246,10 @@ class Row:
     train_vs_dense: float
     infer_vs_masked: float
     infer_vs_dense: float
+    # Half the interquartile range of the per-round SSC / masked ratios, as layer_speed.py's
+    # noise: a ratio above 1 by no more than this is a tie.
+    train_noise: float
+    infer_noise: float
     peak_mb: dict[str, float]
     max_abs_err: float
 
@@ -295,23 +301,21 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
             models[k].train()
             peak[k] = peak_step_mb(lambda k=k: train_step(models[k], opts[k], x, y), device)
 
-    def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
-        return statistics.median(p / q for p, q in zip(times[a], times[b], strict=True))
-
+    train, infer = Timing(train_t), Timing(infer_t)
     return Row(
         design.space, design.kind, design.name, cost.macs, cost.params,
         cost.macs / dense_cost.macs, cost.params / dense_cost.params,
-        {k: 1e3 * statistics.median(v) / batch for k, v in train_t.items()},
-        {k: 1e3 * statistics.median(v) / batch for k, v in infer_t.items()},
-        ratio(train_t, "ssc", "masked"), ratio(train_t, "ssc", "dense"),
-        ratio(infer_t, "ssc", "masked"), ratio(infer_t, "ssc", "dense"),
+        {k: train.ms(k) / batch for k in IMPLS}, {k: infer.ms(k) / batch for k in IMPLS},
+        train.ratio("ssc", "masked"), train.ratio("ssc", "dense"),
+        infer.ratio("ssc", "masked"), infer.ratio("ssc", "dense"),
+        train.spread("ssc", "masked"), infer.spread("ssc", "masked"),
         peak, err,
     )
 
 
 HEADER = ("space", "design", "MACs M", "params k", "MAC ratio", "train ms/img ssc/msk/dns",
           "train ssc/msk", "train ssc/dns", "infer ms/img ssc/msk/dns", "infer ssc/msk",
-          "infer ssc/dns", "peak MB ssc/msk/dns")
+          "infer ssc/dns", "ssc/msk noise ± train/infer", "peak MB ssc/msk/dns")
 
 
 def cells(r: Row) -> list[str]:
@@ -322,7 +326,8 @@ def cells(r: Row) -> list[str]:
     return [r.space, r.name, f"{r.macs / 1e6:.1f}", f"{r.params / 1e3:.0f}",
             f"{r.mac_ratio:.3f}", three(r.train_ms, ".2f"), f"{r.train_vs_masked:.2f}",
             f"{r.train_vs_dense:.2f}", three(r.infer_ms, ".3f"), f"{r.infer_vs_masked:.2f}",
-            f"{r.infer_vs_dense:.2f}", three(r.peak_mb, ".0f")]
+            f"{r.infer_vs_dense:.2f}", f"{r.train_noise:.2f}/{r.infer_noise:.2f}",
+            three(r.peak_mb, ".0f")]
 
 
 def summary(rows: list[Row], cheap: float) -> str:
@@ -347,6 +352,13 @@ def summary(rows: list[Row], cheap: float) -> str:
                            f"{worst.mac_ratio:.3f}) at {getattr(worst, f'{mode}_vs_{other}'):.2f}x"
                            f" the {other} time; {slower} of {len(sampled)} sampled slower than "
                            f"{other}")
+            # The network target: no SSC design slower than masked dense beyond its noise.
+            beyond = [r for r in rows if r.space == space and getattr(r, f"{mode}_vs_masked")
+                      - getattr(r, f"{mode}_noise") > 1]
+            out.append(f"  slower than masked beyond noise: {len(beyond)} of "
+                       f"{sum(r.space == space for r in rows)} designs (target: 0)")
+            out += [f"    {r.name}: {getattr(r, f'{mode}_vs_masked'):.2f}x "
+                    f"(noise ±{getattr(r, f'{mode}_noise'):.2f})" for r in beyond]
     bad = [r for r in rows if r.max_abs_err > 1e-3]
     out.append(f"correctness: {len(rows) - len(bad)}/{len(rows)} designs match masked dense "
                "(max |diff| <= 1e-3 on 8 images, eval mode)")
