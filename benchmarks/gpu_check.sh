@@ -67,7 +67,7 @@ printf '%-14s %-16s %7s  %s\n' step status time log
 printf '%s\n' "${rows[@]}"
 for log in network-speed network-eager; do
     echo "$log:"
-    grep -h "median speed-up\|worst vs" "$OUT/$log.log" 2>/dev/null
+    grep -h "median speed-up\|worst vs\|beyond noise" "$OUT/$log.log" 2>/dev/null
 done
 grep -h "median over designs" "$OUT/dense-weight.log" 2>/dev/null
 exit $failed

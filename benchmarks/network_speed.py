@@ -19,11 +19,11 @@ input (3 x 32 x 32), both 10 classes under a 0.5M parameter budget.
 Times are per image (median over rounds); ratios are medians of per-round ratios (< 1: SSC
 faster). The noise of the SSC / masked ratios is half their interquartile range over the rounds,
 as in ``layer_speed.py``; the summary counts the designs slower than masked dense beyond it (the
-network target: none). Peak memory is the most memory an eager training step allocates beyond what exists
-before it (parameters, input), from ``torch.profiler``'s memory events (CUDA: the caching
-allocator's peak). On CUDA the training steps of all three networks run their forward and
-backward as CUDA graphs, as ``ssc-nas`` trains there (``ssc_nas.train.graphed_forward``; loss
-and SGD step eager); ``--no-cuda-graphs`` times them eagerly. Inference is eager. As in
+network target: none). Peak memory is the most memory an eager training step allocates beyond
+what exists before it (parameters, input), from ``torch.profiler``'s memory events (CUDA: the
+caching allocator's peak). On CUDA the training steps of all three networks run their forward
+and backward as CUDA graphs, as ``ssc-nas`` trains there (``ssc_nas.train.graphed_forward``;
+loss and SGD step eager); ``--no-cuda-graphs`` times them eagerly. Inference is eager. As in
 ``ssc-nas``, the allocator is tuned first (``ssc_nas.runtime.tune_malloc``; ``--glibc-malloc``
 to skip it).
 
