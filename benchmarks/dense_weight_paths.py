@@ -89,14 +89,18 @@ class FlatConv2d(nn.Module):
 class IndexPutSSC(DenseSSC):
     """:class:`DenseSSC` with the dense weight built as before 2026-11-27: a concatenation of
     the stored weights put into zeros by ``index_put`` (autograd's backward: an indexing
-    gather and a split)."""
+    gather and a split). Its one index buffer is concatenated once, as that code stored it."""
+
+    def _register_indices(self) -> None:
+        super()._register_indices()
+        self.register_buffer("_dense_index", torch.cat([self._dense_spatial,
+                                                        self._dense_pointwise]), persistent=False)
 
     def to_dense_weight(self) -> torch.Tensor:
         s = self.spec
         w = self.spatial_weight.new_zeros(s.out_channels * s.block * s.kernel_size**2)
         values = torch.cat([self.spatial_weight.flatten(), self.pointwise_weight.flatten()])
-        index = torch.cat([self._dense_spatial, self._dense_pointwise])
-        w = w.index_put((index,), values)
+        w = w.index_put((self._dense_index,), values)
         return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
 
