@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
-# configuration, where a proxy trial's time goes, a 3-trial search and a 9-candidate search with
+# configuration, where a proxy trial's time goes (now and with the previous depthwise code), the
+# first-call cost of grouped convolutions, a 3-trial search and a 9-candidate search with
 # successive halving, in about 8 minutes
 # at most (4 to 5 minutes on an H100); one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
@@ -53,6 +54,11 @@ step network-eager 90 "$PY" benchmarks/network_speed.py --device "$DEVICE" --des
 step dense-weight 90 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
     --repeats 5 --profile-rows 0
 step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
+# The same before depthwise layers ran NCHW on a GPU (cuDNN compiled their kernels on first use),
+# and the first-call cost of grouped convolutions per memory format (CUDA only).
+step trial-phases-prev 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3 \
+    --previous-depthwise
+[ "$DEVICE" = cuda ] && step first-calls 60 "$PY" benchmarks/cuda_first_calls.py
 db="$(mktemp -d)/gpu.db"
 step search 120 "$PY" -m ssc_nas search --budget 0.5M --trials 3 --epochs 2 --device "$DEVICE" \
     --strategy full --sampler random --quiet --study gpu-check --storage "sqlite:///$db"

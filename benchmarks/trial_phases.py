@@ -8,6 +8,11 @@ device synchronised at its ends, so the columns add up to the trial's training t
 epoch carries one-off costs (cuDNN autotuning on a GPU, first-touch allocations); the second
 shows the steady state.
 
+On a GPU, ``--previous-depthwise`` times the code before depthwise layers ran NCHW there
+(``SSCConv2d._dense_forward``): every layer through ``reference_forward``, so channels_last
+depthwise convolutions go to cuDNN, whose kernels for them are compiled at run time on the
+first call of each shape. Run both ways in one session to compare.
+
 Usage::
 
     python benchmarks/trial_phases.py                 # CPU, references + 3 sampled designs
@@ -27,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssc_nas import build  # noqa: E402
+from ssc_nas import SSCConv2d, build  # noqa: E402
 from ssc_nas.data import load_splits  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
 from ssc_nas.train import AMP_MODES, TrainConfig, Trainer  # noqa: E402
@@ -81,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                         "default as training: %(default)s)")
     parser.add_argument("--amp", default="off", choices=list(AMP_MODES),
                         help="autocast of training and validation (TrainConfig.amp; default off)")
+    parser.add_argument("--previous-depthwise", action="store_true",
+                        help="the code before depthwise layers ran NCHW on a GPU (every layer "
+                        "through reference_forward), to compare in the same session")
     args = parser.parse_args(argv)
+    if args.previous_depthwise:
+        SSCConv2d._dense_forward = SSCConv2d.reference_forward
     tune_malloc()
     device = torch.device(args.device)
     splits = load_splits("mnist-5k")
@@ -90,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = -(-len(splits.train.tensors[1]) // config.batch_size)
     print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
           f"{len(splits.val.tensors[1])} validation images; {device}; amp {config.amp}, "
-          f"cudnn_benchmark {config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}")
+          f"cudnn_benchmark {config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}"
+          + ("; previous depthwise code" if args.previous_depthwise else ""))
     header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
     print(header)
     for design in designs("resnet20-ssc", args.designs, args.seed):

@@ -83,6 +83,24 @@ def test_cuda_layer_takes_the_dense_weight_path() -> None:
     assert layer.cuda().uses_dense_weight(torch.zeros(1, 64, 8, 8, device="cuda"))
 
 
+def test_cuda_depthwise_layer_runs_nchw_and_returns_channels_last() -> None:
+    """Depthwise layers on a GPU skip cuDNN's run-time compiled channels_last kernels (see
+    ``SSCConv2d._dense_forward``): same values and gradients, same memory format out."""
+    torch.manual_seed(0)
+    layer = SSCConv2d.depthwise(16, multiplier=2, stride=2).double().cuda()
+    x = torch.randn(4, 16, 9, 9, dtype=torch.float64, device="cuda")
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    y, ref = layer(x), layer.reference_forward(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(y)
+    params = [x, *layer.parameters()]
+    a = torch.autograd.grad((y * g).sum(), params, materialize_grads=True)
+    b = torch.autograd.grad((ref * g).sum(), params, materialize_grads=True)
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-9)
+
+
 def test_cuda_training_step_matches_cpu() -> None:
     """One step (one batch, constant learning rate) in float64: the same loss and the same
     update. (In float32 one step already differed by up to 2.7e-4 in a first-layer weight on
