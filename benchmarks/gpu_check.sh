@@ -54,11 +54,14 @@ step network-eager 90 "$PY" benchmarks/network_speed.py --device "$DEVICE" --des
 step dense-weight 90 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
     --repeats 5 --profile-rows 0
 step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
-# The same before depthwise layers ran NCHW on a GPU (cuDNN compiled their kernels on first use),
-# and the first-call cost of grouped convolutions per memory format (CUDA only).
-step trial-phases-prev 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3 \
-    --previous-depthwise
-[ "$DEVICE" = cuda ] && step first-calls 60 "$PY" benchmarks/cuda_first_calls.py
+# CUDA only: the same before depthwise layers ran NCHW on a GPU (cuDNN compiled their kernels on
+# first use; the CPU path did not change), and the first-call cost of grouped convolutions per
+# memory format.
+if [ "$DEVICE" = cuda ]; then
+    step trial-phases-prev 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3 \
+        --previous-depthwise
+    step first-calls 60 "$PY" benchmarks/cuda_first_calls.py
+fi
 db="$(mktemp -d)/gpu.db"
 step search 120 "$PY" -m ssc_nas search --budget 0.5M --trials 3 --epochs 2 --device "$DEVICE" \
     --strategy full --sampler random --quiet --study gpu-check --storage "sqlite:///$db"
