@@ -4,7 +4,7 @@ weight and against no weight construction at all.
 
 For each network (the dense family network, the reference designs and ``--designs`` sampled
 designs of ``--space``), one train step (forward, loss, backward, SGD) is timed with every
-``SSCConv2d`` computing its convolution in one of five ways, interleaved round by round:
+``SSCConv2d`` computing its convolution in one of seven ways, interleaved round by round:
 
 * ``ssc``: the layer as it is (dense-weight path forced on, as on a GPU);
 * ``index_put``: the layer with its dense weight built as before 2026-11-27 (concatenate
@@ -14,13 +14,18 @@ designs of ``--space``), one train step (forward, loss, backward, SGD) is timed 
 * ``flat``: one flat parameter holding both stored tensors, scattered into a zero dense weight
   in place (``new_zeros`` + ``index_put_``; backward one gather): what the layer would cost with
   a single flat weight tensor;
+* ``cl_build``: the layer's ``_Place`` build, but into the channels_last storage order of the
+  dense weight, so a channels_last convolution gets its weight in its own layout (the ``ssc``
+  weight is NCHW and the convolution converts it, forward and backward);
+* ``gather``: the dense weight gathered from the stored weights and one zero (``cat`` +
+  ``index_select`` forward, one ``index_select`` backward) instead of scattered into zeros;
 * ``masked``: a dense ``groups=1`` weight times a fixed 0/1 mask (pruning at init);
 * ``conv``: a plain ``nn.Conv2d`` with the layer's groups (no weight construction: the floor).
 
-On CUDA a fifth column, ``graphed``, runs the ``ssc`` network's forward and backward as CUDA
-graphs (``torch.cuda.make_graphed_callables``; loss and SGD step eager): what replaying the
-kernels without per-operator dispatch would give, for networks whose GPU time is small
-against their launch overhead.
+On CUDA two more columns, ``graphed`` and ``graphed_cl``, run the ``ssc`` and ``cl_build``
+networks' forward and backward as CUDA graphs (``torch.cuda.make_graphed_callables``; loss and
+SGD step eager), as training runs there: what replaying the kernels without per-operator
+dispatch gives, for networks whose GPU time is small against their launch overhead.
 
 Printed: median ms per step and each variant's median per-round ratio to ``ssc``; then
 ``torch.profiler``'s top operators (self CPU time, and self device time on CUDA) of ``ssc`` and
@@ -54,10 +59,11 @@ from network_speed import (  # noqa: E402  (a sibling benchmark script)
 )
 
 from ssc_nas.layers import SSCConv2d  # noqa: E402
+from ssc_nas.layers.ssc import _place  # noqa: E402
 from ssc_nas.models import build  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
 
-VARIANTS = ("ssc", "index_put", "flat", "masked", "conv")
+VARIANTS = ("ssc", "index_put", "flat", "cl_build", "gather", "masked", "conv")
 
 
 class DenseSSC(SSCConv2d):
@@ -104,6 +110,73 @@ class IndexPutSSC(DenseSSC):
         return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
 
 
+def _channels_last_positions(index: torch.Tensor, shape: tuple[int, int, int, int]
+                             ) -> torch.Tensor:
+    """Flat positions in a contiguous (C, B, K, K) tensor -> positions in its channels_last
+    storage order (C, K, K, B)."""
+    c, b, kh, kw = shape
+    w = index % kw
+    h = index // kw % kh
+    i = index // (kw * kh) % b
+    o = index // (kw * kh * b)
+    return ((o * kh + h) * kw + w) * b + i
+
+
+class ChannelsLastBuildSSC(DenseSSC):
+    """:class:`DenseSSC` with the dense weight placed straight into channels_last storage."""
+
+    def _register_indices(self) -> None:
+        super()._register_indices()
+        s = self.spec
+        shape = (s.out_channels, s.block, s.kernel_size, s.kernel_size)
+        for name in ("_dense_spatial", "_dense_pointwise"):
+            self.register_buffer(f"{name}_cl", _channels_last_positions(getattr(self, name), shape),
+                                 persistent=False)
+
+    def to_dense_weight(self) -> torch.Tensor:
+        s = self.spec
+        k = s.kernel_size
+        w = _place(s.out_channels * s.block * k * k, (self._dense_spatial_cl, self.spatial_weight),
+                   (self._dense_pointwise_cl, self.pointwise_weight))
+        return w.view(s.out_channels, k, k, s.block).permute(0, 3, 1, 2)
+
+
+class _Gather(torch.autograd.Function):
+    """Dense weight = ``cat(values, 0)[index]``; backward: the gradient at the values'
+    positions (each value sits at exactly one)."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, index: torch.Tensor,
+                positions: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(positions)
+        return torch.cat([values, values.new_zeros(1)]).index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (positions,) = ctx.saved_tensors
+        return grad.index_select(0, positions), None, None
+
+
+class GatherSSC(DenseSSC):
+    """:class:`DenseSSC` with the dense weight gathered rather than scattered."""
+
+    def _register_indices(self) -> None:
+        super()._register_indices()
+        s = self.spec
+        numel = s.out_channels * s.block * s.kernel_size**2
+        positions = torch.cat([self._dense_spatial, self._dense_pointwise])
+        index = torch.full((numel,), len(positions), dtype=torch.long)
+        index[positions] = torch.arange(len(positions))
+        self.register_buffer("_gather_index", index, persistent=False)
+        self.register_buffer("_gather_positions", positions, persistent=False)
+
+    def to_dense_weight(self) -> torch.Tensor:
+        s = self.spec
+        values = torch.cat([self.spatial_weight.reshape(-1), self.pointwise_weight.reshape(-1)])
+        w = _Gather.apply(values, self._gather_index, self._gather_positions)
+        return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
+
+
 def dense_path(layer: SSCConv2d, kind: type[DenseSSC] = DenseSSC) -> SSCConv2d:
     out = kind.from_spec(layer.spec)
     out.load_state_dict(layer.state_dict())
@@ -111,7 +184,9 @@ def dense_path(layer: SSCConv2d, kind: type[DenseSSC] = DenseSSC) -> SSCConv2d:
 
 
 MAKERS = {"ssc": dense_path, "index_put": lambda layer: dense_path(layer, IndexPutSSC),
-          "flat": FlatConv2d, "masked": MaskedConv2d,
+          "flat": FlatConv2d,
+          "cl_build": lambda layer: dense_path(layer, ChannelsLastBuildSSC),
+          "gather": lambda layer: dense_path(layer, GatherSSC), "masked": MaskedConv2d,
           "conv": lambda layer: layer.to_conv2d()}
 
 
@@ -172,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     print(f"{args.space}, batch {args.batch}, channels_last, 2 warm-up + {args.repeats} rounds; "
           "ms per train step (median); ratio: median per-round variant / ssc")
-    shown = VARIANTS + (("graphed",) if device.type == "cuda" else ())
+    shown = VARIANTS + (("graphed", "graphed_cl") if device.type == "cuda" else ())
     print("| design | " + " | ".join(f"{v} ms" for v in shown) + " | "
           + " | ".join(f"{v}/ssc" for v in shown[1:]) + " |")
     print("|:--|" + "--:|" * (2 * len(shown) - 1))
@@ -202,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[k].append(t)
         if device.type == "cuda":
             times["graphed"] = graphed_times(models["ssc"], x, y, args.repeats)
+            times["graphed_cl"] = graphed_times(models["cl_build"], x, y, args.repeats)
         ratios = {k: statistics.median(a / b for a, b in zip(times[k], times["ssc"],
                                                              strict=True))
                   for k in times if k != "ssc"}
