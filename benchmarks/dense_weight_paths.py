@@ -135,6 +135,10 @@ class ChannelsLastBuildSSC(DenseSSC):
 
     def to_dense_weight(self) -> torch.Tensor:
         s = self.spec
+        # With one input channel per group both layouts are the same memory, and channels_last
+        # strides would send a GPU depthwise convolution to cuDNN (SSCConv2d._dense_forward).
+        if s.block == 1:
+            return super().to_dense_weight()
         k = s.kernel_size
         w = _place(s.out_channels * s.block * k * k, (self._dense_spatial_cl, self.spatial_weight),
                    (self._dense_pointwise_cl, self.pointwise_weight))
