@@ -136,7 +136,7 @@ class ChannelsLastBuildSSC(DenseSSC):
     def to_dense_weight(self) -> torch.Tensor:
         s = self.spec
         # With one input channel per group both layouts are the same memory, and channels_last
-        # strides would send a GPU depthwise convolution to cuDNN (SSCConv2d._dense_forward).
+        # strides would send a GPU depthwise convolution to cuDNN (SSCConv2d._dense_conv).
         if s.block == 1:
             return super().to_dense_weight()
         k = s.kernel_size

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
-# configuration, where a proxy trial's time goes (now and with the previous depthwise code), the
-# first-call cost of grouped convolutions, a 3-trial search and a 9-candidate search with
-# successive halving, in about 8 minutes
+# configuration (the network one with and without the dense training layout), where a proxy
+# trial's time goes (with and without the layout), the first-call cost of grouped convolutions,
+# a 3-trial search and a 9-candidate search with successive halving, in about 8 minutes
 # at most (4 to 5 minutes on an H100); one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
 # `bash benchmarks/gpu_check.sh cpu` runs the same steps on the CPU to check the script itself.
@@ -40,26 +40,27 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAM
 }
 
 # -o addopts: one process (the GPU is one device), and no need for pytest-xdist there
-step cuda-tests 120 "$PY" -m pytest -o addopts=-ra tests/test_cuda.py tests/test_layer.py -q \
+step cuda-tests 120 "$PY" -m pytest -o addopts=-ra tests/test_cuda.py tests/test_layer.py \
+    tests/test_layout.py -q \
     -p no:cacheprovider
 step layer-speed 60 "$PY" benchmarks/layer_speed.py --quick --device "$DEVICE" --repeats 5 --markdown \
     --budget 1
 # Training steps as CUDA graphs, as training runs on a GPU (20 sampled designs per space, as the
-# CPU table), then the same networks' eager steps side by side (5 designs, no memory step).
+# CPU table; column ssc/cmp: the dense training layout against compact training, side by side),
+# then the same networks' eager steps (5 designs, no memory step).
 step network-speed 240 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 20 \
-    --markdown --repeats 5 --out "$OUT/network_speed.csv"
+    --markdown --repeats 5 --compact --out "$OUT/network_speed.csv"
 step network-eager 90 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 \
     --repeats 5 --no-memory --no-cuda-graphs
 # Where the dense-weight path's time goes against masked dense, and what CUDA graphs would give.
 step dense-weight 90 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
     --repeats 5 --profile-rows 0
 step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
-# CUDA only: the same before depthwise layers ran NCHW on a GPU (cuDNN compiled their kernels on
-# first use; the CPU path did not change), and the first-call cost of grouped convolutions per
-# memory format.
+# The same trials without the dense training layout (every step places the stored weights);
+# CUDA only: the first-call cost of grouped convolutions per memory format.
+step trial-compact 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3 \
+    --no-dense-layout
 if [ "$DEVICE" = cuda ]; then
-    step trial-phases-prev 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3 \
-        --previous-depthwise
     step first-calls 60 "$PY" benchmarks/cuda_first_calls.py
 fi
 db="$(mktemp -d)/gpu.db"
@@ -76,7 +77,7 @@ printf '%-14s %-16s %7s  %s\n' step status time log
 printf '%s\n' "${rows[@]}"
 for log in network-speed network-eager; do
     echo "$log:"
-    grep -h "median speed-up\|worst vs\|beyond noise" "$OUT/$log.log" 2>/dev/null
+    grep -h "median speed-up\|worst vs\|beyond noise\|ssc / compact" "$OUT/$log.log" 2>/dev/null
 done
 grep -h "median over designs" "$OUT/dense-weight.log" 2>/dev/null
 exit $failed

@@ -3,7 +3,11 @@
 For every (channels, map size, memory format, SSC setting) the script times three
 implementations of one C -> C, K = 3 layer on a batch of 64:
 
-* ``ssc``: the fast path, ``SSCConv2d(...)(x)``;
+* ``ssc``: the fast path, ``SSCConv2d(...)(x)``, as ``ssc-nas`` trains and evaluates it: in
+  the dense layout where the layer takes the dense-weight path (``SSCConv2d.enter_dense_layout``:
+  in training ``conv2d(x, dense_weight * mask)``, in inference ``conv2d(x, dense_weight)``, the
+  dense weight built once per evaluation pass, not per call); ``--compact`` times the stored
+  weights' path, which builds the dense weight every call, instead;
 * ``dense``: ``nn.Conv2d(C, C, 3, padding=1)``, the unstructured baseline;
 * ``masked``: ``F.conv2d(x, weight * mask)`` with a dense (C, C, 3, 3) parameter and a fixed 0/1
   mask equal to the SSC structure, which is how pruning-at-initialisation code runs sparsity.
@@ -33,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import os
 import platform
@@ -334,23 +339,30 @@ def measure(
     quiet_wait: float = 0.0,
     stat: str = "median",
     device: str = "cpu",
+    compact: bool = False,
 ) -> Row:
     """Build, check and time one setting (optionally waiting for a quiet machine first)."""
     torch.manual_seed(0)
     modules = {k: m.to(device) for k, m in build(setting, c, channels_last).items()}
+    run = dict(modules)  # the SSC layer as the trainer runs it (dense layout)
+    ssc = modules["ssc"]
+    assert isinstance(ssc, SSCConv2d)
+    if not compact and ssc.dense_path_for(torch.device(device).type, channels_last):
+        run["ssc"] = copy.deepcopy(ssc)
+        run["ssc"].enter_dense_layout(channels_last and torch.device(device).type != "cpu")
     x = torch.randn(BATCH, c, size, size, device=device)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
-    err = max_error(modules, x)
+    err = max(max_error(modules, x), max_error(run, x))
     x.requires_grad_(True)
     meter = OthersMeter()
     wait_quiet(max_others, quiet_wait)
     meter.start()
-    train = interleaved(train_step, modules, x, warmup, repeats, budget)
+    train = interleaved(train_step, run, x, warmup, repeats, budget)
     others = meter.stop()
     wait_quiet(max_others, quiet_wait)
     meter.start()
-    infer = interleaved(infer_step, modules, x, warmup, repeats, budget)
+    infer = interleaved(infer_step, run, x, warmup, repeats, budget)
     others = max(others, meter.stop())
     train.stat = infer.stat = stat
     spec = modules["ssc"].spec  # type: ignore[union-attr]
@@ -574,6 +586,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--markdown", action="store_true", help="print a markdown table at the end")
     p.add_argument("--out", type=Path, default=None, help="also write the rows to this CSV file")
     p.add_argument("--only", default=None, help="run only settings whose name contains this text")
+    p.add_argument("--compact", action="store_true",
+                   help="time SSC with the stored weights (the code before the dense layout) "
+                   "instead of as ssc-nas trains and evaluates")
     return p.parse_args(argv)
 
 
@@ -616,7 +631,8 @@ def main(argv: list[str] | None = None) -> int:
         for channels_last in (False, True):
             for setting in settings:
                 run = (setting, c, size, channels_last, args.warmup, repeats, args.budget,
-                       args.max_others, args.quiet_wait, args.stat, args.device)  # fmt: skip
+                       args.max_others, args.quiet_wait, args.stat, args.device,
+                       args.compact)  # fmt: skip
                 row = measure(*run)
                 for _ in range(args.retries):
                     if not row.others > args.max_others:

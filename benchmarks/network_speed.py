@@ -4,11 +4,15 @@ For each design, three networks run a training step (forward, cross-entropy, bac
 step with momentum) and an inference forward (``torch.inference_mode()``, eval mode) on one
 batch, interleaved in rotating order like ``layer_speed.py``:
 
-* ``ssc``: the design as ``ssc_nas.build`` makes it (what a search trial trains);
+* ``ssc``: the design as ``ssc_nas.build`` makes it, trained and evaluated as a search trial
+  does: the layers of the dense-weight path in their dense layout
+  (``ssc_nas.layers.dense_layout``; in inference the dense weight is built once, not per call);
 * ``masked``: the same network with every ``SSCConv2d`` replaced by a dense ``groups=1``
   convolution whose weight is multiplied by a fixed 0/1 mask of the SSC structure every call,
   which is how pruning-at-initialisation code runs sparsity;
-* ``dense``: the family network at the same width with every searchable convolution dense.
+* ``dense``: the family network at the same width with every searchable convolution dense;
+* ``compact`` (training only, with ``--compact``): ``ssc`` trained without the dense layout,
+  every step placing the stored weights into the dense weight (the code before the layout).
 
 Designs: the dense family network at width 1, every reference design that search enqueues
 (``ssc_nas.search.reference_designs`` at the widest width that fits the budget), and
@@ -40,6 +44,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import random
@@ -58,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssc_nas import Architecture, LayerSetting, SSCConv2d, build, count  # noqa: E402
 from ssc_nas.budget import Budget  # noqa: E402
+from ssc_nas.layers import dense_layout  # noqa: E402
 from ssc_nas.runtime import malloc_state, tune_malloc  # noqa: E402
 from ssc_nas.search.references import reference_architectures  # noqa: E402
 from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
@@ -243,6 +249,7 @@ class Row:
     train_ms: dict[str, float]
     infer_ms: dict[str, float]
     train_vs_masked: float
+    train_vs_compact: float  # NaN unless --compact
     train_vs_dense: float
     infer_vs_masked: float
     infer_vs_dense: float
@@ -255,9 +262,11 @@ class Row:
 
 
 def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last: bool,
-            memory: bool, device: torch.device, cuda_graphs: bool = True) -> Row:
+            memory: bool, device: torch.device, cuda_graphs: bool = True,
+            compact: bool = False) -> Row:
     """Build the three networks of ``design``, check ssc == masked, time them interleaved
-    (training steps as CUDA graphs where ``device`` is CUDA and ``cuda_graphs``)."""
+    (training steps as CUDA graphs where ``device`` is CUDA and ``cuda_graphs``; with
+    ``compact`` also ``ssc``'s training without the dense layout)."""
     channels, size, classes, _ = SPACES[design.space]
     bound_dense = dense_arch(design.arch, BoundSpace(load_space(design.space), channels,
                                                      classes, size))
@@ -275,22 +284,31 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
         m.eval()
     with torch.inference_mode():
         err = float((models["ssc"](x[:8]) - models["masked"](x[:8])).abs().max())
+    # Training runs on copies: the ssc copy stays in its dense training layout (as for a whole
+    # epoch of a trial), the ssc model timed at inference in its evaluation layout.
+    trained = {k: copy.deepcopy(m) for k, m in models.items()}
+    if compact:
+        trained["compact"] = copy.deepcopy(models["ssc"])
     opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-            for k, m in models.items()}
-    forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = dict(models)
+            for k, m in trained.items()}
+    layout = contextlib.ExitStack()
+    layout.enter_context(dense_layout(trained["ssc"], opts["ssc"], device_type=device.type,
+                                      channels_last=channels_last))
+    layout.enter_context(dense_layout(models["ssc"], device_type=device.type,
+                                      channels_last=channels_last))
+    forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = dict(trained)
     if cuda_graphs and device.type == "cuda":
-        for k, m in models.items():
+        for k, m in trained.items():
             forwards[k] = graphed_forward(m.train(), x)
-    train_t: dict[str, list[float]] = {k: [] for k in IMPLS}
+    train_t: dict[str, list[float]] = {k: [] for k in trained}
     infer_t: dict[str, list[float]] = {k: [] for k in IMPLS}
     for i in range(warmup + repeats):
-        order = rotated(IMPLS, i)
-        for k in order:
-            models[k].train()
+        for k in rotated(list(trained), i):
+            trained[k].train()
             t = train_step(forwards[k], opts[k], x, y)
             if i >= warmup:
                 train_t[k].append(t)
-        for k in order:
+        for k in rotated(IMPLS, i):
             models[k].eval()
             t = infer_step(models[k], x)
             if i >= warmup:
@@ -298,15 +316,17 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
     peak = {k: float("nan") for k in IMPLS}
     if memory:
         for k in IMPLS:
-            models[k].train()
-            peak[k] = peak_step_mb(lambda k=k: train_step(models[k], opts[k], x, y), device)
+            trained[k].train()
+            peak[k] = peak_step_mb(lambda k=k: train_step(trained[k], opts[k], x, y), device)
+    layout.close()
 
     train, infer = Timing(train_t), Timing(infer_t)
     return Row(
         design.space, design.kind, design.name, cost.macs, cost.params,
         cost.macs / dense_cost.macs, cost.params / dense_cost.params,
         {k: train.ms(k) / batch for k in IMPLS}, {k: infer.ms(k) / batch for k in IMPLS},
-        train.ratio("ssc", "masked"), train.ratio("ssc", "dense"),
+        train.ratio("ssc", "masked"),
+        train.ratio("ssc", "compact") if compact else float("nan"), train.ratio("ssc", "dense"),
         infer.ratio("ssc", "masked"), infer.ratio("ssc", "dense"),
         train.spread("ssc", "masked"), infer.spread("ssc", "masked"),
         peak, err,
@@ -314,8 +334,8 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
 
 
 HEADER = ("space", "design", "MACs M", "params k", "MAC ratio", "train ms/img ssc/msk/dns",
-          "train ssc/msk", "train ssc/dns", "infer ms/img ssc/msk/dns", "infer ssc/msk",
-          "infer ssc/dns", "ssc/msk noise ± train/infer", "peak MB ssc/msk/dns")
+          "train ssc/msk", "train ssc/cmp", "train ssc/dns", "infer ms/img ssc/msk/dns",
+          "infer ssc/msk", "infer ssc/dns", "ssc/msk noise ± train/infer", "peak MB ssc/msk/dns")
 
 
 def cells(r: Row) -> list[str]:
@@ -325,8 +345,9 @@ def cells(r: Row) -> list[str]:
 
     return [r.space, r.name, f"{r.macs / 1e6:.1f}", f"{r.params / 1e3:.0f}",
             f"{r.mac_ratio:.3f}", three(r.train_ms, ".2f"), f"{r.train_vs_masked:.2f}",
-            f"{r.train_vs_dense:.2f}", three(r.infer_ms, ".3f"), f"{r.infer_vs_masked:.2f}",
-            f"{r.infer_vs_dense:.2f}", f"{r.train_noise:.2f}/{r.infer_noise:.2f}",
+            f"{r.train_vs_compact:.2f}", f"{r.train_vs_dense:.2f}", three(r.infer_ms, ".3f"),
+            f"{r.infer_vs_masked:.2f}", f"{r.infer_vs_dense:.2f}",
+            f"{r.train_noise:.2f}/{r.infer_noise:.2f}",
             three(r.peak_mb, ".0f")]
 
 
@@ -359,6 +380,11 @@ def summary(rows: list[Row], cheap: float) -> str:
                        f"{sum(r.space == space for r in rows)} designs (target: 0)")
             out += [f"    {r.name}: {getattr(r, f'{mode}_vs_masked'):.2f}x "
                     f"(noise ±{getattr(r, f'{mode}_noise'):.2f})" for r in beyond]
+    compared = [r.train_vs_compact for r in rows if r.train_vs_compact == r.train_vs_compact]
+    if compared:  # --compact
+        out.append(f"train ssc / compact (the dense training layout against compact training): "
+                   f"median {statistics.median(compared):.3f} over {len(compared)} designs "
+                   f"({min(compared):.2f}-{max(compared):.2f})")
     bad = [r for r in rows if r.max_abs_err > 1e-3]
     out.append(f"correctness: {len(rows) - len(bad)}/{len(rows)} designs match masked dense "
                "(max |diff| <= 1e-3 on 8 images, eval mode)")
@@ -393,6 +419,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-cuda-graphs", action="store_true",
                    help="CUDA: eager training steps (default: forward and backward as CUDA "
                    "graphs, as training runs there)")
+    p.add_argument("--compact", action="store_true",
+                   help="also time ssc's training without the dense layout (column ssc/cmp: "
+                   "the layout against the code before it, in the same run)")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--device", default="cpu", help="torch device to time on (default cpu)")
     p.add_argument("--cpu-time", action="store_true",
@@ -440,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             todo = [d for d in todo if d.kind == "sampled"]
         for design in todo:
             row = measure(design, args.batch, args.warmup, args.repeats, not args.contiguous,
-                          not args.no_memory, torch.device(args.device), graphs)
+                          not args.no_memory, torch.device(args.device), graphs,
+                          args.compact)
             rows.append(row)
             print(" | ".join(cells(row)), flush=True)
     print(f"\n{len(rows)} designs in {time.perf_counter() - start:.0f} s")

@@ -9,7 +9,7 @@ epoch carries one-off costs (cuDNN autotuning on a GPU, first-touch allocations)
 shows the steady state.
 
 On a GPU, ``--previous-depthwise`` times the code before depthwise layers ran NCHW there
-(``SSCConv2d._dense_forward``): every layer through ``reference_forward``, so channels_last
+(``SSCConv2d._dense_conv``): every layer's plain ``F.conv2d``, so channels_last
 depthwise convolutions go to cuDNN, whose kernels for them are compiled at run time on the
 first call of each shape. Run both ways in one session to compare.
 
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,6 +53,12 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out, time.perf_counter() - start
+
+
+def _plain_dense_conv(layer: SSCConv2d, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The dense-weight path's convolution before depthwise layers ran NCHW on a GPU."""
+    s = layer.spec
+    return F.conv2d(x, weight, layer.bias, s.stride, s.padding, 1, s.groups)
 
 
 def trial_phases(arch, splits, config: TrainConfig, device: torch.device) -> dict[str, float]:
@@ -86,21 +93,28 @@ def main(argv: list[str] | None = None) -> int:
                         "default as training: %(default)s)")
     parser.add_argument("--amp", default="off", choices=list(AMP_MODES),
                         help="autocast of training and validation (TrainConfig.amp; default off)")
+    parser.add_argument("--dense-layout", action=argparse.BooleanOptionalAction,
+                        default=defaults.dense_layout,
+                        help="the SSC layers of the dense-weight path train as dense weights "
+                        "times fixed masks (TrainConfig.dense_layout; default as training: "
+                        "%(default)s)")
     parser.add_argument("--previous-depthwise", action="store_true",
                         help="the code before depthwise layers ran NCHW on a GPU (every layer "
                         "through reference_forward), to compare in the same session")
     args = parser.parse_args(argv)
     if args.previous_depthwise:
-        SSCConv2d._dense_forward = SSCConv2d.reference_forward
+        SSCConv2d._dense_conv = _plain_dense_conv
     tune_malloc()
     device = torch.device(args.device)
     splits = load_splits("mnist-5k")
     config = TrainConfig(epochs=2, cudnn_benchmark=args.cudnn_benchmark,
-                         cuda_graphs=args.cuda_graphs, amp=args.amp)
+                         cuda_graphs=args.cuda_graphs, amp=args.amp,
+                         dense_layout=args.dense_layout)
     steps = -(-len(splits.train.tensors[1]) // config.batch_size)
     print(f"mnist-5k: {len(splits.train.tensors[1])} training images ({steps} steps per epoch), "
           f"{len(splits.val.tensors[1])} validation images; {device}; amp {config.amp}, "
-          f"cudnn_benchmark {config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}"
+          f"cudnn_benchmark {config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}, "
+          f"dense_layout {config.dense_layout}"
           + ("; previous depthwise code" if args.previous_depthwise else ""))
     header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
     print(header)

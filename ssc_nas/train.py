@@ -38,6 +38,7 @@ from torch.utils.data import TensorDataset
 
 from .data import augment_batch
 from .errors import SSCNasError
+from .layers import layout
 from .runtime import cpu_has_native_bf16
 
 __all__ = [
@@ -83,6 +84,11 @@ class TrainConfig:
     # on a GPU: on an H100 the graphed train step took 0.20x the eager one
     # (benchmarks/dense_weight_paths.py). Ignored on CPU and under ``amp``.
     cuda_graphs: bool = True
+    # Train the SSC layers that run the dense-weight path (on a GPU all of them) as a dense
+    # weight times a fixed mask, as masked dense code does, instead of placing the stored
+    # weights into a dense weight every step, and evaluate them with that weight built once
+    # per pass (ssc_nas.layers.dense_layout; the same training, the same function).
+    dense_layout: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -229,15 +235,17 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 def scores(model: nn.Module, data: TensorDataset, batch_size: int = 256,
            device: torch.device | str = "cpu", channels_last: bool = False,
-           amp: str = "off") -> tuple[float, float]:
+           amp: str = "off", dense_layout: bool = True) -> tuple[float, float]:
     """(top-1 accuracy, mean cross-entropy) of ``model`` on ``data``, in one pass (forward
-    under ``amp`` autocast). The cross-entropy is the plain one, without the label
-    smoothing of training."""
+    under ``amp`` autocast; SSC layers of the dense-weight path in their ``dense_layout``, so
+    each builds its dense weight once, not per batch). The cross-entropy is the plain one,
+    without the label smoothing of training."""
     device = torch.device(device)
     x_all, y_all = data.tensors
     model.eval()
     correct, loss = torch.zeros((), device=device), torch.zeros((), device=device)
-    with torch.no_grad(), autocast(device, amp):
+    with torch.no_grad(), autocast(device, amp), _dense_layout(
+            model, None, device, channels_last, dense_layout):
         for idx in _batches(len(y_all), batch_size, None):
             x = _model_input(x_all[idx], device, channels_last)
             y = _to_device(y_all[idx], device)
@@ -246,6 +254,16 @@ def scores(model: nn.Module, data: TensorDataset, batch_size: int = 256,
             loss += F.cross_entropy(logits, y, reduction="sum")
     n = max(1, len(y_all))
     return int(correct) / n, float(loss) / n
+
+
+def _dense_layout(model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                  device: torch.device, channels_last: bool,
+                  enabled: bool) -> contextlib.AbstractContextManager:
+    """:func:`ssc_nas.layers.dense_layout` where ``enabled``, else nothing."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return layout.dense_layout(model, optimizer, device_type=device.type,
+                               channels_last=channels_last)
 
 
 def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 256,
@@ -347,6 +365,16 @@ class Trainer:
         across epoch ends, possibly stopping mid-epoch; returns the mean training loss of the
         steps run. Each epoch draws its batch order from ``generator`` when it starts, so
         stopping and continuing (through :meth:`state_dict`) trains exactly as one run."""
+        with _dense_layout(self.model, self.optimizer, self.device, self.config.channels_last,
+                           self.config.dense_layout):
+            return self._train_steps(until, on_batch, should_stop)
+
+    def _train_steps(
+        self,
+        until: int,
+        on_batch: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> float:
         config, device = self.config, self.device
         x_all, y_all = self.train.tensors
         until = min(until, self.total_steps)
@@ -392,7 +420,9 @@ class Trainer:
         """Running statistics = the plain average over the first ``images`` training images
         (unaugmented), computed with the current weights."""
         x = self.train.tensors[0][:images]
-        with autocast(self.device, self.config.amp):
+        with autocast(self.device, self.config.amp), _dense_layout(
+                self.model, None, self.device, self.config.channels_last,
+                self.config.dense_layout):
             update_bn([_model_input(b, self.device, self.config.channels_last)
                        for b in x.split(self.config.batch_size)], self.model)
 
@@ -402,7 +432,7 @@ class Trainer:
     def scores(self, data: TensorDataset) -> tuple[float, float]:
         """(accuracy, mean cross-entropy) on ``data``."""
         return scores(self.model, data, 256, self.device, self.config.channels_last,
-                      self.config.amp)
+                      self.config.amp, self.config.dense_layout)
 
     def epoch_with_validation(
         self,

@@ -85,7 +85,7 @@ def test_cuda_layer_takes_the_dense_weight_path() -> None:
 
 def test_cuda_depthwise_layer_runs_nchw_and_returns_channels_last() -> None:
     """Depthwise layers on a GPU skip cuDNN's run-time compiled channels_last kernels (see
-    ``SSCConv2d._dense_forward``): same values and gradients, same memory format out."""
+    ``SSCConv2d._dense_conv``): same values and gradients, same memory format out."""
     torch.manual_seed(0)
     layer = SSCConv2d.depthwise(16, multiplier=2, stride=2).double().cuda()
     x = torch.randn(4, 16, 9, 9, dtype=torch.float64, device="cuda")
@@ -166,6 +166,14 @@ def test_cuda_checkpoint_mapped_onto_the_gpu_resumes_exactly(tmp_path) -> None:
         torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)
 
 
+def _two_epochs(data: TensorDataset, **config: bool) -> tuple[Trainer, list[float]]:
+    """A float64 half-width ResNet-20 trained two epochs on the GPU; the epochs' losses."""
+    torch.manual_seed(0)
+    model = build(Architecture("resnet20", 0.5), 1, 10, (8, 8)).double()
+    trainer = Trainer(model, data, TrainConfig(epochs=2, **config), seed=0, device="cuda")
+    return trainer, [trainer.run_epoch() for _ in range(2)]
+
+
 def test_cuda_graphed_training_equals_eager() -> None:
     """Full batches replayed as CUDA graphs (``TrainConfig.cuda_graphs``) train as eager steps
     do (float64; two epochs, each ending in a smaller batch that runs eagerly), and the module
@@ -177,11 +185,7 @@ def test_cuda_graphed_training_equals_eager() -> None:
     val = TensorDataset(digits.val.tensors[0].double(), digits.val.tensors[1])
     runs = []
     for graphs in (False, True):
-        torch.manual_seed(0)
-        model = build(Architecture("resnet20", 0.5), 1, 10, (8, 8)).double()
-        trainer = Trainer(model, data, TrainConfig(epochs=2, cuda_graphs=graphs), seed=0,
-                          device="cuda")
-        losses = [trainer.run_epoch() for _ in range(2)]
+        trainer, losses = _two_epochs(data, cuda_graphs=graphs)
         trainer.recalibrate_batchnorm()
         runs.append((trainer, losses, trainer.scores(val)))
     (eager, eager_losses, eager_scores), (graphed, graphed_losses, graphed_scores) = runs
@@ -191,3 +195,23 @@ def test_cuda_graphed_training_equals_eager() -> None:
     for p, q in zip(eager.model.parameters(), graphed.model.parameters(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)
     assert graphed_scores == pytest.approx(eager_scores, rel=1e-7)
+
+
+def test_cuda_dense_layout_trains_as_compact_training() -> None:
+    """On a GPU every SSC layer trains in its dense layout (``ssc_nas.layers.dense_layout``),
+    replayed as CUDA graphs across two epochs (the layout is left and entered again between
+    them), and ends where compact training ends (float64), with the compact model outside."""
+    x, y = load_splits("digits").train.tensors
+    data = TensorDataset(x.double(), y)
+    runs = []
+    for layout in (False, True):
+        trainer, losses = _two_epochs(data, dense_layout=layout)
+        model = trainer.model
+        layers = [m for m in model.modules() if isinstance(m, SSCConv2d)]
+        assert all((m._layout is not None) == layout and not m.in_dense_layout for m in layers)
+        assert "dense_weight" not in dict(model.named_parameters())
+        runs.append((model, losses))
+    (compact, compact_losses), (dense, dense_losses) = runs
+    assert dense_losses == pytest.approx(compact_losses, rel=1e-9)
+    for p, q in zip(compact.parameters(), dense.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)

@@ -1,5 +1,6 @@
 """Layers: the SSC convolution and its spatial patterns."""
 
+from .layout import dense_layout, dense_layout_layers
 from .patterns import PATTERNS, num_positions, pattern_mask, pattern_pieces, pattern_positions
 from .ssc import FastPathPlan, SSCConv2d, SSCSpec, executed_macs, fast_path_plan
 
@@ -8,6 +9,8 @@ __all__ = [
     "FastPathPlan",
     "SSCConv2d",
     "SSCSpec",
+    "dense_layout",
+    "dense_layout_layers",
     "executed_macs",
     "fast_path_plan",
     "num_positions",

@@ -28,6 +28,10 @@ blocks with several phases (a 16-channel layer with ``groups=4`` and 2 phases ra
 this way). The reorder costs less in NCHW than in channels_last, so the choice is made per
 memory format (:meth:`FastPathPlan.dense_for`). Both paths compute the same function.
 
+In training, the layers of the dense-weight path can instead hold a dense weight times the
+structure's fixed mask (:meth:`SSCConv2d.enter_dense_layout`; :mod:`.layout` switches a model
+and its optimizer for the length of the trainer's steps).
+
 Weights are stored compactly: ``spatial_weight`` (C_out, spatial_channels, taps) and
 ``pointwise_weight`` (C_out, pointwise_channels), so ``sum(p.numel())`` is the true parameter
 count. ``to_dense_weight()`` gives the equivalent dense (C_out, B, K, K) weight.
@@ -386,6 +390,15 @@ def _place(numel: int, a: tuple[torch.Tensor, torch.Tensor],
     return _Place.apply(numel, a[0], a[1], b[0], b[1])
 
 
+@dataclass
+class _DenseLayout:
+    """An :class:`SSCConv2d`'s dense training layout: its dense weight and fixed mask."""
+
+    weight: nn.Parameter
+    mask: torch.Tensor
+    active: bool = True
+
+
 class SSCConv2d(nn.Module):
     """A structured sparse convolution; the knobs are those of :class:`SSCSpec`.
 
@@ -418,6 +431,7 @@ class SSCConv2d(nn.Module):
         self.spatial_weight = nn.Parameter(torch.empty(out_channels, n_k, taps))
         self.pointwise_weight = nn.Parameter(torch.empty(out_channels, n_1))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self._layout: _DenseLayout | None = None
         self._register_indices()
         self.reset_parameters()
 
@@ -556,11 +570,22 @@ class SSCConv2d(nn.Module):
 
     def to_dense_weight(self) -> torch.Tensor:
         """The equivalent dense (C_out, C_in / groups, K, K) weight (zeros where empty)."""
+        return self._placed(self.spatial_weight, self.pointwise_weight)
+
+    def _placed(self, spatial: torch.Tensor, pointwise: torch.Tensor) -> torch.Tensor:
+        """Two tensors shaped like the stored weights (the weights themselves, their gradient or
+        optimizer state) placed where the weights sit in the dense weight, zeros elsewhere."""
         s = self.spec
         w = _place(s.out_channels * s.block * s.kernel_size**2,
-                   (self._dense_spatial, self.spatial_weight),
-                   (self._dense_pointwise, self.pointwise_weight))
+                   (self._dense_spatial, spatial), (self._dense_pointwise, pointwise))
         return w.view(s.out_channels, s.block, s.kernel_size, s.kernel_size)
+
+    def _gathered(self, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inverse of :meth:`_placed`: the entries of a dense-weight-shaped tensor (any
+        memory format) at the stored weights' positions, shaped like them."""
+        flat = dense.reshape(-1)
+        return (flat.index_select(0, self._dense_spatial).view(self.spatial_weight.shape),
+                flat.index_select(0, self._dense_pointwise).view(self.pointwise_weight.shape))
 
     def to_conv2d(self) -> nn.Conv2d:
         """An ``nn.Conv2d`` computing the same function with the dense weight."""
@@ -628,29 +653,95 @@ class SSCConv2d(nn.Module):
         return out
 
     def uses_dense_weight(self, x: torch.Tensor) -> bool:
-        """Whether :meth:`forward` runs the dense-weight path for ``x``: where the plan says it
-        is cheaper for ``x``'s memory format, and always off the CPU (on a GPU the sparse
-        path's extra kernel launches cost more than the multiply-accumulates it saves;
-        docs/ssc-layer.md)."""
-        return x.device.type != "cpu" or self.plan.dense_for(_is_channels_last(x))
+        """Whether :meth:`forward` runs the dense-weight path for ``x``
+        (:meth:`dense_path_for` its device and memory format)."""
+        return self.dense_path_for(x.device.type, _is_channels_last(x))
+
+    def dense_path_for(self, device_type: str, channels_last: bool) -> bool:
+        """Whether input on ``device_type`` in that memory format runs the dense-weight path:
+        where the plan says it is cheaper for the memory format, and always off the CPU (on a
+        GPU the sparse path's extra kernel launches cost more than the multiply-accumulates it
+        saves; docs/ssc-layer.md)."""
+        return device_type != "cpu" or self.plan.dense_for(channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_dense_layout:
+            # The masked entries of the dense weight are exactly zero (the mask keeps their
+            # gradient zero), so without gradients the multiply changes nothing.
+            weight = self.dense_weight
+            if torch.is_grad_enabled():
+                weight = weight * self._layout.mask
+            return self._dense_conv(x, weight)
         if self.uses_dense_weight(x):
-            return self._dense_forward(x)
+            return self._dense_conv(x, self.to_dense_weight())
         return self._sparse_forward(x)
 
-    def _dense_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The dense-weight path: :meth:`reference_forward`, except for depthwise layers
-        (``in_channels / groups == 1``) given a channels_last GPU input, which run on an NCHW
-        copy and return channels_last. For a channels_last depthwise convolution torch always
-        calls cuDNN, whose kernels for it are compiled at run time on the first call of each
-        shape (0.25-0.45 s per shape on an H200, cuDNN 9.19); in NCHW float32 torch runs its own
-        depthwise kernel, which needs no compilation (docs/ssc-layer.md)."""
+    def _dense_conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The dense-weight path: the convolution of :meth:`reference_forward` with ``weight``,
+        except for depthwise layers (``in_channels / groups == 1``) given a channels_last GPU
+        input, which run on an NCHW copy and return channels_last. For a channels_last
+        depthwise convolution torch always calls cuDNN, whose kernels for it are compiled at run
+        time on the first call of each shape (0.25-0.45 s per shape on an H200, cuDNN 9.19); in
+        NCHW float32 torch runs its own depthwise kernel, which needs no compilation
+        (docs/ssc-layer.md)."""
         s = self.spec
         if s.block == 1 and s.groups > 1 and x.is_cuda and _is_channels_last(x):
-            y = self.reference_forward(x.contiguous())
+            y = F.conv2d(x.contiguous(), weight.contiguous(), self.bias, s.stride, s.padding, 1,
+                         s.groups)
             return y.contiguous(memory_format=torch.channels_last)
-        return self.reference_forward(x)
+        return F.conv2d(x, weight, self.bias, s.stride, s.padding, 1, s.groups)
+
+    # -- dense training layout ----------------------------------------------------------------
+
+    @property
+    def in_dense_layout(self) -> bool:
+        """Whether the layer runs as ``dense_weight`` times its fixed structure mask
+        (:meth:`enter_dense_layout`)."""
+        return self._layout is not None and self._layout.active
+
+    def enter_dense_layout(self, channels_last: bool = False) -> nn.Parameter:
+        """Run as a dense weight times the structure's fixed 0/1 mask, as masked dense code
+        does: registers the parameter ``dense_weight`` (the stored weights placed, zeros
+        elsewhere; channels_last if asked, except for depthwise layers) and returns it.
+        Without gradients the forward skips the multiply (the masked entries are zero).
+
+        The function is the same. Under SGD or AdamW, with or without weight decay, the masked
+        entries stay exactly zero and the others take the stored weights' updates, so
+        :meth:`leave_dense_layout` gives the weights compact training would have given. The
+        parameter object is kept between calls (a CUDA graph captured on it stays valid).
+        """
+        if self.in_dense_layout:
+            raise RuntimeError("the layer is in its dense training layout already")
+        fmt = (torch.channels_last if channels_last and self.spec.block > 1
+               else torch.contiguous_format)
+        with torch.no_grad():
+            dense = self.to_dense_weight()
+            old = self._layout
+            if (old is not None and old.weight.shape == dense.shape
+                    and old.weight.dtype == dense.dtype and old.weight.device == dense.device
+                    and old.weight.is_contiguous(memory_format=fmt)):
+                old.weight.copy_(dense)
+                layout = _DenseLayout(old.weight, old.mask)
+            else:
+                mask = self._placed(torch.ones_like(self.spatial_weight),
+                                    torch.ones_like(self.pointwise_weight))
+                layout = _DenseLayout(nn.Parameter(dense.contiguous(memory_format=fmt)),
+                                      mask.contiguous(memory_format=fmt))
+        self.register_parameter("dense_weight", layout.weight)
+        self._layout = layout
+        return layout.weight
+
+    def leave_dense_layout(self) -> None:
+        """Back to the stored weights, which take ``dense_weight``'s trained values."""
+        if not self.in_dense_layout:
+            raise RuntimeError("the layer is not in its dense training layout")
+        with torch.no_grad():
+            spatial, pointwise = self._gathered(self.dense_weight)
+            self.spatial_weight.copy_(spatial)
+            self.pointwise_weight.copy_(pointwise)
+        self.dense_weight.grad = None  # the kept parameter holds no stale gradient
+        del self.dense_weight
+        self._layout.active = False
 
     def _sparse_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The sparse path (pieces, 1 x 1 convolution, reorder), whichever path is cheaper."""
