@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import os
@@ -55,7 +56,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssc_nas.layers import SSCConv2d, executed_macs  # noqa: E402
+from ssc_nas.layers import SSCConv2d, dense_layout, executed_macs  # noqa: E402
 from ssc_nas.runtime import malloc_state, tune_malloc  # noqa: E402
 
 BATCH = 64
@@ -344,12 +345,12 @@ def measure(
     """Build, check and time one setting (optionally waiting for a quiet machine first)."""
     torch.manual_seed(0)
     modules = {k: m.to(device) for k, m in build(setting, c, channels_last).items()}
-    run = dict(modules)  # the SSC layer as the trainer runs it (dense layout)
-    ssc = modules["ssc"]
-    assert isinstance(ssc, SSCConv2d)
-    if not compact and ssc.dense_path_for(torch.device(device).type, channels_last):
-        run["ssc"] = copy.deepcopy(ssc)
-        run["ssc"].enter_dense_layout(channels_last and torch.device(device).type != "cpu")
+    run = dict(modules)  # the SSC layer as ssc-nas trains and evaluates it (dense layout)
+    layout = contextlib.ExitStack()
+    if not compact:
+        run["ssc"] = copy.deepcopy(modules["ssc"])
+        layout.enter_context(dense_layout(run["ssc"], device_type=torch.device(device).type,
+                                          channels_last=channels_last))
     x = torch.randn(BATCH, c, size, size, device=device)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
@@ -364,6 +365,7 @@ def measure(
     meter.start()
     infer = interleaved(infer_step, run, x, warmup, repeats, budget)
     others = max(others, meter.stop())
+    layout.close()
     train.stat = infer.stat = stat
     spec = modules["ssc"].spec  # type: ignore[union-attr]
     dense_macs = size * size * c * c * KERNEL * KERNEL
@@ -608,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = list(SETTINGS)
     if args.only:
         settings = [s for s in settings if args.only in s.name]
+    if not settings:
+        raise SystemExit(f"no setting matches --only {args.only!r}"
+                         + (" among --quick's settings" if args.quick else ""))
     print(machine())
     print(
         f"batch {BATCH}, K={KERNEL}; quiet-wait {args.quiet_wait:g} s, retries {args.retries}; "
