@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                         "times fixed masks (TrainConfig.dense_layout; default as training: "
                         "%(default)s)")
     parser.add_argument("--previous-depthwise", action="store_true",
-                        help="the code before depthwise layers ran NCHW on a GPU (every layer "
-                        "through reference_forward), to compare in the same session")
+                        help="the code before depthwise layers ran NCHW on a GPU (every layer's "
+                        "dense-weight convolution a plain F.conv2d), to compare in the same "
+                        "session")
     args = parser.parse_args(argv)
     if args.previous_depthwise:
         SSCConv2d._dense_conv = _plain_dense_conv

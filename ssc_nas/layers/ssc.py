@@ -28,9 +28,10 @@ blocks with several phases (a 16-channel layer with ``groups=4`` and 2 phases ra
 this way). The reorder costs less in NCHW than in channels_last, so the choice is made per
 memory format (:meth:`FastPathPlan.dense_for`). Both paths compute the same function.
 
-In training, the layers of the dense-weight path can instead hold a dense weight times the
-structure's fixed mask (:meth:`SSCConv2d.enter_dense_layout`; :mod:`.layout` switches a model
-and its optimizer for the length of the trainer's steps).
+In training and evaluation, the layers of the dense-weight path can instead hold a dense
+weight times the structure's fixed mask (:meth:`SSCConv2d.enter_dense_layout`; :mod:`.layout`
+switches a model, and in training its optimizer, for the length of the trainer's steps or of
+an evaluation pass).
 
 Weights are stored compactly: ``spatial_weight`` (C_out, spatial_channels, taps) and
 ``pointwise_weight`` (C_out, pointwise_channels), so ``sum(p.numel())`` is the true parameter
@@ -392,7 +393,7 @@ def _place(numel: int, a: tuple[torch.Tensor, torch.Tensor],
 
 @dataclass
 class _DenseLayout:
-    """An :class:`SSCConv2d`'s dense training layout: its dense weight and fixed mask."""
+    """An :class:`SSCConv2d`'s dense layout: its dense weight and fixed mask."""
 
     weight: nn.Parameter
     mask: torch.Tensor
@@ -711,7 +712,7 @@ class SSCConv2d(nn.Module):
         parameter object is kept between calls (a CUDA graph captured on it stays valid).
         """
         if self.in_dense_layout:
-            raise RuntimeError("the layer is in its dense training layout already")
+            raise RuntimeError("the layer is in its dense layout already")
         fmt = (torch.channels_last if channels_last and self.spec.block > 1
                else torch.contiguous_format)
         with torch.no_grad():
@@ -734,7 +735,7 @@ class SSCConv2d(nn.Module):
     def leave_dense_layout(self) -> None:
         """Back to the stored weights, which take ``dense_weight``'s trained values."""
         if not self.in_dense_layout:
-            raise RuntimeError("the layer is not in its dense training layout")
+            raise RuntimeError("the layer is not in its dense layout")
         with torch.no_grad():
             spatial, pointwise = self._gathered(self.dense_weight)
             self.spatial_weight.copy_(spatial)
