@@ -4,7 +4,8 @@ For every (channels, map size, memory format, SSC setting) the script times thre
 implementations of one C -> C, K = 3 layer on a batch of 64:
 
 * ``ssc``: the fast path, ``SSCConv2d(...)(x)``, as ``ssc-nas`` trains and evaluates it: in
-  the dense layout where the layer takes the dense-weight path (``SSCConv2d.enter_dense_layout``:
+  the dense layout where the layer takes the dense-weight path for that kind of step (the plan
+  decides for training steps and for inference; ``SSCConv2d.enter_dense_layout``:
   in training ``conv2d(x, dense_weight * mask)``, in inference ``conv2d(x, dense_weight)``, the
   dense weight built once per evaluation pass, not per call); ``--compact`` times the stored
   weights' path, which builds the dense weight every call, instead;
@@ -346,26 +347,33 @@ def measure(
     torch.manual_seed(0)
     modules = {k: m.to(device) for k, m in build(setting, c, channels_last).items()}
     run = dict(modules)  # the SSC layer as ssc-nas trains and evaluates it (dense layout)
-    layout = contextlib.ExitStack()
     if not compact:
         run["ssc"] = copy.deepcopy(modules["ssc"])
-        layout.enter_context(dense_layout(run["ssc"], device_type=torch.device(device).type,
-                                          channels_last=channels_last))
+
+    def layout(training: bool) -> contextlib.AbstractContextManager[Any]:
+        """The dense layout ``ssc-nas`` uses for training steps or for evaluation."""
+        if compact:
+            return contextlib.nullcontext()
+        return dense_layout(run["ssc"], device_type=torch.device(device).type,
+                            channels_last=channels_last, training=training)
+
     x = torch.randn(BATCH, c, size, size, device=device)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
-    err = max(max_error(modules, x), max_error(run, x))
+    with layout(training=False):
+        err = max(max_error(modules, x), max_error(run, x))
     x.requires_grad_(True)
     meter = OthersMeter()
     wait_quiet(max_others, quiet_wait)
     meter.start()
-    train = interleaved(train_step, run, x, warmup, repeats, budget)
+    with layout(training=True):
+        train = interleaved(train_step, run, x, warmup, repeats, budget)
     others = meter.stop()
     wait_quiet(max_others, quiet_wait)
     meter.start()
-    infer = interleaved(infer_step, run, x, warmup, repeats, budget)
+    with layout(training=False):
+        infer = interleaved(infer_step, run, x, warmup, repeats, budget)
     others = max(others, meter.stop())
-    layout.close()
     train.stat = infer.stat = stat
     spec = modules["ssc"].spec  # type: ignore[union-attr]
     dense_macs = size * size * c * c * KERNEL * KERNEL

@@ -16,8 +16,9 @@ from ssc_nas.layers import SSCConv2d, SSCSpec, executed_macs
 from .test_layer import specs
 
 
-def _torch_macs(module: nn.Module, x: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+def _torch_macs(module: nn.Module, x: torch.Tensor, grad: bool = False) -> int:
+    """Multiply-accumulates per image of a forward pass (with gradients: a training step's)."""
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(grad):
         module(x)
     return counter.get_total_flops() // 2 // x.shape[0]
 
@@ -68,6 +69,8 @@ def test_executed_macs_equal_flop_counter_for_any_setting(spec: SSCSpec) -> None
     x = torch.randn(1, spec.in_channels, size, size)
     nchw = executed_macs(spec, (size, size), channels_last=False)
     assert _torch_macs(layer, x) == nchw >= spec.macs((size, size))
+    train = executed_macs(spec, (size, size), channels_last=False, training=True)
+    assert _torch_macs(layer, x, grad=True) == train >= spec.macs((size, size))
     if spec.in_channels > 1:  # one channel is contiguous in either format
         x = x.contiguous(memory_format=torch.channels_last)
         assert _torch_macs(layer, x) == executed_macs(spec, (size, size)) >= spec.macs((size, size))

@@ -101,6 +101,25 @@ def test_path_choice() -> None:
     assert not het.uses_dense_weight(x)
 
 
+def test_nchw_training_steps_choose_their_own_path() -> None:
+    """In NCHW training steps a grouped convolution of narrow groups costs a pass per group:
+    HetConv with 16 phases at 64 channels (16 groups of 4) trains on the dense-weight path and
+    evaluates on the sparse one; at 128 channels (groups of 8) it keeps the sparse path, and
+    channels_last input makes one choice for both (benchmarks/path_costs.py)."""
+    het = SSCConv2d.hetconv(64, 64, part=16)
+    x = torch.zeros(1, 64, 4, 4)
+    assert het.plan.dense_for(False, training=True) and not het.plan.dense_for(False)
+    assert het.uses_dense_weight(x)
+    with torch.no_grad():
+        assert not het.uses_dense_weight(x)
+    assert not het.plan.dense_for(True) and not het.plan.dense_for(True, training=True)
+    wide = SSCConv2d.hetconv(128, 128, part=16)
+    assert not wide.plan.dense_for(False, training=True)
+    for layer in (SSCConv2d.depthwise(64), SSCConv2d(64, 64, 3, groups=8),
+                  SSCConv2d(64, 64, 3)):  # one grouped convolution on either path
+        assert not layer.plan.dense_for(False, training=True), layer
+
+
 @settings(max_examples=100, deadline=None)
 @given(spec=specs())
 def test_stored_params_are_compact(spec: SSCSpec) -> None:

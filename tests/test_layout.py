@@ -65,15 +65,25 @@ def test_the_dense_weight_object_is_kept_between_layouts() -> None:
 
 
 def _net() -> nn.Module:
-    """Layers of both paths on a CPU (the 2nd and 3rd run the dense one)."""
+    """SSC layers of both paths on a CPU (the 1st and 2nd run the dense one; the 3rd does in
+    training steps, and in NCHW inference runs the sparse one). The stem is a plain
+    convolution, as in the model families: with the model in channels_last its output is
+    channels_last (an SSC layer cannot tell a 1-channel input's format), so the layers run in
+    the format the trainer asks for."""
     torch.manual_seed(1)
     return nn.Sequential(
-        SSCConv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
         SSCConv2d(16, 16, 3, groups=4, spatial_channels=2, pointwise_channels=1, phases=2),
         nn.BatchNorm2d(16), nn.ReLU(),
         SSCConv2d(16, 32, 3, spatial_channels=8, pointwise_channels=8, phases=2, bias=True),
-        nn.ReLU(), SSCConv2d(32, 32, 3, groups=32), nn.ReLU(),
+        nn.ReLU(), SSCConv2d(32, 32, 3, spatial_channels=8, phases=4),
+        nn.BatchNorm2d(32), nn.ReLU(), SSCConv2d(32, 32, 3, groups=32), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def _in_layout(net: nn.Module, channels_last: bool, training: bool) -> list[bool]:
+    return [m in dense_layout_layers(net, "cpu", channels_last, training)
+            for m in net if isinstance(m, SSCConv2d)]
 
 
 def _ids(optimizer: torch.optim.Optimizer) -> list[list[int]]:
@@ -94,8 +104,7 @@ def test_training_in_the_dense_layout_is_compact_training(digits, optimizer: str
     weights and optimizer state of compact training; outside training the model and the
     optimizer are compact."""
     net = _net()
-    assert [m in dense_layout_layers(net, "cpu", channels_last)
-            for m in net if isinstance(m, SSCConv2d)] == [False, True, True, False]
+    assert _in_layout(net, channels_last, training=True) == [True, True, True, False]
     states = []
     for layout in (False, True):
         config = TrainConfig(epochs=2, optimizer=optimizer, channels_last=channels_last,
@@ -125,6 +134,7 @@ def test_evaluation_in_the_dense_layout_gives_the_same_scores(digits,
     """Validation and BatchNorm re-estimation build each dense weight once per pass; they
     give bit for bit what the compact layers give, and leave the model compact."""
     net = _net()
+    assert _in_layout(net, channels_last, training=False) == [True, True, channels_last, False]
     trainer = Trainer(net, digits.train, TrainConfig(epochs=1, channels_last=channels_last),
                       seed=0)
     trainer.train_steps(5)

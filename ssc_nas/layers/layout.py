@@ -29,14 +29,16 @@ from .ssc import SSCConv2d
 __all__ = ["DenseLayoutBlock", "dense_layout", "dense_layout_layers"]
 
 
-def dense_layout_layers(model: nn.Module, device_type: str,
-                        channels_last: bool) -> list[SSCConv2d]:
-    """The SSC layers of ``model`` that train in the dense layout on ``device_type`` with input
-    in that memory format: those that run the dense-weight path there, and whose stored
-    weights are plain parameters (not, say, re-parametrized by ``torch.nn.utils.prune``)."""
+def dense_layout_layers(model: nn.Module, device_type: str, channels_last: bool,
+                        training: bool = True) -> list[SSCConv2d]:
+    """The SSC layers of ``model`` that run in the dense layout on ``device_type`` with input
+    in that memory format, in training steps or in evaluation: those that run the dense-weight
+    path there (:meth:`~.ssc.SSCConv2d.dense_path_for`), and whose stored weights are plain
+    parameters (not, say, re-parametrized by ``torch.nn.utils.prune``)."""
     layers = []
     for module in model.modules():
-        if isinstance(module, SSCConv2d) and module.dense_path_for(device_type, channels_last):
+        if isinstance(module, SSCConv2d) and module.dense_path_for(device_type, channels_last,
+                                                                   training):
             own = dict(module.named_parameters(recurse=False))
             if (own.get("spatial_weight") is module.spatial_weight
                     and own.get("pointwise_weight") is module.pointwise_weight):
@@ -45,11 +47,16 @@ def dense_layout_layers(model: nn.Module, device_type: str,
 
 
 def dense_layout(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
-                 device_type: str, channels_last: bool) -> DenseLayoutBlock:
+                 device_type: str, channels_last: bool,
+                 training: bool | None = None) -> DenseLayoutBlock:
     """A ``with`` block in which the layers of :func:`dense_layout_layers` run in their dense
-    layout; ``as`` gives them. With an ``optimizer``, only those whose stored weights it holds
-    (in one parameter group), and it trains their dense weights; without, for evaluation."""
-    return DenseLayoutBlock(model, optimizer, device_type, channels_last)
+    layout; ``as`` gives them. For training steps (``training``, by default when an
+    ``optimizer`` is given), the layers whose training steps take the dense-weight path, else
+    those whose inference does. With an ``optimizer``, only the layers whose stored weights it
+    holds (in one parameter group), and it trains their dense weights."""
+    if training is None:
+        training = optimizer is not None
+    return DenseLayoutBlock(model, optimizer, device_type, channels_last, training)
 
 
 class DenseLayoutBlock(AbstractContextManager):
@@ -57,11 +64,12 @@ class DenseLayoutBlock(AbstractContextManager):
     block is never left, rather than left by the garbage collector at interpreter exit)."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                 device_type: str, channels_last: bool) -> None:
+                 device_type: str, channels_last: bool, training: bool = True) -> None:
         self.optimizer = optimizer
         self.groups = {} if optimizer is None else {
             p: group for group in optimizer.param_groups for p in group["params"]}
-        self.layers = [layer for layer in dense_layout_layers(model, device_type, channels_last)
+        self.layers = [layer for layer in dense_layout_layers(model, device_type, channels_last,
+                                                              training)
                        if optimizer is None or self._one_group(layer)]
         # The dense weight in the input's memory format on a GPU, as a masked dense model's
         # weight is after ``model.to(memory_format=...)``. On a CPU the convolution reorders the

@@ -25,8 +25,10 @@ output element as a few hundred multiply-accumulates on a CPU) is no less than o
 dense convolution, the layer instead scatters its compact weights into the dense
 (C_out, C_in / groups, K, K) weight and runs that convolution. This is the case for small
 blocks with several phases (a 16-channel layer with ``groups=4`` and 2 phases ran 3-5x faster
-this way). The reorder costs less in NCHW than in channels_last, so the choice is made per
-memory format (:meth:`FastPathPlan.dense_for`). Both paths compute the same function.
+this way). The reorder costs less in NCHW than in channels_last, and in NCHW a grouped
+convolution of narrow groups costs a pass per group, more in training steps, so the choice is
+made per memory format and, in NCHW, per step kind (:meth:`FastPathPlan.dense_for`). Both
+paths compute the same function.
 
 In training and evaluation, the layers of the dense-weight path can instead hold a dense
 weight times the structure's fixed mask (:meth:`SSCConv2d.enter_dense_layout`; :mod:`.layout`
@@ -196,9 +198,10 @@ class FastPathPlan:
     in_index: tuple[int, ...] | None
     has_1x1: bool
     # Run one grouped dense convolution instead (see the module doc): for channels_last input
-    # (what the trainer feeds), and for contiguous (NCHW) input.
+    # (what the trainer feeds), for contiguous (NCHW) input, and for NCHW training steps.
     dense_weight: bool = False
     dense_weight_contiguous: bool = False
+    dense_weight_contiguous_train: bool = False
 
     @property
     def rows(self) -> int:
@@ -208,9 +211,12 @@ class FastPathPlan:
     def slot_order_is_filter_order(self) -> bool:
         return self.slot_filters == tuple(range(len(self.slot_filters)))
 
-    def dense_for(self, channels_last: bool) -> bool:
-        """Whether a CPU input of that memory format runs the dense-weight path."""
-        return self.dense_weight if channels_last else self.dense_weight_contiguous
+    def dense_for(self, channels_last: bool, training: bool = False) -> bool:
+        """Whether a CPU input of that memory format runs the dense-weight path, in a training
+        step (with a backward pass) or in inference."""
+        if channels_last:
+            return self.dense_weight
+        return self.dense_weight_contiguous_train if training else self.dense_weight_contiguous
 
 
 # Overheads of the sparse path per output element, in multiply-accumulate equivalents, from
@@ -222,13 +228,38 @@ class FastPathPlan:
 REORDER_COST = 300
 REORDER_COST_CONTIGUOUS = 150
 PASS_COST = 50
+# In NCHW, a grouped K x K convolution whose groups have 2 or more input channels costs about
+# this much per group and output pixel however narrow the groups are (oneDNN's NCHW kernels go
+# group by group), in inference and, more, in a training step: 64 channels in 16 groups of 4
+# or 32 groups of 2 took 0.40x / 0.73x the dense convolution's time in inference and 0.69x /
+# 1.27x in training, for 1/16 and 1/32 of its MACs. Such a convolution costs
+# max(its multiply-accumulates, groups * this) there. Groups of one channel run torch's
+# depthwise kernel and are exempt. In channels_last the layers' timings leave no room for such
+# a term: the constants above describe them (benchmarks/path_costs.py).
+GROUP_COST_CONTIGUOUS = 900
+GROUP_COST_TRAIN_CONTIGUOUS = 1500
 
 
-def sparse_path_cost(spec: SSCSpec, plan: FastPathPlan) -> tuple[int, int, bool]:
+def _grouped_conv_cost(macs: int, groups: int, in_per_group: int, group_cost: int) -> int:
+    """A K x K convolution's cost per output pixel: its multiply-accumulates, or, where each
+    group of 2 or more input channels costs ``group_cost`` whatever its width, ``groups *
+    group_cost`` if that is more."""
+    if groups > 1 and in_per_group > 1:
+        return max(macs, groups * group_cost)
+    return macs
+
+
+def sparse_path_cost(spec: SSCSpec, plan: FastPathPlan,
+                     group_cost: int = 0) -> tuple[int, int, bool]:
     """``plan``'s sparse path per output pixel: (multiply-accumulates, passes beyond the first
-    convolution call, counting a gather, and whether the slots need reordering)."""
-    taps = sum(len(piece.taps) for piece in plan.pieces)
-    work = (plan.rows * spec.spatial_channels * taps if plan.pieces else 0)
+    convolution call, counting a gather, and whether the slots need reordering).
+
+    With a ``group_cost`` (:data:`GROUP_COST_CONTIGUOUS`, :data:`GROUP_COST_TRAIN_CONTIGUOUS`)
+    the first counts each grouped K x K piece as :func:`_grouped_conv_cost`."""
+    work = sum(_grouped_conv_cost(plan.rows * spec.spatial_channels * len(piece.taps),
+                                  plan.spatial_groups, spec.spatial_channels,
+                                  group_cost if piece.size != (1, 1) else 0)
+               for piece in plan.pieces)
     work += plan.rows * spec.block if plan.has_1x1 else 0
     calls = len(plan.pieces) + plan.has_1x1
     passes = max(calls, 1) - 1 + (plan.in_index is not None)
@@ -236,20 +267,35 @@ def sparse_path_cost(spec: SSCSpec, plan: FastPathPlan) -> tuple[int, int, bool]
     return work, passes, reorder
 
 
-def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan, reorder_cost: int) -> bool:
+def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan, reorder_cost: int,
+                      group_cost: int = 0) -> bool:
     """Whether one grouped dense convolution beats ``plan``'s sparse path (per output pixel)."""
-    work, passes, reorder = sparse_path_cost(spec, plan)
+    work, passes, reorder = sparse_path_cost(spec, plan, group_cost)
     sparse = work + spec.out_channels * (PASS_COST * passes + reorder_cost * reorder)
-    return spec.out_channels * spec.block * spec.kernel_size**2 < sparse
+    return dense_path_cost(spec, group_cost) < sparse
+
+
+def dense_path_cost(spec: SSCSpec, group_cost: int = 0) -> int:
+    """The dense-weight path per output pixel: one grouped dense convolution's
+    multiply-accumulates (with a ``group_cost``, as :func:`_grouped_conv_cost`)."""
+    k = spec.kernel_size
+    macs = spec.out_channels * spec.block * k**2
+    return _grouped_conv_cost(macs, spec.groups, spec.block, group_cost if k > 1 else 0)
 
 
 @lru_cache(maxsize=4096)
 def fast_path_plan(spec: SSCSpec) -> FastPathPlan:
     """Decide the pieces, slots and gather of the fast path for ``spec`` (cached per spec),
-    and, per memory format, whether the dense-weight path is cheaper."""
+    and, per memory format and for NCHW training, whether the dense-weight path is cheaper."""
     plan = _sparse_plan(spec)
-    return replace(plan, dense_weight=_dense_is_cheaper(spec, plan, REORDER_COST),
-                   dense_weight_contiguous=_dense_is_cheaper(spec, plan, REORDER_COST_CONTIGUOUS))
+    return replace(
+        plan,
+        dense_weight=_dense_is_cheaper(spec, plan, REORDER_COST),
+        dense_weight_contiguous=_dense_is_cheaper(spec, plan, REORDER_COST_CONTIGUOUS,
+                                                  GROUP_COST_CONTIGUOUS),
+        dense_weight_contiguous_train=_dense_is_cheaper(
+            spec, plan, REORDER_COST_CONTIGUOUS, GROUP_COST_TRAIN_CONTIGUOUS),
+    )
 
 
 def _sparse_plan(spec: SSCSpec) -> FastPathPlan:
@@ -279,16 +325,17 @@ def _sparse_plan(spec: SSCSpec) -> FastPathPlan:
     )
 
 
-def executed_macs(spec: SSCSpec, input_size: tuple[int, int], channels_last: bool = True) -> int:
+def executed_macs(spec: SSCSpec, input_size: tuple[int, int], channels_last: bool = True,
+                  training: bool = False) -> int:
     """Multiply-accumulates the fast path runs per image (>= the structural ``spec.macs``) on
-    a CPU input of that memory format.
+    a CPU input of that memory format, in inference or in a training step's forward.
 
     They exceed the structural count where the 1 x 1 convolution is dense over the block
     while a filter uses fewer of its channels, and where slots hold zero padding rows.
     """
     plan = fast_path_plan(spec)
     h, w = spec.output_size(input_size)
-    if plan.dense_for(channels_last):
+    if plan.dense_for(channels_last, training):
         return h * w * spec.out_channels * spec.block * spec.kernel_size**2
     return h * w * sparse_path_cost(spec, plan)[0]
 
@@ -655,15 +702,18 @@ class SSCConv2d(nn.Module):
 
     def uses_dense_weight(self, x: torch.Tensor) -> bool:
         """Whether :meth:`forward` runs the dense-weight path for ``x``
-        (:meth:`dense_path_for` its device and memory format)."""
-        return self.dense_path_for(x.device.type, _is_channels_last(x))
+        (:meth:`dense_path_for` its device and memory format; a training step where gradients
+        are enabled)."""
+        return self.dense_path_for(x.device.type, _is_channels_last(x), torch.is_grad_enabled())
 
-    def dense_path_for(self, device_type: str, channels_last: bool) -> bool:
-        """Whether input on ``device_type`` in that memory format runs the dense-weight path:
-        where the plan says it is cheaper for the memory format, and always off the CPU (on a
-        GPU the sparse path's extra kernel launches cost more than the multiply-accumulates it
-        saves; docs/ssc-layer.md)."""
-        return device_type != "cpu" or self.plan.dense_for(channels_last)
+    def dense_path_for(self, device_type: str, channels_last: bool,
+                       training: bool = False) -> bool:
+        """Whether input on ``device_type`` in that memory format runs the dense-weight path,
+        in a training step or in inference: where the plan says it is cheaper
+        (:meth:`FastPathPlan.dense_for`), and always off the CPU (on a GPU the sparse path's
+        extra kernel launches cost more than the multiply-accumulates it saves;
+        docs/ssc-layer.md)."""
+        return device_type != "cpu" or self.plan.dense_for(channels_last, training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_dense_layout:
