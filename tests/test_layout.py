@@ -165,6 +165,18 @@ def test_the_layout_is_left_when_training_raises() -> None:
     assert {id(p) for p in optimizer.state} <= {id(p) for p in params}
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_dense_weight_takes_the_input_memory_format(channels_last: bool) -> None:
+    """As a masked dense model's weight after ``model.to(memory_format=...)``."""
+    net = _net()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with dense_layout(net, device_type="cpu", channels_last=channels_last,
+                      training=True) as layers:
+        assert len(layers) == 3
+        assert all(layer.dense_weight.is_contiguous(memory_format=fmt) for layer in layers)
+        assert channels_last is not all(layer.dense_weight.is_contiguous() for layer in layers)
+
+
 def test_layers_reparametrized_by_pruning_stay_compact() -> None:
     """``torch.nn.utils.prune`` computes ``spatial_weight`` from ``spatial_weight_orig`` in a
     forward pre-hook, which the dense layout would bypass."""
