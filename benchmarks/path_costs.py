@@ -3,8 +3,8 @@
 ``fast_path_plan`` picks a layer's path from a cost model: the sparse path's multiply-accumulates
 plus per-channel overheads (``PASS_COST`` per extra convolution call, ``REORDER_COST`` when the
 output must be put back into filter order, ``REORDER_COST_CONTIGUOUS`` for NCHW input, and for
-NCHW input ``GROUP_COST_CONTIGUOUS`` / ``GROUP_COST_TRAIN_CONTIGUOUS`` per group of a grouped
-K x K convolution of narrow groups) against one grouped dense convolution. The script first
+NCHW input ``GROUP_COSTS_CONTIGUOUS`` / ``GROUP_COSTS_TRAIN_CONTIGUOUS`` per group of a grouped
+K x K convolution) against one grouped dense convolution. The script first
 times such grouped convolutions against the dense one and prints the group cost each implies.
 Then it times both paths, side by side and interleaved, for HetConv-like layers whose sparse
 path needs the reorder (the layers near the boundary), in both memory formats, for a train
@@ -39,8 +39,9 @@ from layer_speed import machine  # noqa: E402  (a sibling benchmark script)
 
 from ssc_nas.layers import SSCConv2d  # noqa: E402
 from ssc_nas.layers.ssc import (  # noqa: E402
-    GROUP_COST_CONTIGUOUS,
-    GROUP_COST_TRAIN_CONTIGUOUS,
+    GROUP_COSTS_CONTIGUOUS,
+    GROUP_COSTS_TRAIN_CONTIGUOUS,
+    NO_GROUP_COSTS,
     PASS_COST,
     REORDER_COST,
     REORDER_COST_CONTIGUOUS,
@@ -95,27 +96,27 @@ def time_paths(paths: dict[str, Callable[[torch.Tensor], torch.Tensor]], x: torc
     return statistics.median(a / b for a, b in zip(times[first], times[second], strict=True))
 
 
-def implied_reorder_cost(layer: SSCConv2d, ratio: float, group_cost: int = 0) -> float:
+def implied_reorder_cost(layer: SSCConv2d, ratio: float,
+                         group_costs: tuple[int, int] = NO_GROUP_COSTS) -> float:
     """The reorder cost (MAC-equivalents per output channel) that would make the model exact."""
     s = layer.spec
-    work, passes, _ = sparse_path_cost(s, layer.plan, group_cost)
-    dense = dense_path_cost(s, group_cost)
+    work, passes, _ = sparse_path_cost(s, layer.plan, group_costs)
+    dense = dense_path_cost(s, group_costs)
     return (ratio * dense - work - PASS_COST * passes * s.out_channels) / s.out_channels
 
 
-def group_costs(batch: int, rounds: int, channels: int = 64, size: int = 32) -> None:
-    """Time 3 x 3 convolutions of ``channels`` channels in groups of 2 and 4 channels against
-    the dense one, per format and step, and print the cost per group and output pixel each
-    implies (``ratio * dense MACs / groups``, MAC-equivalents): where it exceeds the group's
-    own MACs, the convolution costs a pass per group rather than its multiply-accumulates."""
+def time_group_costs(batch: int, rounds: int, channels: int = 64, size: int = 32) -> None:
+    """Time 3 x 3 convolutions of ``channels`` channels in groups of 1 (depthwise), 2 and 4
+    channels against the dense one, per format and step, and print the cost per group and
+    output pixel each implies (``ratio * dense MACs / groups``, MAC-equivalents): where it
+    exceeds the group's own MACs (9, 36, 144), the convolution costs a pass per group rather
+    than its multiply-accumulates."""
     dense_macs = channels * channels * 9
     print(f"grouped 3 x 3 convolutions, {channels} channels, {size}x{size}, batch {batch}: "
-          "time / dense time, and the implied cost per group and output pixel "
-          f"(the groups' own MACs: {channels * 2 * 9 // (channels // 2)} and "
-          f"{channels * 4 * 9 // (channels // 4)} per group)")
+          "time / dense time, and the implied cost per group and output pixel")
     print("| channels per group | " + " | ".join(KINDS) + " |")
     print("|--:|" + "--:|" * len(KINDS))
-    for per in (2, 4):
+    for per in (1, 2, 4):
         groups = channels // per
         cells = []
         for kind in KINDS:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(machine())
-    group_costs(args.batch, args.rounds)
+    time_group_costs(args.batch, args.rounds)
     if args.groups_only:
         return 0
     print(f"batch {args.batch}; sparse / dense path time (< 1: sparse faster), the plan's pick "
@@ -173,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             for i, pick in enumerate((dense, before)):
                 wrong[kind][i] += pick != (ratio > 1)
                 log_loss[kind][i] += math.log((1.0 if pick else ratio) / min(1.0, ratio))
-            group_cost = 0 if channels_last else (
-                GROUP_COST_TRAIN_CONTIGUOUS if training else GROUP_COST_CONTIGUOUS)
-            cost = implied_reorder_cost(layer, ratio, group_cost)
+            group_costs = NO_GROUP_COSTS if channels_last else (
+                GROUP_COSTS_TRAIN_CONTIGUOUS if training else GROUP_COSTS_CONTIGUOUS)
+            cost = implied_reorder_cost(layer, ratio, group_costs)
             implied[kind].append(cost)
             cells.append(f"{ratio:.2f} [{'dense' if dense else 'sparse'}] / {cost:.0f}")
         print(f"| {name} | {size}x{size} | " + " | ".join(cells) + " |", flush=True)

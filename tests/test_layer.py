@@ -118,6 +118,11 @@ def test_nchw_training_steps_choose_their_own_path() -> None:
     for layer in (SSCConv2d.depthwise(64), SSCConv2d(64, 64, 3, groups=8),
                   SSCConv2d(64, 64, 3)):  # one grouped convolution on either path
         assert not layer.plan.dense_for(False, training=True), layer
+    # Groups of one channel cost a pass each too: 32 one-channel pieces (2 of them) cost more
+    # than the dense convolution's 4 groups of 8 (sparse path 1.8x / 3x its time at 14x14).
+    plus = SSCConv2d(32, 32, 3, groups=4, spatial_channels=1, pointwise_channels=7, phases=8,
+                     pattern="plus")
+    assert plus.plan.dense_for(False) and plus.plan.dense_for(False, training=True)
 
 
 @settings(max_examples=100, deadline=None)

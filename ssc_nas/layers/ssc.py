@@ -228,37 +228,39 @@ class FastPathPlan:
 REORDER_COST = 300
 REORDER_COST_CONTIGUOUS = 150
 PASS_COST = 50
-# In NCHW, a grouped K x K convolution whose groups have 2 or more input channels costs about
-# this much per group and output pixel however narrow the groups are (oneDNN's NCHW kernels go
-# group by group), in inference and, more, in a training step: 64 channels in 16 groups of 4
-# or 32 groups of 2 took 0.40x / 0.73x the dense convolution's time in inference and 0.69x /
-# 1.27x in training, for 1/16 and 1/32 of its MACs. Such a convolution costs
-# max(its multiply-accumulates, groups * this) there. Groups of one channel run torch's
-# depthwise kernel and are exempt. In channels_last the layers' timings leave no room for such
-# a term: the constants above describe them (benchmarks/path_costs.py).
-GROUP_COST_CONTIGUOUS = 900
-GROUP_COST_TRAIN_CONTIGUOUS = 1500
+# In NCHW, a grouped K x K convolution costs about this much per group and output pixel
+# however narrow its groups are (oneDNN's NCHW kernels go group by group), in inference and,
+# more, in a training step; it costs max(its multiply-accumulates, groups * this) there. The
+# pairs are (groups of one input channel, which run torch's depthwise kernel; groups of more).
+# 64 channels in 16 groups of 4 or 32 groups of 2 took 0.38x / 0.72x the dense convolution's
+# time in inference and 0.68x / 1.26x in training, for 1/16 and 1/32 of its MACs; depthwise,
+# 0.17x and 0.21x for 1/64. In channels_last the layers' timings leave no room for such a term:
+# the constants above describe them (benchmarks/path_costs.py).
+GROUP_COSTS_CONTIGUOUS = (100, 900)
+GROUP_COSTS_TRAIN_CONTIGUOUS = (120, 1500)
+NO_GROUP_COSTS = (0, 0)
 
 
-def _grouped_conv_cost(macs: int, groups: int, in_per_group: int, group_cost: int) -> int:
+def _grouped_conv_cost(macs: int, groups: int, in_per_group: int,
+                       group_costs: tuple[int, int]) -> int:
     """A K x K convolution's cost per output pixel: its multiply-accumulates, or, where each
-    group of 2 or more input channels costs ``group_cost`` whatever its width, ``groups *
-    group_cost`` if that is more."""
-    if groups > 1 and in_per_group > 1:
-        return max(macs, groups * group_cost)
-    return macs
+    group costs ``group_costs`` (for one input channel, for more) whatever its width,
+    ``groups`` times that if more."""
+    if groups == 1:
+        return macs
+    return max(macs, groups * group_costs[in_per_group > 1])
 
 
 def sparse_path_cost(spec: SSCSpec, plan: FastPathPlan,
-                     group_cost: int = 0) -> tuple[int, int, bool]:
+                     group_costs: tuple[int, int] = NO_GROUP_COSTS) -> tuple[int, int, bool]:
     """``plan``'s sparse path per output pixel: (multiply-accumulates, passes beyond the first
     convolution call, counting a gather, and whether the slots need reordering).
 
-    With a ``group_cost`` (:data:`GROUP_COST_CONTIGUOUS`, :data:`GROUP_COST_TRAIN_CONTIGUOUS`)
+    With ``group_costs`` (:data:`GROUP_COSTS_CONTIGUOUS`, :data:`GROUP_COSTS_TRAIN_CONTIGUOUS`)
     the first counts each grouped K x K piece as :func:`_grouped_conv_cost`."""
     work = sum(_grouped_conv_cost(plan.rows * spec.spatial_channels * len(piece.taps),
                                   plan.spatial_groups, spec.spatial_channels,
-                                  group_cost if piece.size != (1, 1) else 0)
+                                  group_costs if piece.size != (1, 1) else NO_GROUP_COSTS)
                for piece in plan.pieces)
     work += plan.rows * spec.block if plan.has_1x1 else 0
     calls = len(plan.pieces) + plan.has_1x1
@@ -268,19 +270,20 @@ def sparse_path_cost(spec: SSCSpec, plan: FastPathPlan,
 
 
 def _dense_is_cheaper(spec: SSCSpec, plan: FastPathPlan, reorder_cost: int,
-                      group_cost: int = 0) -> bool:
+                      group_costs: tuple[int, int] = NO_GROUP_COSTS) -> bool:
     """Whether one grouped dense convolution beats ``plan``'s sparse path (per output pixel)."""
-    work, passes, reorder = sparse_path_cost(spec, plan, group_cost)
+    work, passes, reorder = sparse_path_cost(spec, plan, group_costs)
     sparse = work + spec.out_channels * (PASS_COST * passes + reorder_cost * reorder)
-    return dense_path_cost(spec, group_cost) < sparse
+    return dense_path_cost(spec, group_costs) < sparse
 
 
-def dense_path_cost(spec: SSCSpec, group_cost: int = 0) -> int:
+def dense_path_cost(spec: SSCSpec, group_costs: tuple[int, int] = NO_GROUP_COSTS) -> int:
     """The dense-weight path per output pixel: one grouped dense convolution's
-    multiply-accumulates (with a ``group_cost``, as :func:`_grouped_conv_cost`)."""
+    multiply-accumulates (with ``group_costs``, as :func:`_grouped_conv_cost`)."""
     k = spec.kernel_size
     macs = spec.out_channels * spec.block * k**2
-    return _grouped_conv_cost(macs, spec.groups, spec.block, group_cost if k > 1 else 0)
+    return _grouped_conv_cost(macs, spec.groups, spec.block,
+                              group_costs if k > 1 else NO_GROUP_COSTS)
 
 
 @lru_cache(maxsize=4096)
@@ -292,9 +295,9 @@ def fast_path_plan(spec: SSCSpec) -> FastPathPlan:
         plan,
         dense_weight=_dense_is_cheaper(spec, plan, REORDER_COST),
         dense_weight_contiguous=_dense_is_cheaper(spec, plan, REORDER_COST_CONTIGUOUS,
-                                                  GROUP_COST_CONTIGUOUS),
+                                                  GROUP_COSTS_CONTIGUOUS),
         dense_weight_contiguous_train=_dense_is_cheaper(
-            spec, plan, REORDER_COST_CONTIGUOUS, GROUP_COST_TRAIN_CONTIGUOUS),
+            spec, plan, REORDER_COST_CONTIGUOUS, GROUP_COSTS_TRAIN_CONTIGUOUS),
     )
 
 
