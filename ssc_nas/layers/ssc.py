@@ -26,9 +26,9 @@ dense convolution, the layer instead scatters its compact weights into the dense
 (C_out, C_in / groups, K, K) weight and runs that convolution. This is the case for small
 blocks with several phases (a 16-channel layer with ``groups=4`` and 2 phases ran 3-5x faster
 this way). The reorder costs less in NCHW than in channels_last, and in NCHW a grouped
-convolution of narrow groups costs a pass per group, more in training steps, so the choice is
-made per memory format and, in NCHW, per step kind (:meth:`FastPathPlan.dense_for`). Both
-paths compute the same function.
+convolution costs a pass per group however narrow its groups, more in training steps, so the
+choice is made per memory format and, in NCHW, per step kind (:meth:`FastPathPlan.dense_for`).
+Both paths compute the same function.
 
 In training and evaluation, the layers of the dense-weight path can instead hold a dense
 weight times the structure's fixed mask (:meth:`SSCConv2d.enter_dense_layout`; :mod:`.layout`
