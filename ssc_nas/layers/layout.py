@@ -64,7 +64,7 @@ class DenseLayoutBlock(AbstractContextManager):
     block is never left, rather than left by the garbage collector at interpreter exit)."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                 device_type: str, channels_last: bool, training: bool = True) -> None:
+                 device_type: str, channels_last: bool, training: bool) -> None:
         self.optimizer = optimizer
         self.groups = {} if optimizer is None else {
             p: group for group in optimizer.param_groups for p in group["params"]}
