@@ -19,17 +19,23 @@ designs of ``--space``), one train step (forward, loss, backward, SGD) is timed 
   weight is NCHW and the convolution converts it, forward and backward);
 * ``gather``: the dense weight gathered from the stored weights and one zero (``cat`` +
   ``index_select`` forward, one ``index_select`` backward) instead of scattered into zeros;
+* ``layout``: the layer as ``ssc-nas`` trains it, in its dense training layout
+  (``ssc_nas.layers.dense_layout``: a dense weight times the structure's mask; on a CPU only the
+  layers whose plan takes the dense-weight path in training);
 * ``masked``: a dense ``groups=1`` weight times a fixed 0/1 mask (pruning at init);
 * ``conv``: a plain ``nn.Conv2d`` with the layer's groups (no weight construction: the floor).
 
-On CUDA two more columns, ``graphed`` and ``graphed_cl``, run the ``ssc`` and ``cl_build``
-networks' forward and backward as CUDA graphs (``torch.cuda.make_graphed_callables``; loss and
-SGD step eager), as training runs there: what replaying the kernels without per-operator
-dispatch gives, for networks whose GPU time is small against their launch overhead.
+On CUDA four more columns, ``graphed``, ``graphed_cl``, ``graphed_layout`` and
+``graphed_masked``, run the ``ssc``, ``cl_build``, ``layout`` and ``masked`` networks' forward
+and backward as CUDA graphs (``torch.cuda.make_graphed_callables``; loss and SGD step eager), as
+training runs there: what replaying the kernels without per-operator dispatch gives, for
+networks whose GPU time is small against their launch overhead, and whether the layout then
+costs what masked dense costs (the sixth GPU run found 1.13x where both run one convolution).
 
 Printed: median ms per step and each variant's median per-round ratio to ``ssc``; then
-``torch.profiler``'s top operators (self CPU time, and self device time on CUDA) of ``ssc`` and
-``masked`` on the dense network, which show the per-operator dispatch and launch cost.
+``torch.profiler``'s top operators (self CPU time, and self device time on CUDA) of ``ssc``,
+``layout`` and ``masked`` on the dense network, which show the per-operator dispatch and launch
+cost, and the operators the layout runs that masked dense does not.
 
     python benchmarks/dense_weight_paths.py --device cuda --designs 5
 """
@@ -37,6 +43,7 @@ Printed: median ms per step and each variant's median per-round ratio to ``ssc``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import sys
@@ -47,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from layer_speed import full_float32  # noqa: E402  (sibling benchmark scripts)
 from network_speed import (  # noqa: E402  (a sibling benchmark script)
     SPACES,
     MaskedConv2d,
@@ -58,12 +66,15 @@ from network_speed import (  # noqa: E402  (a sibling benchmark script)
     train_step,
 )
 
-from ssc_nas.layers import SSCConv2d  # noqa: E402
+from ssc_nas.layers import SSCConv2d, dense_layout  # noqa: E402
 from ssc_nas.layers.ssc import _place  # noqa: E402
 from ssc_nas.models import build  # noqa: E402
 from ssc_nas.runtime import tune_malloc  # noqa: E402
 
-VARIANTS = ("ssc", "index_put", "flat", "cl_build", "gather", "masked", "conv")
+VARIANTS = ("ssc", "index_put", "flat", "cl_build", "gather", "layout", "masked", "conv")
+#: CUDA only: graphed steps of these variants' networks
+GRAPHED = {"graphed": "ssc", "graphed_cl": "cl_build", "graphed_layout": "layout",
+           "graphed_masked": "masked"}
 
 
 class DenseSSC(SSCConv2d):
@@ -190,7 +201,8 @@ def dense_path(layer: SSCConv2d, kind: type[DenseSSC] = DenseSSC) -> SSCConv2d:
 MAKERS = {"ssc": dense_path, "index_put": lambda layer: dense_path(layer, IndexPutSSC),
           "flat": FlatConv2d,
           "cl_build": lambda layer: dense_path(layer, ChannelsLastBuildSSC),
-          "gather": lambda layer: dense_path(layer, GatherSSC), "masked": MaskedConv2d,
+          "gather": lambda layer: dense_path(layer, GatherSSC),
+          "layout": lambda layer: dense_path(layer, SSCConv2d), "masked": MaskedConv2d,
           "conv": lambda layer: layer.to_conv2d()}
 
 
@@ -209,7 +221,9 @@ def graphed_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     for p in graphed.parameters():
         p.grad = None
     try:
-        graphed = torch.cuda.make_graphed_callables(graphed, (x.clone(),))
+        # allow_unused_input: in the layout the stored weights are parameters the step skips
+        graphed = torch.cuda.make_graphed_callables(graphed, (x.clone(),),
+                                                    allow_unused_input=True)
         opt = torch.optim.SGD(graphed.parameters(), lr=1e-3, momentum=0.9)
         out = [train_step(graphed, opt, x, y) for _ in range(2 + repeats)]
     except Exception as exc:  # a probe: report and go on
@@ -218,16 +232,22 @@ def graphed_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return out[2:]
 
 
-def profile_table(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rows: int) -> str:
+def profile_table(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rows: int,
+                  layout: bool = False) -> str:
+    """``torch.profiler``'s top operators over 5 train steps (after 3), the model in its dense
+    training layout if ``layout``."""
     from torch.profiler import ProfilerActivity, profile
 
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    for _ in range(3):
-        train_step(model, opt, x, y)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.is_cuda else [])
-    with profile(activities=activities) as prof:
-        for _ in range(5):
+    block = (dense_layout(model, opt, device_type=x.device.type, channels_last=True) if layout
+             else contextlib.nullcontext())
+    with block:
+        for _ in range(3):
             train_step(model, opt, x, y)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.is_cuda else [])
+        with profile(activities=activities) as prof:
+            for _ in range(5):
+                train_step(model, opt, x, y)
     key = "self_cuda_time_total" if x.is_cuda else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=40)
 
@@ -251,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     print(f"{args.space}, batch {args.batch}, channels_last, 2 warm-up + {args.repeats} rounds; "
           "ms per train step (median); ratio: median per-round variant / ssc")
-    shown = VARIANTS + (("graphed", "graphed_cl") if device.type == "cuda" else ())
+    shown = VARIANTS + (GRAPHED if device.type == "cuda" else ())
     print("| design | " + " | ".join(f"{v} ms" for v in shown) + " | "
           + " | ".join(f"{v}/ssc" for v in shown[1:]) + " |")
     print("|:--|" + "--:|" * (2 * len(shown) - 1))
@@ -263,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(args.batch, channels, *size, device=device).contiguous(
             memory_format=fmt)
         y = torch.randint(0, classes, (args.batch,), device=device)
-        with torch.no_grad():
+        with torch.no_grad(), full_float32():
             ref = models["conv"].eval()(x[:4])
             for k, m in models.items():
                 err = float((m.eval()(x[:4]) - ref).abs().max())
@@ -274,14 +294,16 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {k: [] for k in VARIANTS}
         for m in models.values():
             m.train()
-        for i in range(2 + args.repeats):
-            for k in rotated(VARIANTS, i):
-                t = train_step(models[k], opts[k], x, y)
-                if i >= 2:
-                    times[k].append(t)
-        if device.type == "cuda":
-            times["graphed"] = graphed_times(models["ssc"], x, y, args.repeats)
-            times["graphed_cl"] = graphed_times(models["cl_build"], x, y, args.repeats)
+        with dense_layout(models["layout"], opts["layout"], device_type=device.type,
+                          channels_last=True):
+            for i in range(2 + args.repeats):
+                for k in rotated(VARIANTS, i):
+                    t = train_step(models[k], opts[k], x, y)
+                    if i >= 2:
+                        times[k].append(t)
+            if device.type == "cuda":
+                for k, variant in GRAPHED.items():
+                    times[k] = graphed_times(models[variant], x, y, args.repeats)
         ratios = {k: statistics.median(a / b for a, b in zip(times[k], times["ssc"],
                                                              strict=True))
                   for k in times if k != "ssc"}
@@ -297,9 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(args.batch, channels, *size, device=device).contiguous(
             memory_format=fmt)
         y = torch.randint(0, classes, (args.batch,), device=device)
-        for k in ("ssc", "masked"):
+        for k in ("ssc", "layout", "masked"):
             print(f"\nprofile, {todo[0].name}, {k}, 5 train steps:")
-            print(profile_table(models[k].train(), x, y, args.profile_rows))
+            print(profile_table(models[k].train(), x, y, args.profile_rows,
+                                layout=k == "layout"))
     sync(torch.empty(0, device=device))
     return 0
 

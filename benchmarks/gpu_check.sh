@@ -52,9 +52,10 @@ step network-speed 240 "$PY" benchmarks/network_speed.py --device "$DEVICE" --de
     --markdown --repeats 5 --compact --out "$OUT/network_speed.csv"
 step network-eager 90 "$PY" benchmarks/network_speed.py --device "$DEVICE" --designs 5 \
     --repeats 5 --no-memory --no-cuda-graphs
-# Where the dense-weight path's time goes against masked dense, and what CUDA graphs would give.
-step dense-weight 90 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
-    --repeats 5 --profile-rows 0
+# Where the dense-weight path's time goes against masked dense, what CUDA graphs give, and
+# whether the dense training layout costs what masked dense costs (profiles of the dense network).
+step dense-weight 120 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
+    --repeats 5 --profile-rows 12
 step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
 # The same trials without the dense training layout (every step places the stored weights);
 # CUDA only: the first-call cost of grouped convolutions per memory format.

@@ -46,7 +46,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -323,10 +323,25 @@ def wait_quiet(max_others: float, max_wait: float) -> None:
             return
 
 
-def max_error(modules: dict[str, nn.Module], x: torch.Tensor) -> float:
-    """Largest |ssc(x) - masked(x)| on a few images (both compute the same function)."""
-    with torch.inference_mode():
-        return float((modules["ssc"](x[:4]) - modules["masked"](x[:4])).abs().max())
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """cuDNN convolutions in float32, not TF32 (torch's default on a GPU,
+    ``torch.backends.cudnn.allow_tf32``), for the correctness checks: TF32 rounds each input to
+    10 mantissa bits, which alone put a depthwise layer (torch's own float32 kernel) 1.0-1.1e-3
+    from masked dense (cuDNN) on an H200. No effect on a CPU."""
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def max_error(modules: dict[str, nn.Module], x: torch.Tensor, images: int = 4) -> float:
+    """Largest |ssc(x) - masked(x)| on a few images (both compute the same function), in
+    float32 (:func:`full_float32`)."""
+    with torch.inference_mode(), full_float32():
+        return float((modules["ssc"](x[:images]) - modules["masked"](x[:images])).abs().max())
 
 
 def measure(

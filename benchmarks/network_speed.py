@@ -10,7 +10,8 @@ batch, interleaved in rotating order like ``layer_speed.py``:
 * ``masked``: the same network with every ``SSCConv2d`` replaced by a dense ``groups=1``
   convolution whose weight is multiplied by a fixed 0/1 mask of the SSC structure every call,
   which is how pruning-at-initialisation code runs sparsity;
-* ``dense``: the family network at the same width with every searchable convolution dense;
+* ``dense``: the family network at the same width with every searchable convolution dense, as
+  plain ``nn.Conv2d`` layers;
 * ``compact`` (training only, with ``--compact``): ``ssc`` trained without the dense layout,
   every step placing the stored weights into the dense weight (the code before the layout).
 
@@ -70,7 +71,7 @@ from ssc_nas.spaces import BoundSpace, load_space  # noqa: E402
 from ssc_nas.train import graphed_forward  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from layer_speed import Timing, write_csv  # noqa: E402  (a sibling benchmark script)
+from layer_speed import Timing, max_error, write_csv  # noqa: E402  (a sibling benchmark script)
 
 SPACES = {  # space: (in_channels, input size, classes, budget)
     "resnet20-ssc": (1, (28, 28), 10, "0.5M"),
@@ -272,8 +273,11 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
                                                      classes, size))
     torch.manual_seed(0)
     ssc = build(design.arch, channels, classes, size)
+    # The dense network as plain ``nn.Conv2d`` layers, as a user without SSC runs it (built of
+    # SSC layers, it would place each weight every step on a GPU, where every layer takes the
+    # dense-weight path).
     models = {"ssc": ssc, "masked": masked_copy(ssc),
-              "dense": build(bound_dense, channels, classes, size)}
+              "dense": swapped(build(bound_dense, channels, classes, size), SSCConv2d.to_conv2d)}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     cost = count(ssc, (channels, *size))
     dense_cost = count(models["dense"], (channels, *size))
@@ -282,8 +286,7 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
     y = torch.randint(0, classes, (batch,), device=device)
     for m in models.values():
         m.eval()
-    with torch.inference_mode():
-        err = float((models["ssc"](x[:8]) - models["masked"](x[:8])).abs().max())
+    err = max_error(models, x, images=8)
     # Training runs on copies: the ssc copy stays in its dense training layout (as for a whole
     # epoch of a trial), the ssc model timed at inference in its evaluation layout.
     trained = {k: copy.deepcopy(m) for k, m in models.items()}
@@ -296,8 +299,7 @@ def measure(design: Design, batch: int, warmup: int, repeats: int, channels_last
                                       channels_last=channels_last))
     layout.enter_context(dense_layout(models["ssc"], device_type=device.type,
                                       channels_last=channels_last))
-    with torch.inference_mode():  # the evaluation layout computes the same function
-        err = max(err, float((models["ssc"](x[:8]) - models["masked"](x[:8])).abs().max()))
+    err = max(err, max_error(models, x, images=8))  # the evaluation layout: the same function
     forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = dict(trained)
     if cuda_graphs and device.type == "cuda":
         for k, m in trained.items():

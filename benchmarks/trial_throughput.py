@@ -2,7 +2,8 @@
 
 Runs README's first command (``ssc-nas search --budget 0.5M``, mnist-5k, resnet20-ssc, 2-epoch
 proxy) with ``--trials K`` in a fresh study, once with this working tree and once with the code
-of ``--baseline`` (a git revision, exported with ``git archive`` into a temporary folder), in
+of ``--baseline`` (a git revision, exported with ``git archive`` into a temporary folder, or a
+folder that already holds such an export, for a machine without the git history), in
 alternating order over ``--rounds``. With K <= 5 the trials are the reference designs, the same
 architectures for both codes, so the ratio measures the speed of the code, not luck in
 sampling. Each run is a fresh process started the way a user starts it (``python -m ssc_nas``),
@@ -57,7 +58,8 @@ def one_run(tree: Path, trials: int, workdir: Path, name: str,
     """(wall seconds, trained trials per hour) of one default search with ``tree``'s code
     (plus ``flags``)."""
     db = workdir / f"{name}.db"
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    path = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-m", "ssc_nas", "search", "--budget", "0.5M", "--trials",
            str(trials), "--storage", f"sqlite:///{db}", "--quiet", *flags]
     start = time.perf_counter()
@@ -73,7 +75,8 @@ def one_run(tree: Path, trials: int, workdir: Path, name: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare")
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE,
+                        help="git revision to compare, or a folder holding its exported tree")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--flags", default="",
@@ -86,13 +89,15 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results: dict[str, list[tuple[float, float]]] = {"this tree": [], args.baseline: []}
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {"this tree": ROOT, args.baseline: export(args.baseline, Path(tmp) / "base")}
+        given = Path(args.baseline)
+        base = given.resolve() if given.is_dir() else export(args.baseline, Path(tmp) / "base")
+        trees = {"this tree": ROOT, args.baseline: base}
         for r in range(args.rounds):
             order = list(trees) if r % 2 == 0 else list(trees)[::-1]
             for label in order:
                 flags = shlex.split(args.flags) if label == "this tree" else []
                 wall, per_hour = one_run(trees[label], args.trials, Path(tmp),
-                                         f"{label.replace(' ', '-')}-{r}", flags)
+                                         f"{'new' if label == 'this tree' else 'base'}-{r}", flags)
                 results[label].append((wall, per_hour))
                 print(f"round {r} {label:<10} wall {wall:6.1f} s  {per_hour:6.1f} trials/h",
                       flush=True)
