@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA tests, the layer and network benchmarks on the GPU in a short
-# configuration (the network one with and without the dense training layout), where a proxy
-# trial's time goes (with and without the layout), the first-call cost of grouped convolutions,
+# configuration (the network one with and without the dense training layout), the layers of the
+# designs slowest against masked dense, where a proxy trial's time goes (with and without the
+# layout), the first-call cost of grouped convolutions,
 # a 3-trial search and a 9-candidate search with successive halving, in about 8 minutes
 # at most (4 to 5 minutes on an H100); one table at the end.
 # Run from anywhere: bash benchmarks/gpu_check.sh [DEVICE]. DEVICE defaults to cuda;
@@ -56,6 +57,10 @@ step network-eager 90 "$PY" benchmarks/network_speed.py --device "$DEVICE" --des
 # whether the dense training layout costs what masked dense costs (profiles of the dense network).
 step dense-weight 120 "$PY" benchmarks/dense_weight_paths.py --device "$DEVICE" --designs 3 \
     --repeats 5 --profile-rows 12
+# Layer by layer, as CUDA graphs: which layers of the designs slowest against masked dense in
+# the sixth run (and of the dense design, where both run one convolution) cost the difference.
+step design-layers 90 "$PY" benchmarks/design_layers.py --device "$DEVICE" \
+    --design "ssc-uniform w3" --design "sample 10 w3" --design "standard w1"
 step trial-phases 90 "$PY" benchmarks/trial_phases.py --device "$DEVICE" --designs 3
 # The same trials without the dense training layout (every step places the stored weights);
 # CUDA only: the first-call cost of grouped convolutions per memory format.
