@@ -38,7 +38,11 @@ def test_dense_layout_computes_the_layer_and_its_stored_weights_gradients(
         torch.testing.assert_close(layer(x), ref, rtol=1e-9, atol=1e-9)
     (grad,) = torch.autograd.grad((y * g).sum(), [dense])
     # The gradient is zero off the structure and the stored weights' gradient on it.
-    assert torch.equal(grad * (1 - layer._layout.mask), torch.zeros_like(grad))
+    mask = layer._layout.mask
+    # no mask where the structure fills the dense weight
+    assert (mask is None) == (spec.weights_per_filter == spec.block * spec.kernel_size**2)
+    if mask is not None:
+        assert torch.equal(grad * (1 - mask), torch.zeros_like(grad))
     for a, b in zip(layer._gathered(grad), grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
     with torch.no_grad():
@@ -47,6 +51,25 @@ def test_dense_layout_computes_the_layer_and_its_stored_weights_gradients(
     assert not layer.in_dense_layout and "dense_weight" not in dict(layer.named_parameters())
     torch.testing.assert_close(layer.reference_forward(x), 2 * ref - (
         0 if layer.bias is None else layer.bias.view(1, -1, 1, 1)), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_full_layer_trains_its_dense_weight_unmasked(groups: int) -> None:
+    """Where the structure fills the dense weight there is nothing to mask: the layout's
+    training forward is the plain convolution (no multiply), with the stored weights' gradient."""
+    torch.manual_seed(0)
+    full = SSCConv2d(8, 8, 3, groups=groups).double()
+    het = SSCConv2d(8, 8, 3, groups=groups, spatial_channels=2, pointwise_channels=2).double()
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    ref = full.reference_forward(x)
+    stored = torch.autograd.grad(ref.sum(), [full.spatial_weight])[0]
+    dense = full.enter_dense_layout()
+    het.enter_dense_layout()
+    assert full._layout.mask is None and het._layout.mask is not None
+    y = full(x)
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    (grad,) = torch.autograd.grad(y.sum(), [dense])
+    torch.testing.assert_close(full._gathered(grad)[0], stored, rtol=1e-12, atol=1e-12)
 
 
 def test_the_dense_weight_object_is_kept_between_layouts() -> None:

@@ -443,10 +443,11 @@ def _place(numel: int, a: tuple[torch.Tensor, torch.Tensor],
 
 @dataclass
 class _DenseLayout:
-    """An :class:`SSCConv2d`'s dense layout: its dense weight and fixed mask."""
+    """An :class:`SSCConv2d`'s dense layout: its dense weight and fixed mask (``None`` where
+    the structure fills the dense weight, as in a full layer: nothing to mask)."""
 
     weight: nn.Parameter
-    mask: torch.Tensor
+    mask: torch.Tensor | None
     active: bool = True
 
 
@@ -723,7 +724,7 @@ class SSCConv2d(nn.Module):
             # The masked entries of the dense weight are exactly zero (the mask keeps their
             # gradient zero), so without gradients the multiply changes nothing.
             weight = self.dense_weight
-            if torch.is_grad_enabled():
+            if torch.is_grad_enabled() and self._layout.mask is not None:
                 weight = weight * self._layout.mask
             return self._dense_conv(x, weight)
         if self.uses_dense_weight(x):
@@ -757,7 +758,8 @@ class SSCConv2d(nn.Module):
         """Run as a dense weight times the structure's fixed 0/1 mask, as masked dense code
         does: registers the parameter ``dense_weight`` (the stored weights placed, zeros
         elsewhere; channels_last if asked, except for depthwise layers) and returns it.
-        Without gradients the forward skips the multiply (the masked entries are zero).
+        Without gradients the forward skips the multiply (the masked entries are zero), and a
+        layer whose structure fills the dense weight (a full layer) has no mask at all.
 
         The function is the same. Under SGD or AdamW, with or without weight decay, the masked
         entries stay exactly zero and the others take the stored weights' updates, so
@@ -780,7 +782,8 @@ class SSCConv2d(nn.Module):
                 mask = self._placed(torch.ones_like(self.spatial_weight),
                                     torch.ones_like(self.pointwise_weight))
                 layout = _DenseLayout(nn.Parameter(dense.contiguous(memory_format=fmt)),
-                                      mask.contiguous(memory_format=fmt))
+                                      None if bool(mask.all())
+                                      else mask.contiguous(memory_format=fmt))
         self.register_parameter("dense_weight", layout.weight)
         self._layout = layout
         return layout.weight
