@@ -87,7 +87,8 @@ class TrainConfig:
     # Train the SSC layers that run the dense-weight path (on a GPU all of them) as a dense
     # weight times a fixed mask, as masked dense code does, instead of placing the stored
     # weights into a dense weight every step, and evaluate them with that weight built once
-    # per pass (ssc_nas.layers.dense_layout; the same training, the same function).
+    # per pass; full layers (no mask) likewise, wherever they run (ssc_nas.layers.dense_layout;
+    # the same training, the same function).
     dense_layout: bool = True
 
     def __post_init__(self) -> None:

@@ -89,7 +89,8 @@ def test_the_dense_weight_object_is_kept_between_layouts() -> None:
 
 def _net() -> nn.Module:
     """SSC layers of both paths on a CPU (the 1st and 2nd run the dense one; the 3rd does in
-    training steps, and in NCHW inference runs the sparse one). The stem is a plain
+    training steps, and in NCHW inference runs the sparse one; the 4th, depthwise, runs the
+    sparse one but fills its dense weight, so it runs in the layout too). The stem is a plain
     convolution, as in the model families: with the model in channels_last its output is
     channels_last (an SSC layer cannot tell a 1-channel input's format), so the layers run in
     the format the trainer asks for."""
@@ -127,7 +128,7 @@ def test_training_in_the_dense_layout_is_compact_training(digits, optimizer: str
     weights and optimizer state of compact training; outside training the model and the
     optimizer are compact."""
     net = _net()
-    assert _in_layout(net, channels_last, training=True) == [True, True, True, False]
+    assert _in_layout(net, channels_last, training=True) == [True, True, True, True]
     states = []
     for layout in (False, True):
         config = TrainConfig(epochs=2, optimizer=optimizer, channels_last=channels_last,
@@ -157,7 +158,7 @@ def test_evaluation_in_the_dense_layout_gives_the_same_scores(digits,
     """Validation and BatchNorm re-estimation build each dense weight once per pass; they
     give bit for bit what the compact layers give, and leave the model compact."""
     net = _net()
-    assert _in_layout(net, channels_last, training=False) == [True, True, channels_last, False]
+    assert _in_layout(net, channels_last, training=False) == [True, True, channels_last, True]
     trainer = Trainer(net, digits.train, TrainConfig(epochs=1, channels_last=channels_last),
                       seed=0)
     trainer.train_steps(5)
@@ -195,7 +196,7 @@ def test_the_dense_weight_takes_the_input_memory_format(channels_last: bool) -> 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with dense_layout(net, device_type="cpu", channels_last=channels_last,
                       training=True) as layers:
-        assert len(layers) == 3
+        assert len(layers) == 4
         assert all(layer.dense_weight.is_contiguous(memory_format=fmt) for layer in layers)
         assert channels_last is not all(layer.dense_weight.is_contiguous() for layer in layers)
 

@@ -3,7 +3,9 @@
 Where an :class:`~.ssc.SSCConv2d` runs its dense-weight path (on a GPU every layer, on a CPU
 the layers its plan sends there), each call of the compact layer places the stored weights into
 the dense weight and, in training, gathers its gradient back: on a GPU several kernels per layer
-and step, where masked dense code runs one multiply. :func:`dense_layout` switches those layers
+and step, where masked dense code runs one multiply. A layer whose structure fills the dense
+weight (standard, groupwise, depthwise) has no mask: in the layout it is a plain convolution,
+so it enters the layout wherever it runs. :func:`dense_layout` switches those layers
 to a dense parameter times the structure's fixed 0/1 mask for the length of a ``with`` block,
 and, given one, the optimizer with them (its parameter lists and its state: momentum, Adam
 moments), and switches both back at the end, also when the block raises. Without gradients
@@ -33,12 +35,15 @@ def dense_layout_layers(model: nn.Module, device_type: str, channels_last: bool,
                         training: bool = True) -> list[SSCConv2d]:
     """The SSC layers of ``model`` that run in the dense layout on ``device_type`` with input
     in that memory format, in training steps or in evaluation: those that run the dense-weight
-    path there (:meth:`~.ssc.SSCConv2d.dense_path_for`), and whose stored weights are plain
-    parameters (not, say, re-parametrized by ``torch.nn.utils.prune``)."""
+    path there (:meth:`~.ssc.SSCConv2d.dense_path_for`) and those whose structure fills the
+    dense weight (``SSCSpec.fills_dense_weight``: their layout is a plain convolution, with no
+    mask to apply and no weight to place), if their stored weights are plain parameters (not,
+    say, re-parametrized by ``torch.nn.utils.prune``)."""
     layers = []
     for module in model.modules():
-        if isinstance(module, SSCConv2d) and module.dense_path_for(device_type, channels_last,
-                                                                   training):
+        if isinstance(module, SSCConv2d) and (
+                module.spec.fills_dense_weight
+                or module.dense_path_for(device_type, channels_last, training)):
             own = dict(module.named_parameters(recurse=False))
             if (own.get("spatial_weight") is module.spatial_weight
                     and own.get("pointwise_weight") is module.pointwise_weight):
@@ -71,6 +76,12 @@ class DenseLayoutBlock(AbstractContextManager):
         self.layers = [layer for layer in dense_layout_layers(model, device_type, channels_last,
                                                               training)
                        if optimizer is None or self._one_group(layer)]
+        # Compact training gives an empty ``pointwise_weight`` a gradient, and so optimizer
+        # state, only on the dense-weight path (the sparse path never uses it); the state
+        # handed back after the layout matches.
+        self.empty_pointwise_trains = {
+            layer: layer.dense_path_for(device_type, channels_last, training)
+            for layer in self.layers}
         # The dense weight in the input's memory format, as a masked dense model's weight is
         # after ``model.to(memory_format=...)``. On a CPU a channels_last input convolved with
         # an NCHW weight took about 1 % longer, and training still gives bit for bit the weights
@@ -105,7 +116,8 @@ class DenseLayoutBlock(AbstractContextManager):
             dense = layer.dense_weight
             layer.leave_dense_layout()
             if optimizer is not None:
-                _leave(optimizer, layer, dense)
+                _leave(optimizer, layer, dense, bool(layer.pointwise_weight.numel())
+                       or self.empty_pointwise_trains[layer])
         self.entered = []
         if optimizer is not None:
             for group, params in zip(optimizer.param_groups, self.saved, strict=True):
@@ -137,9 +149,10 @@ def _dense_state(layer: SSCConv2d, dense: torch.Tensor, spatial: Any, pointwise:
     return torch.empty_like(dense).copy_(placed)  # in the dense weight's memory format
 
 
-def _leave(optimizer: torch.optim.Optimizer, layer: SSCConv2d, dense: torch.Tensor) -> None:
+def _leave(optimizer: torch.optim.Optimizer, layer: SSCConv2d, dense: torch.Tensor,
+           pointwise_state: bool = True) -> None:
     """The dense weight's optimizer state back to ``layer``'s stored weights (the caller
-    restores the parameter lists)."""
+    restores the parameter lists); none for ``pointwise_weight`` unless ``pointwise_state``."""
     state = optimizer.state.pop(dense, {})
     if not state:
         return
@@ -152,4 +165,5 @@ def _leave(optimizer: torch.optim.Optimizer, layer: SSCConv2d, dense: torch.Tens
                 state_s[key] = value
                 state_p[key] = value.clone() if isinstance(value, torch.Tensor) else value
     optimizer.state[layer.spatial_weight] = state_s
-    optimizer.state[layer.pointwise_weight] = state_p
+    if pointwise_state:
+        optimizer.state[layer.pointwise_weight] = state_p

@@ -145,6 +145,13 @@ class SSCSpec:
         return self.spatial_channels * self.taps + self.pointwise_channels
 
     @property
+    def fills_dense_weight(self) -> bool:
+        """Whether every entry of the dense (C_out, block, K, K) weight is a stored weight (full
+        K x K kernels on every channel of each group: standard, groupwise, depthwise layers),
+        so the structure masks nothing."""
+        return self.weights_per_filter == self.block * self.kernel_size**2
+
+    @property
     def params(self) -> int:
         """Stored parameters: compact weights plus bias."""
         return self.out_channels * self.weights_per_filter + (self.out_channels if self.bias else 0)
@@ -782,7 +789,7 @@ class SSCConv2d(nn.Module):
                 mask = self._placed(torch.ones_like(self.spatial_weight),
                                     torch.ones_like(self.pointwise_weight))
                 layout = _DenseLayout(nn.Parameter(dense.contiguous(memory_format=fmt)),
-                                      None if bool(mask.all())
+                                      None if self.spec.fills_dense_weight
                                       else mask.contiguous(memory_format=fmt))
         self.register_parameter("dense_weight", layout.weight)
         self._layout = layout
