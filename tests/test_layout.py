@@ -89,11 +89,11 @@ def test_the_dense_weight_object_is_kept_between_layouts() -> None:
 
 def _net() -> nn.Module:
     """SSC layers of both paths on a CPU (the 1st and 2nd run the dense one; the 3rd does in
-    training steps, and in NCHW inference runs the sparse one; the 4th, depthwise, runs the
-    sparse one but fills its dense weight, so it runs in the layout too). The stem is a plain
-    convolution, as in the model families: with the model in channels_last its output is
-    channels_last (an SSC layer cannot tell a 1-channel input's format), so the layers run in
-    the format the trainer asks for."""
+    training steps, and in NCHW inference runs the sparse one; the 4th, depthwise, and the 5th,
+    standard, run the sparse one but fill their dense weight, so they run in the layout too).
+    The stem is a plain convolution, as in the model families: with the model in channels_last
+    its output is channels_last (an SSC layer cannot tell a 1-channel input's format), so the
+    layers run in the format the trainer asks for."""
     torch.manual_seed(1)
     return nn.Sequential(
         nn.Conv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
@@ -102,6 +102,7 @@ def _net() -> nn.Module:
         SSCConv2d(16, 32, 3, spatial_channels=8, pointwise_channels=8, phases=2, bias=True),
         nn.ReLU(), SSCConv2d(32, 32, 3, spatial_channels=8, phases=4),
         nn.BatchNorm2d(32), nn.ReLU(), SSCConv2d(32, 32, 3, groups=32), nn.ReLU(),
+        SSCConv2d(32, 32, 3), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
@@ -128,7 +129,7 @@ def test_training_in_the_dense_layout_is_compact_training(digits, optimizer: str
     weights and optimizer state of compact training; outside training the model and the
     optimizer are compact."""
     net = _net()
-    assert _in_layout(net, channels_last, training=True) == [True, True, True, True]
+    assert _in_layout(net, channels_last, training=True) == [True, True, True, True, True]
     states = []
     for layout in (False, True):
         config = TrainConfig(epochs=2, optimizer=optimizer, channels_last=channels_last,
@@ -158,7 +159,8 @@ def test_evaluation_in_the_dense_layout_gives_the_same_scores(digits,
     """Validation and BatchNorm re-estimation build each dense weight once per pass; they
     give bit for bit what the compact layers give, and leave the model compact."""
     net = _net()
-    assert _in_layout(net, channels_last, training=False) == [True, True, channels_last, True]
+    assert _in_layout(net, channels_last, training=False) == [True, True, channels_last, True,
+                                                               True]
     trainer = Trainer(net, digits.train, TrainConfig(epochs=1, channels_last=channels_last),
                       seed=0)
     trainer.train_steps(5)
@@ -181,7 +183,7 @@ def test_the_layout_is_left_when_training_raises() -> None:
     optimizer.step()
     with pytest.raises(KeyboardInterrupt), dense_layout(
             net, optimizer, device_type="cuda", channels_last=True) as layers:
-        assert len(layers) == 4 and all(layer.in_dense_layout for layer in layers)
+        assert len(layers) == 5 and all(layer.in_dense_layout for layer in layers)
         raise KeyboardInterrupt
     assert not any(m.in_dense_layout for m in net if isinstance(m, SSCConv2d))
     assert [id(p) for p in net.parameters()] == [id(p) for p in params]
@@ -196,7 +198,7 @@ def test_the_dense_weight_takes_the_input_memory_format(channels_last: bool) -> 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with dense_layout(net, device_type="cpu", channels_last=channels_last,
                       training=True) as layers:
-        assert len(layers) == 4
+        assert len(layers) == 5
         assert all(layer.dense_weight.is_contiguous(memory_format=fmt) for layer in layers)
         assert channels_last is not all(layer.dense_weight.is_contiguous() for layer in layers)
 
