@@ -327,8 +327,8 @@ def wait_quiet(max_others: float, max_wait: float) -> None:
 def full_float32() -> Iterator[None]:
     """cuDNN convolutions in float32, not TF32 (torch's default on a GPU,
     ``torch.backends.cudnn.allow_tf32``), for the correctness checks: TF32 rounds each input to
-    10 mantissa bits, which alone put a depthwise layer (torch's own float32 kernel) 1.0-1.1e-3
-    from masked dense (cuDNN) on an H200. No effect on a CPU."""
+    10 mantissa bits, the likely reason a depthwise layer (torch's own float32 kernel) measured
+    1.0-1.1e-3 from masked dense (cuDNN) on an H200. No effect on a CPU."""
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
