@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dense_weight_paths import dense_path  # noqa: E402
 from network_speed import SPACES, MaskedConv2d, designs, machine, rotated  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -112,9 +113,8 @@ def time_layer(layer: SSCConv2d, shape: torch.Size, device: torch.device,
                fmt: torch.memory_format, steps: int, rounds: int) -> dict[str, float]:
     """Median ms per training step of the layer's three ways (interleaved rounds)."""
     cuda = device.type == "cuda"
-    modules = {"ssc": nn.Sequential(SSCConv2d.from_spec(layer.spec)),
+    modules = {"ssc": nn.Sequential(dense_path(layer, SSCConv2d)),
                "masked": MaskedConv2d(layer), "conv": layer.to_conv2d()}
-    modules["ssc"][0].load_state_dict(layer.state_dict())
     modules = {k: m.to(device, memory_format=fmt).train() for k, m in modules.items()}
     x = torch.randn(*shape, device=device).contiguous(memory_format=fmt).requires_grad_(True)
     with torch.no_grad():

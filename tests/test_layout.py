@@ -39,8 +39,10 @@ def test_dense_layout_computes_the_layer_and_its_stored_weights_gradients(
     (grad,) = torch.autograd.grad((y * g).sum(), [dense])
     # The gradient is zero off the structure and the stored weights' gradient on it.
     mask = layer._layout.mask
-    # no mask where the structure fills the dense weight
-    assert (mask is None) == (spec.weights_per_filter == spec.block * spec.kernel_size**2)
+    # no mask where the structure fills the dense weight: every entry holds a stored weight
+    placed = layer._placed(torch.ones_like(layer.spatial_weight),
+                           torch.ones_like(layer.pointwise_weight))
+    assert (mask is None) == spec.fills_dense_weight == bool(placed.all())
     if mask is not None:
         assert torch.equal(grad * (1 - mask), torch.zeros_like(grad))
     for a, b in zip(layer._gathered(grad), grads, strict=True):

@@ -76,11 +76,12 @@ class DenseLayoutBlock(AbstractContextManager):
         self.layers = [layer for layer in dense_layout_layers(model, device_type, channels_last,
                                                               training)
                        if optimizer is None or self._one_group(layer)]
-        # Compact training gives an empty ``pointwise_weight`` a gradient, and so optimizer
-        # state, only on the dense-weight path (the sparse path never uses it); the state
-        # handed back after the layout matches.
-        self.empty_pointwise_trains = {
-            layer: layer.dense_path_for(device_type, channels_last, training)
+        # Whether compact training gives a layer's ``pointwise_weight`` optimizer state: an
+        # empty one gets a gradient only on the dense-weight path (the sparse path never uses
+        # it); the state handed back after the layout matches.
+        self.pointwise_state = {
+            layer: bool(layer.pointwise_weight.numel())
+            or layer.dense_path_for(device_type, channels_last, training)
             for layer in self.layers}
         # The dense weight in the input's memory format, as a masked dense model's weight is
         # after ``model.to(memory_format=...)``. On a CPU a channels_last input convolved with
@@ -116,8 +117,7 @@ class DenseLayoutBlock(AbstractContextManager):
             dense = layer.dense_weight
             layer.leave_dense_layout()
             if optimizer is not None:
-                _leave(optimizer, layer, dense, bool(layer.pointwise_weight.numel())
-                       or self.empty_pointwise_trains[layer])
+                _leave(optimizer, layer, dense, self.pointwise_state[layer])
         self.entered = []
         if optimizer is not None:
             for group, params in zip(optimizer.param_groups, self.saved, strict=True):

@@ -786,11 +786,10 @@ class SSCConv2d(nn.Module):
                 old.weight.copy_(dense)
                 layout = _DenseLayout(old.weight, old.mask)
             else:
-                mask = self._placed(torch.ones_like(self.spatial_weight),
-                                    torch.ones_like(self.pointwise_weight))
-                layout = _DenseLayout(nn.Parameter(dense.contiguous(memory_format=fmt)),
-                                      None if self.spec.fills_dense_weight
-                                      else mask.contiguous(memory_format=fmt))
+                mask = None if self.spec.fills_dense_weight else self._placed(
+                    torch.ones_like(self.spatial_weight),
+                    torch.ones_like(self.pointwise_weight)).contiguous(memory_format=fmt)
+                layout = _DenseLayout(nn.Parameter(dense.contiguous(memory_format=fmt)), mask)
         self.register_parameter("dense_weight", layout.weight)
         self._layout = layout
         return layout.weight
