@@ -21,6 +21,8 @@ Usage::
     python benchmarks/trial_throughput.py                      # K = 5, 1 round: ~8 min
     python benchmarks/trial_throughput.py --baseline f5e7a23 --trials 3 --rounds 2
     python benchmarks/trial_throughput.py --baseline f5e7a23 --flags "--strategy full"
+    python benchmarks/trial_throughput.py --baseline HEAD --flags "--strategy full" \
+        --baseline-flags "--strategy full"
 """
 
 from __future__ import annotations
@@ -81,10 +83,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--flags", default="",
                         help="extra ssc-nas search flags for this tree's runs only")
+    parser.add_argument("--baseline-flags", default="",
+                        help="extra ssc-nas search flags for the baseline's runs (e.g. the same "
+                             "--strategy full, for a baseline that has the option)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     print(f"# default search, {args.trials} trials, {args.rounds} round(s): this tree vs "
-          f"{args.baseline}; this tree's extra flags: {args.flags or 'none'}; "
+          f"{args.baseline}; extra flags: this tree {args.flags or 'none'}, baseline "
+          f"{args.baseline_flags or 'none'}; "
           f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results: dict[str, list[tuple[float, float]]] = {"this tree": [], args.baseline: []}
@@ -95,7 +101,7 @@ def main() -> None:
         for r in range(args.rounds):
             order = list(trees) if r % 2 == 0 else list(trees)[::-1]
             for label in order:
-                flags = shlex.split(args.flags) if label == "this tree" else []
+                flags = shlex.split(args.flags if label == "this tree" else args.baseline_flags)
                 wall, per_hour = one_run(trees[label], args.trials, Path(tmp),
                                          f"{'new' if label == 'this tree' else 'base'}-{r}", flags)
                 results[label].append((wall, per_hour))
