@@ -357,3 +357,33 @@ def test_channels_last_in_channels_last_out(knobs: dict) -> None:
     y = layer(x)
     assert y.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(y, layer.reference_forward(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("pattern", "kernel", "stride"),
+                         [("full", 3, 1), ("full", 3, 2), ("plus", 5, 1), ("x", 3, 2),
+                          ("center", 1, 1)])
+def test_depthwise_pairs_on_cpu_equal_one_convolution(pattern: str, kernel: int, stride: int,
+                                                      channels_last: bool) -> None:
+    """A CPU depthwise layer with two filters per channel runs as two depthwise convolutions
+    (``_conv2d``), on both paths: the same values and gradients as one grouped convolution,
+    in the input's memory format."""
+    torch.manual_seed(0)
+    layer = SSCConv2d.depthwise(6, kernel, multiplier=2, stride=stride, pattern=pattern,
+                                bias=True).double()
+    assert layer.spec.block == 1 and layer.spec.filters_per_group == 2
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 6, 9, 8, dtype=torch.float64).contiguous(memory_format=fmt)
+    x.requires_grad_()
+    g = torch.randn(layer.reference_forward(x).shape, dtype=torch.float64)
+    params = [x, *layer.parameters()]
+    ref = layer.reference_forward(x)
+    ref_grads = torch.autograd.grad((ref * g).sum(), params)
+    for forward in (lambda: layer._dense_conv(x, layer.to_dense_weight()),
+                    lambda: layer._sparse_forward(x)):
+        y = forward()
+        assert y.is_contiguous(memory_format=fmt)
+        torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+        grads = torch.autograd.grad((y * g).sum(), params, materialize_grads=True)
+        for a, b in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
