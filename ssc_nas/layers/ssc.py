@@ -362,8 +362,8 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     """``F.conv2d``, except for a CPU depthwise K x K convolution (K > 1, undilated) with two
     filters per input channel (``weight`` of ``2 * groups`` filters of one channel each): there
     it runs as two depthwise convolutions, one per filter of each pair, whose outputs are
-    interleaved. On a 2-core x86 CPU (torch 2.14, oneDNN) that took 0.44-0.91x the single
-    call's time in a training step and 0.30-0.69x in inference (3 x 3 and 5 x 5, strides 1 and
+    interleaved. On a 2-core x86 CPU (torch 2.14, oneDNN) that took 0.18-0.91x the single
+    call's time in a training step and 0.20-0.69x in inference (3 x 3 and 5 x 5, strides 1 and
     2), with the same values. For 1 x 1, 3 x 1 and dilated kernels (the sparse path's pieces)
     it was up to 2x slower in training, so those stay one call (docs/ssc-layer.md)."""
     k = weight.shape[2]
