@@ -375,9 +375,9 @@ def test_depthwise_pairs_on_cpu_equal_one_convolution(pattern: str, kernel: int,
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(3, 6, 9, 8, dtype=torch.float64).contiguous(memory_format=fmt)
     x.requires_grad_()
-    g = torch.randn(layer.reference_forward(x).shape, dtype=torch.float64)
     params = [x, *layer.parameters()]
     ref = layer.reference_forward(x)
+    g = torch.randn(ref.shape, dtype=torch.float64)
     ref_grads = torch.autograd.grad((ref * g).sum(), params)
     for forward in (lambda: layer._dense_conv(x, layer.to_dense_weight()),
                     lambda: layer._sparse_forward(x)):
