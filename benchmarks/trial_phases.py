@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,6 +62,37 @@ def _plain_dense_conv(layer: SSCConv2d, x: torch.Tensor, weight: torch.Tensor) -
     """The dense-weight path's convolution before depthwise layers ran NCHW on a GPU."""
     s = layer.spec
     return F.conv2d(x, weight, layer.bias, s.stride, s.padding, 1, s.groups)
+
+
+def step_flops(arch, splits, config: TrainConfig, device: torch.device) -> int:
+    """FLOPs one full training step of ``arch`` executes (a fresh copy, one batch)."""
+    info = splits.info
+    model = build(arch, info.in_channels, info.num_classes, info.input_size)
+    x, y = splits.train.tensors
+    one_batch = TensorDataset(x[:config.batch_size], y[:config.batch_size])
+    trainer = Trainer(model, one_batch, dataclasses.replace(config, epochs=1),
+                      seed=0, device=device)
+    with FlopCounterMode(display=False) as counter:
+        trainer.run_epoch()
+    return counter.get_total_flops()
+
+
+def reference_rates(device: torch.device, rounds: int = 10) -> tuple[float, float]:
+    """GFLOP/s of a dense 3 x 3 convolution's training step (64 -> 64 channels, 28 x 28, batch
+    64, channels_last) and of a 1024 x 1024 float32 matrix product, on ``device``."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device)
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.randn(64, 64, 28, 28, device=device).to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    a = torch.randn(1024, 1024, device=device)
+
+    rates = []
+    for fn, flops in ((lambda: conv(x).sum().backward(), 3 * 2 * 64 * 64 * 9 * 28 * 28 * 64),
+                      (lambda: a @ a, 2 * 1024**3)):
+        fn()
+        seconds = sorted(timed(fn, device)[1] for _ in range(rounds))
+        rates.append(flops / seconds[len(seconds) // 2] / 1e9)
+    return rates[0], rates[1]
 
 
 def trial_phases(arch, splits, config: TrainConfig, device: torch.device) -> dict[str, float]:
@@ -117,13 +151,19 @@ def main(argv: list[str] | None = None) -> int:
           f"cudnn_benchmark {config.cudnn_benchmark}, cuda_graphs {config.cuda_graphs}, "
           f"dense_layout {config.dense_layout}"
           + ("; previous depthwise code" if args.previous_depthwise else ""))
-    header = f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES) + f"{'total':>9}{'ms/step':>9}"
+    conv_rate, matmul_rate = reference_rates(device)
+    print(f"reference rates: dense 3 x 3 conv training step (64 ch, 28 x 28, batch 64) "
+          f"{conv_rate:.0f} GFLOP/s; 1024 x 1024 matmul {matmul_rate:.0f} GFLOP/s")
+    header = (f"{'design':<26}" + "".join(f"{p:>10}" for p in PHASES)
+              + f"{'total':>9}{'ms/step':>9}{'GFLOP/step':>11}{'GFLOP/s':>9}")
     print(header)
     for design in designs("resnet20-ssc", args.designs, args.seed):
         seconds = trial_phases(design.arch, splits, config, device)
-        per_step = 1000 * seconds["epoch 2"] / steps
+        per_step = seconds["epoch 2"] / steps
+        flops = step_flops(design.arch, splits, config, device)
         print(f"{design.name:<26}" + "".join(f"{seconds[p]:>10.2f}" for p in PHASES)
-              + f"{sum(seconds.values()):>9.2f}{per_step:>9.1f}", flush=True)
+              + f"{sum(seconds.values()):>9.2f}{1000 * per_step:>9.1f}{flops / 1e9:>11.2f}"
+              + f"{flops / per_step / 1e9:>9.0f}", flush=True)
     print(f"\n{machine()}")
     return 0
 
