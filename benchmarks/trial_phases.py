@@ -70,7 +70,8 @@ def step_flops(arch, splits, config: TrainConfig, device: torch.device) -> int:
     model = build(arch, info.in_channels, info.num_classes, info.input_size)
     x, y = splits.train.tensors
     one_batch = TensorDataset(x[:config.batch_size], y[:config.batch_size])
-    trainer = Trainer(model, one_batch, dataclasses.replace(config, epochs=1),
+    # Eager, not a CUDA graph: the counter sees each operator (the FLOPs are the same).
+    trainer = Trainer(model, one_batch, dataclasses.replace(config, epochs=1, cuda_graphs=False),
                       seed=0, device=device)
     with FlopCounterMode(display=False) as counter:
         trainer.run_epoch()
