@@ -37,7 +37,13 @@ from ssc_nas.search.halving import (
     promote,
     promotion_order,
 )
-from ssc_nas.search.results import STOPPED, trial_counts, trial_kind
+from ssc_nas.search.results import (
+    PROMOTED,
+    STOPPED,
+    promoted_numbers,
+    trial_counts,
+    trial_kind,
+)
 from ssc_nas.search.rungs import Rungs, candidate_ranking, is_rung_result, pareto_order
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
@@ -246,12 +252,18 @@ def test_sh_search_promotes_continues_and_keeps_every_rung(tmp_path: Path) -> No
     grandparent = study.trials[parent.user_attrs["promoted_from"]]
     assert grandparent.number == winner.user_attrs["candidate"]
     assert parent.user_attrs["rung_results"] == history[:2]
-    assert all(trial_kind(t) == STOPPED for t in (parent, grandparent))
-    stopped = by_rung[0] + by_rung[1]  # every rung-0 and rung-1 result
-    assert trial_counts(study)[STOPPED] == stopped
+    # A lower-rung trial is "promoted" when a later trial continues its candidate, else
+    # "stopped": the stopped ones are the candidates that ended below the top rung.
+    went_on = promoted_numbers(trials)
+    assert all(trial_kind(t, went_on) == PROMOTED for t in (parent, grandparent))
+    assert trial_kind(parent) == STOPPED  # without the study's promotions it cannot tell
+    stopped = by_rung[0] - by_rung[2]  # every candidate but those that reached the top rung
+    counts = trial_counts(study)
+    assert counts[STOPPED] == stopped and counts[PROMOTED] == by_rung[1] + by_rung[2]
     overview = study_overview(study)  # the report says which results its front holds
     assert "top-rung trials only" in overview.details["strategy"]
     assert overview.counts[STOPPED] == stopped and overview.front_size == len(front(study))
+    assert overview.counts[PROMOTED] == counts[PROMOTED]
     # Continued from checkpoints, the top rung's result is that of one uninterrupted run.
     arch = Architecture.from_dict(winner.user_attrs["architecture"])
     info = splits.info

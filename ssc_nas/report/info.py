@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..search.results import (
     best_val_loss,
     front,
     front_rows,
+    promoted_numbers,
     reference_name,
     study_input_shape,
     study_objectives,
@@ -185,11 +186,12 @@ def _cost(trial: FrozenTrial, key: str, objectives: list[str]) -> int | None:
     return None if value is None else int(value)
 
 
-def _state(trial: FrozenTrial) -> str:
+def _state(trial: FrozenTrial, promoted: Collection[int]) -> str:
     """``search.results.trial_kind`` in the report's words: ``feasible`` for trained,
-    ``over-budget``; the other kinds (``prescreened out``, ``surplus``, ``duplicate``,
-    ``failed``, ``running``, ``waiting``) by their own names."""
-    kind = trial_kind(trial)
+    ``over-budget``; the other kinds (``stopped at a lower rung``, ``promoted``, ``prescreened
+    out``, ``surplus``, ``duplicate``, ``failed``, ``running``, ``waiting``) by their own
+    names."""
+    kind = trial_kind(trial, promoted)
     return {TRAINED: "feasible", OVER_BUDGET: "over-budget"}.get(kind, kind)
 
 
@@ -202,8 +204,10 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     on_front = {t.number for t in study.best_trials}
     shape = study_input_shape(study)
     points = []
-    for t in study.get_trials(deepcopy=False):
-        state = _state(t)
+    trials = study.get_trials(deepcopy=False)
+    promoted = promoted_numbers(trials)
+    for t in trials:
+        state = _state(t, promoted)
         trained = state == "feasible" and bool(t.values)
         accuracy = trial_accuracy(t, objectives) if trained else None
         val_loss = trial_val_loss(t, objectives) if trained else None
@@ -485,7 +489,8 @@ def study_overview(study: optuna.Study) -> StudyOverview:
         details["strategy"] = (
             f"successive halving, eta {strategy.get('eta')}, {strategy.get('rungs')} rungs: "
             "the front and its table hold top-rung trials only (the whole proxy schedule); "
-            "lower rungs' results are kept on their trials (state 'stopped at a lower rung')")
+            "lower rungs' results are kept on their trials (state 'promoted' where the "
+            "candidate went on, else 'stopped at a lower rung')")
     for key in ("sampler", "seed", "subset"):
         if key in attrs:
             details[key] = str(attrs[key])

@@ -6,6 +6,7 @@ What ``report/``, ``progress`` and the CLI read; nothing here runs a trial.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "LEGACY_REFERENCE_NAMES",
     "OVER_BUDGET",
     "PRESCREENED_OUT",
+    "PROMOTED",
     "STOPPED",
     "SURPLUS",
     "TRAINED",
@@ -37,6 +39,7 @@ __all__ = [
     "count_trained",
     "count_trials",
     "is_trained",
+    "promoted_numbers",
     "trial_counts",
     "trial_kind",
     "export_trial",
@@ -110,22 +113,33 @@ OVER_BUDGET = "over budget"          # costed over a limit, never trained (user 
 PRESCREENED_OUT = "prescreened out"  # lost the zero-cost prescreen, never trained
 SURPLUS = "surplus"                  # started after the target was taken, never sampled
 DUPLICATE = "duplicate"              # a second run of a trial another worker had told first
-STOPPED = "stopped at a lower rung"  # --strategy sh: PRUNED below the top rung, results kept
+STOPPED = "stopped at a lower rung"  # --strategy sh: PRUNED below the top rung, results kept,
+#                                      and no later trial continues its candidate
+PROMOTED = "promoted"  # --strategy sh: PRUNED below the top rung; a later trial continues it
 FAILED = "failed"
 RUNNING = "running"
 WAITING = "waiting"
 # The causes of an untrained trial, in the order the CLI and the report list them.
 CAUSES = (STOPPED, OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE)
-KINDS = (TRAINED, *CAUSES, FAILED, RUNNING, WAITING)
+KINDS = (TRAINED, *CAUSES, PROMOTED, FAILED, RUNNING, WAITING)
 
 
-def trial_kind(trial: FrozenTrial) -> str:
+def promoted_numbers(trials: Iterable[FrozenTrial]) -> frozenset[int]:
+    """Numbers of the trials that a later trial continues (``--strategy sh``: the
+    ``promoted_from`` of a promotion): their candidates went on to a higher rung."""
+    return frozenset(t.user_attrs["promoted_from"] for t in trials
+                     if "promoted_from" in t.user_attrs)
+
+
+def trial_kind(trial: FrozenTrial, promoted: Collection[int] = frozenset()) -> str:
     """One of ``KINDS``: what became of ``trial``, the same everywhere (CLI, report, progress).
 
     The cause is read from the user attribute the runner sets (``duplicate``, ``surplus``,
     ``prescreened_out``, ``rejected``), so it holds whichever state the trial was stored in:
     over-budget candidates are COMPLETE and infeasible (so that samplers learn from them), the
-    others FAIL; studies made before this rule stored them all as PRUNED.
+    others FAIL; studies made before this rule stored them all as PRUNED. A lower-rung trial is
+    ``PROMOTED`` if its number is in ``promoted`` (:func:`promoted_numbers` of the study's
+    trials), else ``STOPPED``: pass the set wherever the two are told apart.
     """
     if trial.state == TrialState.RUNNING:
         return RUNNING
@@ -142,7 +156,7 @@ def trial_kind(trial: FrozenTrial) -> str:
     if "rejected" in attrs or infeasible:
         return OVER_BUDGET
     if trial.state == TrialState.PRUNED and "rung" in attrs:
-        return STOPPED
+        return PROMOTED if trial.number in promoted else STOPPED
     if trial.state == TrialState.COMPLETE:
         return TRAINED
     return FAILED
@@ -154,10 +168,14 @@ def is_trained(trial: FrozenTrial) -> bool:
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """How many trials of the study are of each kind (``KINDS``, all keys present)."""
+    """How many trials of the study are of each kind (``KINDS``, all keys present). With
+    ``--strategy sh`` the ``STOPPED`` ones are the candidates that ended below the top rung:
+    the lower-rung trials of a candidate that went on are ``PROMOTED``."""
     counts = dict.fromkeys(KINDS, 0)
-    for t in study.get_trials(deepcopy=False):
-        counts[trial_kind(t)] += 1
+    trials = study.get_trials(deepcopy=False)
+    promoted = promoted_numbers(trials)
+    for t in trials:
+        counts[trial_kind(t, promoted)] += 1
     return counts
 
 

@@ -13,8 +13,9 @@ retried whichever way they were made. What becomes of a trial, and how it is sto
   infeasible, so Optuna's samplers learn
   from it (NSGA-II's constrained domination ranks it below every trained trial; TPE puts it in
   its bad group) while ``study.best_trials`` and every count of trained trials leave it out;
-* stopped at a lower rung (``--strategy sh``, :mod:`.halving`): PRUNED, its rung's results in
-  user attributes; a promotion is a new trial that continues from the checkpoint;
+* stopped at a lower rung or promoted (``--strategy sh``, :mod:`.halving`): PRUNED, its rung's
+  results in user attributes; a promotion is a new trial that continues from the checkpoint
+  (``promoted_from``), which makes its parent "promoted" rather than "stopped";
 * prescreened out, surplus, duplicate: FAIL with the user attribute that names the cause.
   Samplers and Optuna's intersection search space ignore FAIL trials, so these neither count
   in TPE's good/bad split nor take knobs out of the multivariate search space.
