@@ -33,7 +33,7 @@ from ssc_nas.report import (
     write_report,
 )
 from ssc_nas.report.figures import front_figure
-from ssc_nas.report.html import ERROR_COLLECTOR_JS, SECTIONS
+from ssc_nas.report.html import ERROR_COLLECTOR_JS, SECTIONS, _lower_rungs_note
 from ssc_nas.report.info import KNOB_MAP_COLUMNS
 from ssc_nas.search import SearchConfig, run_search
 from ssc_nas.search.objectives import direction
@@ -291,6 +291,24 @@ def test_front_figure_labels_both_accuracies_and_draws_error_bars() -> None:
                                                     "reference design groupwise<br>"]
     crosses = drawn["over budget (not trained; at the bottom)"]
     assert list(crosses.y) == [axis.untrained_y]
+
+
+def test_front_figure_leaves_out_lower_rungs_and_draws_failed_crosses() -> None:
+    """Successive halving's lower-rung trials (scored on part of the schedule) are not drawn,
+    not even as a reference design's ring; failed trials' thin crosses have a visible line."""
+    points = [_point(0, 0.975, reference="standard"), _point(1, None, "failed"),
+              _point(2, None, "stopped at a lower rung", reference="groupwise"),
+              _point(3, None, "promoted", reference="standard"), _point(4, None, "promoted")]
+    fig = front_figure(points, "params")
+    numbers = {row[0] for t in fig.data for row in t.customdata}
+    assert numbers == {0, 1}
+    failed = {t.name: t for t in fig.data}["failed / not finished (at accuracy 0)"]
+    assert failed.marker.symbol == "x-thin" and failed.marker.line.width > 0
+    assert _lower_rungs_note(points) == (
+        " Lower-rung trials of successive halving (1 stopped at a lower rung and 2 promoted) "
+        "are not drawn: their scores come from part of the proxy schedule, so of each "
+        "candidate only a top-rung trial is drawn.")
+    assert _lower_rungs_note(points[:2]) == ""
 
 
 # -- the HTML file ----------------------------------------------------------------------------

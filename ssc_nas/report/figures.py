@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from ..budget import format_count
 from .info import (
     KNOB_MAP_COLUMNS,
+    LOWER_RUNG_STATES,
     BaselinePoint,
     FrontRow,
     HypervolumeHistory,
@@ -65,10 +66,12 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
     to the points (:func:`~ssc_nas.report.info.accuracy_axis`); over-budget candidates (costed,
     never trained) and failed ones have no accuracy and are drawn as crosses at its bottom.
     Reference designs are ringed, their names on hover (labels would overlap). ``budget``
-    draws a dashed line.
+    draws a dashed line. Lower-rung trials of successive halving (``LOWER_RUNG_STATES``) are
+    left out: their scores come from part of the proxy schedule.
     """
     fig = go.Figure()
-    axis = accuracy_axis(list(points), list(baselines))
+    points = [p for p in points if p.state not in LOWER_RUNG_STATES]  # partial-schedule scores
+    axis = accuracy_axis(points, list(baselines))
     groups = [
         ("feasible", "trained, within budget",
          lambda p: p.state == "feasible" and not p.on_front, "circle", 9),
@@ -104,7 +107,9 @@ def front_figure(points: Sequence[TrialPoint], x: str = "params", *,
             y=[p.accuracy if p.accuracy is not None else axis.untrained_y for p in chosen],
             mode="markers", name=name, legendgroup="search", legendgrouptitle_text=proxy,
             marker={"color": COLORS[key], "symbol": symbol, "size": size,
-                    "line": {"width": 1.5 if key == "front" else 0, "color": "#0b2f66"}},
+                    # a "-thin" symbol is drawn by its line alone
+                    "line": {"width": 1.5, "color": COLORS[key]} if symbol.endswith("-thin")
+                    else {"width": 1.5 if key == "front" else 0, "color": "#0b2f66"}},
             **hover(chosen),
         ))
     refs = [p for p in points if p.reference and getattr(p, x) is not None]

@@ -21,7 +21,9 @@ from ..budget import format_count
 from ..search.objectives import SCORES, score_name
 from . import figures
 from .info import (
+    LOWER_RUNG_STATES,
     BaselinePoint,
+    TrialPoint,
     baseline_points,
     front_rows,
     hypervolume_history,
@@ -109,6 +111,18 @@ def _section(section_id: str, title: str, caption: str, fig: go.Figure,
             f'<p class="caption">{html.escape(caption)}</p>\n{div}\n</section>')
 
 
+def _lower_rungs_note(points: Sequence[TrialPoint]) -> str:
+    """What the front plots leave out of a successive-halving study, or ""."""
+    counts = [sum(p.state == state for p in points) for state in LOWER_RUNG_STATES]
+    if not any(counts):
+        return ""
+    said = " and ".join(f"{n} {state}" for n, state in zip(counts, LOWER_RUNG_STATES,
+                                                              strict=True) if n)
+    return (f" Lower-rung trials of successive halving ({said}) are not drawn: their scores "
+            "come from part of the proxy schedule, so of each candidate only a top-rung trial "
+            "is drawn.")
+
+
 def write_report(study: optuna.Study, path: str | Path, *,
                  baselines: Sequence[BaselinePoint] | None = None) -> Path:
     """Write the study's report to ``path`` (one offline HTML file) and return the path.
@@ -136,7 +150,8 @@ def write_report(study: optuna.Study, path: str | Path, *,
              "accuracy: both are crosses at the bottom of the axis. Front trials are "
              f"non-dominated in all objectives ({', '.join(history.objectives)}), so in this "
              "2-D view of accuracy some may look dominated; hover for each trial's val loss. "
-             "Reference designs are ringed; hover for their names.")
+             "Reference designs are ringed; hover for their names."
+             + _lower_rungs_note(points))
     sections = [
         _section("front-params", "Accuracy vs parameters", cross,
                  figures.front_figure(points, "params", budget=budget.get("params"),

@@ -23,6 +23,8 @@ from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
 from ..search.objectives import score_name, trial_accuracy, trial_val_loss
 from ..search.results import (
     OVER_BUDGET,
+    PROMOTED,
+    STOPPED,
     TRAINED,
     FrontRow,
     accuracy_se,
@@ -41,6 +43,7 @@ from ..search.storage import sqlite_path
 
 __all__ = [
     "KNOB_MAP_COLUMNS",
+    "LOWER_RUNG_STATES",
     "AccuracyAxis",
     "BaselinePoint",
     "FrontRow",
@@ -64,6 +67,9 @@ __all__ = [
 # a standard (dense, groups=1, full K x K) convolution of the same shape.
 KNOB_MAP_COLUMNS = ("density", "groups", "pattern", "spatial_channels", "pointwise_channels",
                     "phases")
+# The states of lower-rung trials (``--strategy sh``): scored on part of the proxy schedule, so
+# the front plots leave them out rather than mix them with whole-schedule results.
+LOWER_RUNG_STATES = (STOPPED, PROMOTED)
 # How many times the costliest feasible trial a cost objective's reference point sits at, when
 # the study has no budget on that objective (so the costliest trial still adds volume).
 UNBUDGETED_REFERENCE = 1.1
@@ -74,7 +80,8 @@ class TrialPoint:
     """One trial as the front plots see it.
 
     ``state`` is ``feasible`` (trained, within budget), ``over-budget`` (costed, never trained),
-    ``failed``, or Optuna's state name for anything else (``running``, ``waiting``, ``pruned``).
+    or another ``search.results.trial_kind`` by its name (``stopped at a lower rung``,
+    ``promoted``, ``prescreened out``, ``failed``, ``running``, ...).
     """
 
     number: int
