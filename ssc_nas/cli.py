@@ -541,8 +541,12 @@ def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: i
                 on_epoch=on_epoch)
         except (ValueError, FileNotFoundError) as exc:
             raise SSCNasError(str(exc)) from None
-    console.print(f"test accuracy {result.test_accuracy:.4f}; saved {result.model_path} "
-                  f"(checkpoint {result.checkpoint})")
+    from .search import binomial_se
+
+    se = binomial_se(result.test_accuracy, result.test_images)
+    console.print(f"test accuracy {result.test_accuracy:.4f}; ± {se:.4f} binomial standard "
+                  f"error on {result.test_images} test images, one training seed; saved "
+                  f"{result.model_path} (checkpoint {result.checkpoint})")
 
 
 @cli.command()

@@ -569,6 +569,7 @@ class FullTrainingResult:
     checkpoint: Path
     test_accuracy: float
     result: TrainResult
+    test_images: int = 0  # how many images test_accuracy was measured on
 
 
 def train_architecture(
@@ -600,6 +601,7 @@ def train_architecture(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shape = InputShape(info.in_channels, tuple(info.input_size), splits.info.num_classes)
+    torch.manual_seed(seed)  # the initial weights too: the same seed trains the same model
     model = build(arch, shape.in_channels, shape.num_classes, shape.input_size)
     checkpoint = out_dir / "checkpoint.pt"
     trainer = train_with_checkpoints(model, splits.train, splits.val, config, checkpoint,
@@ -611,4 +613,5 @@ def train_architecture(
         test_accuracy=test_accuracy, val_accuracy_curve=trainer.result.val_accuracy,
         train=config.to_dict(), source=source.get("source"),
     )
-    return FullTrainingResult(model_path, checkpoint, test_accuracy, trainer.result)
+    return FullTrainingResult(model_path, checkpoint, test_accuracy, trainer.result,
+                              test_images=len(splits.test.tensors[1]))

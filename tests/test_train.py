@@ -81,6 +81,27 @@ def test_training_is_reproducible(digits) -> None:
     assert a.val_accuracy == b.val_accuracy and a.train_loss == b.train_loss
 
 
+def test_full_training_is_reproducible_from_its_seed(tmp_path) -> None:
+    """``ssc-nas train --seed``: the same seed gives the same model, initial weights included
+    (they are drawn after seeding, whatever the global RNG held before)."""
+    from ssc_nas.models import InputShape, write_architecture_file
+    from ssc_nas.train import train_architecture
+
+    arch_file = tmp_path / "arch.json"
+    write_architecture_file(arch_file, Architecture("resnet20", 0.25), InputShape(1, (8, 8), 10))
+    config = TrainConfig(epochs=1)
+    runs = []
+    for i, seed in enumerate((5, 5, 6)):
+        torch.manual_seed(100 + i)  # whatever the caller's RNG state
+        runs.append(train_architecture(arch_file, "digits", tmp_path / f"run{i}", config,
+                                       seed=seed))
+    weights = [torch.load(r.model_path, weights_only=False)["state_dict"] for r in runs]
+    assert runs[0].test_accuracy == runs[1].test_accuracy
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    assert runs[0].test_images == len(load_splits("digits").test.tensors[1])
+
+
 @pytest.mark.parametrize(
     ("loss", "acc", "expected"),
     [(0.5, 0.9, None), (float("nan"), 0.9, "not finite"), (float("inf"), 0.9, "not finite"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -91,6 +92,10 @@ def test_export_train_load_round_trip(searched: Path) -> None:
     assert not model.training
     test = load_splits("digits").test
     measured = evaluate(model, test)
+    n = len(test.tensors[1])  # every accuracy carries its noise
+    se = math.sqrt(measured * (1 - measured) / n)
+    assert (f"± {se:.4f} binomial standard error on {n} test images, one training seed"
+            in " ".join(trained.stdout.split()))
     saved = torch.load(run / "model.pt", weights_only=False)
     assert measured == pytest.approx(saved["test_accuracy"], abs=1e-12)
     assert measured == pytest.approx(reported, abs=5e-5)

@@ -35,6 +35,7 @@ __all__ = [
     "accuracy_se",
     "best_accuracy",
     "best_val_loss",
+    "binomial_se",
     "count_complete",
     "count_trained",
     "count_trials",
@@ -200,10 +201,13 @@ def accuracy_se(study: optuna.Study, accuracy: float) -> float | None:
     seed-to-seed spread of training, which is larger.
     """
     n = study.user_attrs.get("val_images")
-    if not n:
-        return None
+    return binomial_se(accuracy, n) if n else None
+
+
+def binomial_se(accuracy: float, images: int) -> float:
+    """The binomial standard error of an accuracy measured on ``images`` images."""
     p = min(max(accuracy, 0.0), 1.0)
-    return math.sqrt(p * (1 - p) / n)
+    return math.sqrt(p * (1 - p) / images)
 
 
 def study_objectives(study: optuna.Study) -> list[str]:
