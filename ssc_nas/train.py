@@ -569,7 +569,7 @@ class FullTrainingResult:
     checkpoint: Path
     test_accuracy: float
     result: TrainResult
-    test_images: int = 0  # how many images test_accuracy was measured on
+    test_images: int  # how many images test_accuracy was measured on
 
 
 def train_architecture(

@@ -232,7 +232,7 @@ def test_sh_search_promotes_continues_and_keeps_every_rung(tmp_path: Path) -> No
     # 9 candidates; the final top third of each rung went on. Asynchronous, a result promoted
     # while in the top third of the results so far stays promoted when later results push it
     # out, so how many did depends on the order of the values (and so on the CPU's kernels).
-    promoted = {t.user_attrs["promoted_from"] for t in trials if "promoted_from" in t.user_attrs}
+    promoted = promoted_numbers(trials)
     for rung in range(2):
         results = [t for t in trials if is_rung_result(t, rung, 2)]
         assert {t.number for t in promotion_order(results, "val_loss", 3)} <= promoted
@@ -254,8 +254,7 @@ def test_sh_search_promotes_continues_and_keeps_every_rung(tmp_path: Path) -> No
     assert parent.user_attrs["rung_results"] == history[:2]
     # A lower-rung trial is "promoted" when a later trial continues its candidate, else
     # "stopped": the stopped ones are the candidates that ended below the top rung.
-    went_on = promoted_numbers(trials)
-    assert all(trial_kind(t, went_on) == PROMOTED for t in (parent, grandparent))
+    assert all(trial_kind(t, promoted) == PROMOTED for t in (parent, grandparent))
     assert trial_kind(parent) == STOPPED  # without the study's promotions it cannot tell
     stopped = by_rung[0] - by_rung[2]  # every candidate but those that reached the top rung
     counts = trial_counts(study)

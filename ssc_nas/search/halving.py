@@ -39,7 +39,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from .config import CLAIM_MARK
-from .results import count_trained
+from .results import count_trained, promoted_numbers
 from .rungs import (
     Rungs,
     is_rung_result,
@@ -87,7 +87,7 @@ def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
     promoted, so the front keeps its yardsticks at the whole schedule), not yet promoted;
     highest rung first."""
     score = score_objective(objectives)
-    promoted = {t.user_attrs["promoted_from"] for t in trials if "promoted_from" in t.user_attrs}
+    promoted = promoted_numbers(trials)
     out: list[FrozenTrial] = []
     for rung in reversed(range(rungs.top)):
         results = [t for t in trials if is_rung_result(t, rung, rungs.top)]
