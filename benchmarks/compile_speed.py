@@ -37,7 +37,8 @@ from pathlib import Path
 
 # A fresh Inductor cache for this process, before torch reads the variable: compile times are
 # then what a new machine pays, not a hit in the cache of an earlier run.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="ssc-inductor-"))
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="ssc-inductor-")
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
