@@ -10,9 +10,10 @@ training step is faster than eager at all, and that is what this script measures
 For each block and shape (ResNet-20's three stages on 28 x 28 mnist-5k images, batch 64, the
 proxy's memory format) it prints the first compiled training step (the compile, in a fresh
 Inductor cache, so earlier runs do not hide it), the eager and compiled training steps
-(forward and ``.sum().backward()``; medians of rounds in which the two run back to back in a
-rotating order), and eager / compiled as the median of the per-round ratios with its noise
-(half the interquartile range). Above 1 the compiled block is faster.
+(forward and ``.sum().backward()``, timed as ``layer_speed.py`` times them; medians of
+rounds in which the two run back to back in a rotating order), and eager / compiled as the
+median of the per-round ratios with its noise (half the interquartile range). Above 1 the
+compiled block is faster.
 
 Blocks: ``bn+relu`` (``nn.BatchNorm2d`` and ``nn.ReLU``: the memory-bound part of a step that
 only fusion could shorten) and ``ssc <setting>+bn+relu`` (an ``SSCConv2d`` with a setting of
@@ -31,7 +32,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from torch import nn  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from layer_speed import SETTINGS, interleaved  # noqa: E402  (a sibling benchmark script)
+from layer_speed import SETTINGS, interleaved, train_step  # noqa: E402  (a sibling benchmark script)
 from network_speed import machine  # noqa: E402  (a sibling benchmark script)
 
 from ssc_nas.layers import SSCConv2d, dense_layout  # noqa: E402
@@ -66,13 +66,6 @@ def block(setting: str | None, channels: int) -> nn.Sequential:
         knobs = next(s for s in SETTINGS if s.name == setting).knobs(channels)
         layers.insert(0, SSCConv2d(channels, channels, 3, **knobs))
     return nn.Sequential(*layers)
-
-
-def train_step(module: nn.Module, x: torch.Tensor) -> float:
-    """Seconds for a forward and ``.sum().backward()``."""
-    start = time.perf_counter()
-    module(x).sum().backward()
-    return time.perf_counter() - start
 
 
 def measure(setting: str | None, channels: int, size: int, channels_last: bool, dynamic: bool,
