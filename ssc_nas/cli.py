@@ -219,8 +219,7 @@ def _storage_where(storage: str) -> str:
                    "setting; for a new one bf16 on a CPU with bf16 in hardware (AVX512-BF16, "
                    "AMX, Arm BF16) where a bf16 train step of the family network measures at "
                    "least 1.1x as fast as float32 (a few seconds at the start; 1.2-1.5x on an "
-                   "AMD EPYC, same ranking within the noise: README, Proxy training in bf16 on "
-                   "the CPU), else off.")
+                   "AMD EPYC, same ranking within the noise: docs/bf16-proxy.md), else off.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe",
               show_default=True, help="Optuna sampler; budgets reach it as trial constraints "
               "(over-budget candidates are told infeasible, never trained).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,32 @@ def test_nothing_cites_outside_the_repository() -> None:
            if name and (ROOT / name).is_file()
            and outside in (ROOT / name).read_text(errors="replace")]
     assert not bad, f"cite docs/ instead of {outside} in: {', '.join(bad)}"
+
+
+def _heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a file's headings: lower case, punctuation dropped, spaces -> '-'."""
+    anchors = set()
+    for line in markdown.splitlines():
+        match = re.match(r"#+ (.+)", line)
+        if match:
+            text = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower())
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+def test_documentation_links_resolve() -> None:
+    """Every relative link in README and docs/ names a file that exists, and a heading in it."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path) if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _heading_anchors(
+                    linked.read_text()):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)

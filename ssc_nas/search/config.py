@@ -50,7 +50,7 @@ STRATEGIES = ("full", "sh")
 DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
 #: What ``ssc-nas search`` runs without flags (studies/default.yaml): the stage-shared space,
 #: successive halving and 60 candidates won benchmarks/search_efficiency.py against the
-#: per-layer space, full training and 20 trials (mnist-5k, 5 seeds; README, Evidence).
+#: per-layer space, full training and 20 trials (mnist-5k, 5 seeds; docs/evidence.md).
 CLI_DEFAULTS = {"space": "resnet20-ssc-stage", "strategy": "sh"}
 #: ``--trials`` when not given: trained trials (full), or candidates (sh: 3 x 20, the factor
 #: the benchmark compared at).
