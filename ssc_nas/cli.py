@@ -480,12 +480,31 @@ def export(study: str | None, storage: str, number: int, output: str) -> None:
         path = export_trial(load_existing_study(study, storage), number, output, storage)
     except OSError as exc:
         raise SSCNasError(f"cannot write {output}: {exc.strerror}") from None
-    console.print(f"wrote {path}; train it: ssc-nas train {path} --dataset DATASET --epochs 200")
+    console.print(f"wrote {path}; train it (on the study's dataset): ssc-nas train {path}")
+
+
+def _dataset_searched_on(arch_file: str) -> str:
+    """The dataset an exported architecture was searched on (its file's source), else mnist-5k."""
+    from .models import read_architecture_file
+
+    try:
+        _, _, data = read_architecture_file(arch_file)
+    except ValueError as exc:
+        raise SSCNasError(str(exc)) from None
+    source = data.get("source")
+    searched = source.get("dataset") if isinstance(source, dict) else None
+    if searched not in DATASETS:
+        return "mnist-5k"
+    err_console.print(f"dataset {searched}: the one {arch_file} was searched on (--dataset "
+                      "to change)", highlight=False)
+    return searched
 
 
 @cli.command()
 @click.argument("arch_file", type=click.Path(dir_okay=False))
-@click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
+              help="Dataset to train on [default: the one the architecture was searched on, "
+                   "from its file (ssc-nas export writes it), else mnist-5k].")
 @click.option("--data-dir", default="data", show_default=True)
 @click.option("--download", is_flag=True, help="Let torchvision download CIFAR (needs internet).")
 @click.option("--epochs", type=int, default=200, show_default=True)
@@ -504,7 +523,7 @@ def export(study: str | None, storage: str, number: int, output: str) -> None:
               help="Mixed precision (autocast): bf16 on CUDA or CPU, fp16 on CUDA only "
                    "(ignored on CPU).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: int,
+def train(arch_file: str, dataset: str | None, data_dir: str, download: bool, epochs: int,
           batch_size: int, optimizer: str, lr: float, weight_decay: float,
           out_dir: str | None, seed: int, device: str, amp: str, quiet: bool) -> None:
     """Fully train an exported architecture: cosine schedule, augmentation for CIFAR-style data,
@@ -524,6 +543,8 @@ def train(arch_file: str, dataset: str, data_dir: str, download: bool, epochs: i
     if not Path(arch_file).exists():
         raise SSCNasError(f"architecture file {arch_file} does not exist "
                           "(make one with: ssc-nas export --trial N -o arch.json)")
+    if dataset is None:
+        dataset = _dataset_searched_on(arch_file)
     out = Path(out_dir or f"runs/{Path(arch_file).stem}-{dataset}")
     with Progress(console=err_console, disable=quiet) as progress:
         task = progress.add_task("training", total=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "CheckpointError",
     "DataError",
     "SSCNasError",
     "SearchInterrupted",
@@ -35,6 +36,10 @@ class DataError(SSCNasError):
 
 class StudyError(SSCNasError):
     """A study or storage that cannot be used as asked."""
+
+
+class CheckpointError(SSCNasError):
+    """A run folder whose checkpoint belongs to another training run than the one asked for."""
 
 
 class SearchInterrupted(SSCNasError):

@@ -25,7 +25,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import TensorDataset
 
 from .data import augment_batch
-from .errors import SSCNasError
+from .errors import CheckpointError, SSCNasError
 from .layers import layout
 from .runtime import cpu_has_native_bf16
 
@@ -530,27 +530,60 @@ def train_with_checkpoints(
     device: torch.device | str = "cpu",
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> Trainer:
     """Full training that saves ``checkpoint`` after every epoch and resumes from it.
 
     A killed run started again with the same arguments continues after its last finished
-    epoch (the file is replaced atomically, so a kill never leaves half a checkpoint).
+    epoch (the file is replaced atomically, so a kill never leaves half a checkpoint). ``run``
+    names the run (architecture, data, seed, schedule); it is saved with the checkpoint, and a
+    checkpoint saved for another run is refused (:class:`CheckpointError`), never resumed or
+    overwritten.
     """
     trainer = Trainer(model, train, config, seed=seed, device=device)
     checkpoint = Path(checkpoint)
     if checkpoint.exists():
-        trainer.load_state_dict(torch.load(checkpoint, map_location=trainer.device,
-                                           weights_only=False))
+        state = torch.load(checkpoint, map_location=trainer.device, weights_only=False)
+        _check_same_run(checkpoint, state.get("run"), run)
+        try:
+            trainer.load_state_dict(state)
+        except (RuntimeError, KeyError) as exc:  # a checkpoint saved before runs were named
+            raise CheckpointError(f"{checkpoint} does not fit this run ({str(exc)[:200]}); "
+                                  f"{_NEW_RUN_HINT.format(folder=checkpoint.parent)}") from None
     start = time.perf_counter() - trainer.result.seconds
     while trainer.epoch < config.epochs:
         train_loss, acc = trainer.epoch_with_validation(val, on_batch)
         trainer.result.seconds = time.perf_counter() - start
         tmp = checkpoint.with_suffix(".tmp")
-        torch.save(trainer.state_dict(), tmp)
+        torch.save({**trainer.state_dict(), "run": None if run is None else dict(run)}, tmp)
         os.replace(tmp, checkpoint)
         if on_epoch is not None:
             on_epoch(trainer.epoch, train_loss, acc)
     return trainer
+
+
+_NEW_RUN_HINT = "train into a new folder (--out DIR), or delete {folder} to start over"
+
+
+def _check_same_run(checkpoint: Path, stored: Mapping[str, Any] | None,
+                    asked: Mapping[str, Any] | None) -> None:
+    """Refuse to resume ``checkpoint`` when it was saved for another run than ``asked``."""
+    if stored is None or asked is None or dict(stored) == dict(asked):
+        return
+    differences = []
+    for key in sorted(set(stored) | set(asked)):
+        old, new = stored.get(key), asked.get(key)
+        if old == new:
+            continue
+        if key == "architecture":
+            differences.append("another architecture")
+        elif isinstance(old, Mapping) and isinstance(new, Mapping):
+            differences += [f"{key}.{k} {old.get(k)!r} there, {new.get(k)!r} now"
+                            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        else:
+            differences.append(f"{key} {old!r} there, {new!r} now")
+    raise CheckpointError(f"{checkpoint} is another run's checkpoint ({'; '.join(differences)}); "
+                          f"{_NEW_RUN_HINT.format(folder=checkpoint.parent)}")
 
 
 def hopeless(train_loss: float, val_accuracy: float, num_classes: int, factor: float) -> str | None:
@@ -604,9 +637,11 @@ def train_architecture(
     torch.manual_seed(seed)  # the initial weights too: the same seed trains the same model
     model = build(arch, shape.in_channels, shape.num_classes, shape.input_size)
     checkpoint = out_dir / "checkpoint.pt"
+    run = {"architecture": arch.to_dict(), "dataset": dataset, "seed": seed,
+           "train": config.to_dict()}
     trainer = train_with_checkpoints(model, splits.train, splits.val, config, checkpoint,
                                      seed=seed, device=resolve_device(device),
-                                     on_batch=on_batch, on_epoch=on_epoch)
+                                     on_batch=on_batch, on_epoch=on_epoch, run=run)
     test_accuracy = trainer.evaluate(splits.test)
     model_path = save_model(
         out_dir / "model.pt", trainer.model, arch, shape, dataset=dataset,

@@ -102,6 +102,35 @@ def test_full_training_is_reproducible_from_its_seed(tmp_path) -> None:
     assert runs[0].test_images == len(load_splits("digits").test.tensors[1])
 
 
+def test_a_run_folder_resumes_only_its_own_run(tmp_path) -> None:
+    """``ssc-nas train`` into a folder that holds another run's checkpoint (another
+    architecture exported to the same file name, other epochs, seed or learning rate) is
+    refused with the differences, and the checkpoint is left as it was; the same run resumes."""
+    from ssc_nas.errors import CheckpointError
+    from ssc_nas.models import InputShape, write_architecture_file
+    from ssc_nas.train import train_architecture
+
+    shape = InputShape(1, (8, 8), 10)
+    arch_file, other_file = tmp_path / "arch.json", tmp_path / "other" / "arch.json"
+    other_file.parent.mkdir()
+    write_architecture_file(arch_file, Architecture("resnet20", 0.25), shape)
+    write_architecture_file(other_file, Architecture("resnet20", 0.5), shape)
+    folder = tmp_path / "run"
+    first = train_architecture(arch_file, "digits", folder, TrainConfig(epochs=1))
+    saved = first.checkpoint.read_bytes()
+    refused = [(arch_file, TrainConfig(epochs=2), 0, "train.epochs 1 there, 2 now"),
+               (arch_file, TrainConfig(epochs=1, lr=0.05), 0, "train.lr None there, 0.05 now"),
+               (arch_file, TrainConfig(epochs=1), 1, "seed 0 there, 1 now"),
+               (other_file, TrainConfig(epochs=1), 0, "another architecture")]
+    for file, config, seed, difference in refused:
+        with pytest.raises(CheckpointError, match=difference):
+            train_architecture(file, "digits", folder, config, seed=seed)
+    assert first.checkpoint.read_bytes() == saved
+    again = train_architecture(arch_file, "digits", folder, TrainConfig(epochs=1))
+    assert again.test_accuracy == first.test_accuracy
+    assert again.result.val_accuracy == first.result.val_accuracy
+
+
 @pytest.mark.parametrize(
     ("loss", "acc", "expected"),
     [(0.5, 0.9, None), (float("nan"), 0.9, "not finite"), (float("inf"), 0.9, "not finite"),

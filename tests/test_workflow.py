@@ -106,6 +106,25 @@ def test_export_train_load_round_trip(searched: Path) -> None:
     assert saved["architecture"] == best.user_attrs["architecture"]
 
 
+def test_train_takes_the_study_dataset_and_refuses_another_runs_folder(searched: Path) -> None:
+    """Without --dataset an exported architecture trains on the dataset it was searched on; a
+    second run with other settings into the same folder is one clear error, not a resume."""
+    arch = searched / "arch-default.json"
+    assert run_cli(["export", "--trial", "0", "-o", str(arch)], searched).returncode == 0
+    trained = run_cli(["train", str(arch), "--epochs", "1", "--quiet"], searched)
+    assert trained.returncode == 0, trained.stderr
+    assert "dataset digits: the one" in trained.stderr
+    n = len(load_splits("digits").test.tensors[1])
+    assert f"on {n} test images" in " ".join(trained.stdout.split())
+    checkpoint = searched / "runs" / "arch-default-digits" / "checkpoint.pt"
+    saved = checkpoint.read_bytes()
+    refused = run_cli(["train", str(arch), "--epochs", "2", "--quiet"], searched)
+    assert refused.returncode == 2
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert "another run's checkpoint (train.epochs 1 there, 2 now)" in line
+    assert "Traceback" not in refused.stderr and checkpoint.read_bytes() == saved
+
+
 def test_killed_train_resumes_from_checkpoint(searched: Path) -> None:
     EPOCHS = 12  # noqa: N806  the resumed run trains the 10 or 11 after the kill
     arch = searched / "arch-resume.json"
