@@ -29,6 +29,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from ssc_nas.models import Architecture, InputShape, write_architecture_file
 from tests.inprocess import run_cli
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -37,6 +38,7 @@ SEARCH = ["search", "--dataset", "digits", "--space", "digits-tiny", "--epochs",
           "--sampler", "random", "--strategy", "full", "--quiet", "--study", STUDY, "--trials",
           "4"]
 GOOD = [*SEARCH, "--budget", "80k"]
+TRAIN = ["train", "arch.json", "--dataset", "digits", "--epochs", "1", "--quiet"]
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/x"
 DATASETS = ("mnist-5k", "digits", "cifar10", "cifar100", "tiny-imagenet")
 
@@ -85,6 +87,11 @@ CASES = [
     case("search-workers-zero", [*GOOD, "--workers", "0"], r"--workers must be >= 1"),
     case("search-heartbeat-negative", [*GOOD, "--heartbeat", "-5"], r"--heartbeat"),
     case("search-heartbeat-nan", [*GOOD, "--heartbeat", "nan"], r"--heartbeat"),
+    case("search-lr-negative", [*GOOD, "--lr", "-1"], r"lr must be a positive number.*-1"),
+    case("search-lr-nan", [*GOOD, "--lr", "nan"], r"lr must be a positive number.*nan"),
+    case("train-lr-zero", [*TRAIN, "--lr", "0"], r"lr must be a positive.*0"),
+    case("train-weight-decay-negative", [*TRAIN, "--weight-decay", "-0.1"],
+         r"weight_decay must be >= 0.*-0\.1"),
     case("worker-heartbeat-zero", ["worker", "--study", STUDY, "--storage",
                                    "sqlite:///ssc-nas.db", "--quiet", "--heartbeat", "0"],
          r"--heartbeat"),
@@ -188,6 +195,8 @@ def write_inputs(folder: Path) -> None:
     (folder / "unknown-key.yaml").write_text(
         "family: resnet20\nshare: stage\nwidth: [0.5]\nknobs:\n  groups: [1]\nbogus: 1\n")
     (folder / "config-unknown-key.yaml").write_text("budget: 80k\nbogus: 1\n")
+    write_architecture_file(folder / "arch.json", Architecture("resnet20", 0.25),
+                            InputShape(1, (8, 8), 10))
 
 
 @contextlib.contextmanager
