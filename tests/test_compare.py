@@ -167,6 +167,24 @@ def test_ssc_search_runs_a_short_search_when_there_is_no_study(tmp_path: Path) -
         run_compare(replace(config, methods=("reference",)))
 
 
+def test_a_missing_study_names_the_studies_of_other_spaces(tmp_path: Path) -> None:
+    """After the default search (the stage space) ``compare`` without --space looks for the
+    per-layer space's study; its error names the study that is there and how to use it."""
+    searched = run_in_process(["search", "--budget", "20k", "--dataset", "digits", "--space",
+                               "resnet20-ssc-stage", "--epochs", "1", "--trials", "1",
+                               "--strategy", "full", "--no-reference-designs", "--quiet"],
+                              tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    result = run_in_process(["compare", "--family", "resnet20", "--dataset", "digits",
+                             "--budget", "20k", "--methods", "reference", "--quiet"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("no trained reference design within 20k params; run ssc-nas search --space "
+            "resnet20-ssc --budget 20k --dataset digits first (it trains them); the storage "
+            "also has study 'digits-resnet20-ssc-stage-20k' (space resnet20-ssc-stage): to "
+            "compare against it, pass --study digits-resnet20-ssc-stage-20k --space "
+            "resnet20-ssc-stage") in " ".join(result.stderr.split())
+
+
 def test_config_rejects_unknown_methods_and_mac_budgets() -> None:
     with pytest.raises(SSCNasError, match="valid methods"):
         CompareConfig(Budget(BUDGET), methods=("snip", "nope"))

@@ -135,6 +135,26 @@ def _ssc_study(config: CompareConfig, space: SearchSpace) -> tuple[
     return search, None
 
 
+def _other_space_hint(config: CompareConfig, name: str) -> str:
+    """Where the storage holds a study of this dataset, family and budget in another space (the
+    default search's stage space, say): how to compare against that one instead."""
+    if config.study is not None:
+        return ""
+    hints = []
+    for summary in optuna.get_all_study_summaries(make_storage(config.storage),
+                                                  include_best_trial=False):
+        attrs = summary.user_attrs
+        space = attrs.get("space")
+        if (summary.study_name != name and isinstance(space, dict)
+                and space.get("family") == config.family
+                and attrs.get("dataset") == config.dataset
+                and attrs.get("budget", {}).get("params") == config.budget.params):
+            hints.append(f"; the storage also has study {summary.study_name!r} (space "
+                         f"{space.get('name')}): to compare against it, pass --study "
+                         f"{summary.study_name} --space {space.get('name')}")
+    return "".join(hints)
+
+
 def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | None,
                   reporter: Any) -> Design:
     """``ssc-search``: the best-scored searched architecture within budget in the SSC study,
@@ -149,7 +169,8 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
                                    f"or extend it with: ssc-nas search --space "
                                    f"{config.space_name} --budget "
                                    f"{format_count(config.budget.params or 0)} "
-                                   f"--dataset {config.dataset})")
+                                   f"--dataset {config.dataset})"
+                                   f"{_other_space_hint(config, name)}")
         # The search uses ssc-nas search's own data (all training images, split seed 0).
         if study is not None:  # its trials so far (reference designs) count towards --trials
             search = replace(search, trials=count_trained(study) + config.search_trials)
@@ -175,7 +196,8 @@ def reference_designs(config: CompareConfig, bound: BoundSpace) -> dict[str, Des
         raise StudyError(f"study {search.study!r} has no trained reference design within "
                          f"{config.budget.describe()}; run ssc-nas search --space "
                          f"{config.space_name} --budget {format_count(config.budget.params or 0)}"
-                         f" --dataset {config.dataset} first (it trains them)")
+                         f" --dataset {config.dataset} first (it trains them)"
+                         f"{_other_space_hint(config, search.study)}")
     assert study is not None
     out: dict[str, Design] = {}
     for trial in candidates:  # best first: a design run at several rungs keeps its best
