@@ -552,12 +552,16 @@ def train_with_checkpoints(
     checkpoint = Path(checkpoint)
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=trainer.device, weights_only=False)
-        _check_same_run(checkpoint, state.get("run"), run)
-        try:
+        if state.get("run") is not None:
+            _check_same_run(checkpoint, state["run"], run)
             trainer.load_state_dict(state)
-        except (RuntimeError, KeyError) as exc:  # a checkpoint saved before runs were named
-            raise CheckpointError(f"{checkpoint} does not fit this run ({str(exc)[:200]}); "
-                                  f"{_NEW_RUN_HINT.format(folder=checkpoint.parent)}") from None
+        else:  # saved before runs were named: only loading it tells whether it fits
+            try:
+                trainer.load_state_dict(state)
+            except (RuntimeError, KeyError) as exc:
+                raise CheckpointError(
+                    f"{checkpoint} does not fit this run ({str(exc)[:200]}); "
+                    f"{_NEW_RUN_HINT.format(folder=checkpoint.parent)}") from None
     start = time.perf_counter() - trainer.result.seconds
     while trainer.epoch < config.epochs:
         train_loss, acc = trainer.epoch_with_validation(val, on_batch)
@@ -573,10 +577,10 @@ def train_with_checkpoints(
 _NEW_RUN_HINT = "train into a new folder (--out DIR), or delete {folder} to start over"
 
 
-def _check_same_run(checkpoint: Path, stored: Mapping[str, Any] | None,
+def _check_same_run(checkpoint: Path, stored: Mapping[str, Any],
                     asked: Mapping[str, Any] | None) -> None:
     """Refuse to resume ``checkpoint`` when it was saved for another run than ``asked``."""
-    if stored is None or asked is None or dict(stored) == dict(asked):
+    if asked is None or dict(stored) == dict(asked):
         return
     differences = []
     for key in sorted(set(stored) | set(asked)):

@@ -142,6 +142,11 @@ CASES = [
          r"has no trial 999"),
     case("export-output-folder-missing", ["export", "--study", STUDY, "--trial", "0", "-o",
                                           "nowhere/arch.json"], r"nowhere"),
+    case("search-resume-other-epochs", [*GOOD, "--epochs", "2"],
+         r"study 'made' .* another schedule \(epochs 1 there, 2 now\); resume it with the "
+         r"settings it was made with, or pass --study NEW_NAME"),
+    case("search-resume-other-lr-and-batch", [*GOOD, "--lr", "0.01", "--batch-size", "32"],
+         r"another schedule \(batch_size 64 there, 32 now; lr None there, 0\.01 now\)"),
     # a database that cannot be written
     case("search-readonly-db", GOOD, r"read-?only", env="readonly"),
     case("worker-readonly-db", ["worker", "--study", STUDY, "--storage", "sqlite:///ssc-nas.db",

@@ -24,6 +24,7 @@ __all__ = [
     "RUN_CLAIM_MARK",
     "CLI_DEFAULTS",
     "COMPATIBLE_KEYS",
+    "SCHEDULE_KEYS",
     "CONFIG_KEYS",
     "DEFAULT_STORAGE",
     "DEFAULT_TRIALS",
@@ -80,6 +81,12 @@ def check_rungs(eta: Any, rungs: Any) -> None:
 
 # Study attributes that must match for a run to join an existing study.
 COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset", "strategy")
+# The proxy schedule (TrainConfig fields in the study's "train" attribute) that every trial of a
+# study shares: a run that joins a study must keep it, or one front would mix trials trained
+# differently (a promotion would even continue a parent under another schedule). The precision
+# (amp) is the study's own and is taken from it (stored_settings).
+SCHEDULE_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+                 "label_smoothing", "augment", "hopeless_factor")
 # What a study made before an attribute existed meant by it.
 ATTR_DEFAULTS = {"strategy": "full"}
 
