@@ -114,7 +114,8 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) -> None:
-    args = [*BASE, "--trials", "3", "--epochs", "500"]
+    schedule = ["--epochs", "40"]  # long enough to be mid-trial at the signal, short to resume
+    args = [*BASE, "--trials", "3", *schedule]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -136,7 +137,7 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert study.get_trials(states=(TrialState.FAIL,))
     before = len(study.get_trials(states=(TrialState.COMPLETE,)))
-    resumed = run_in_process([*BASE, "--trials", str(before + 1)], tmp_path)
+    resumed = run_in_process([*BASE, "--trials", str(before + 1), *schedule], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert len(load(tmp_path).get_trials(states=(TrialState.COMPLETE,))) == before + 1
 
