@@ -114,7 +114,7 @@ def test_search_end_to_end_then_resume(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) -> None:
-    schedule = ["--epochs", "40"]  # long enough to be mid-trial at the signal, short to resume
+    schedule = ["--epochs", "12"]  # about 6 s a trial: mid-trial at the signal, short to resume
     args = [*BASE, "--trials", "3", *schedule]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=env,
