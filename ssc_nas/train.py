@@ -25,7 +25,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ __all__ = [
     "autocast_speedup",
     "evaluate",
     "scores",
+    "setting_differences",
     "resolve_amp",
     "resolve_device",
     "train_model",
@@ -577,6 +578,16 @@ def train_with_checkpoints(
 _NEW_RUN_HINT = "train into a new folder (--out DIR), or delete {folder} to start over"
 
 
+def setting_differences(stored: Mapping[str, Any], asked: Mapping[str, Any],
+                        keys: Iterable[str] | None = None, prefix: str = "") -> list[str]:
+    """Each setting in which ``asked`` differs from ``stored``, as "<key> <stored> there, <asked>
+    now"; with ``keys``, only those of them ``stored`` holds (saved before a key existed)."""
+    names = (sorted(set(stored) | set(asked)) if keys is None
+             else [key for key in keys if key in stored])
+    return [f"{prefix}{key} {stored.get(key)!r} there, {asked.get(key)!r} now"
+            for key in names if stored.get(key) != asked.get(key)]
+
+
 def _check_same_run(checkpoint: Path, stored: Mapping[str, Any],
                     asked: Mapping[str, Any] | None) -> None:
     """Refuse to resume ``checkpoint`` when it was saved for another run than ``asked``."""
@@ -590,10 +601,9 @@ def _check_same_run(checkpoint: Path, stored: Mapping[str, Any],
         if key == "architecture":
             differences.append("another architecture")
         elif isinstance(old, Mapping) and isinstance(new, Mapping):
-            differences += [f"{key}.{k} {old.get(k)!r} there, {new.get(k)!r} now"
-                            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            differences += setting_differences(old, new, prefix=f"{key}.")
         else:
-            differences.append(f"{key} {old!r} there, {new!r} now")
+            differences += setting_differences(stored, asked, [key])
     raise CheckpointError(f"{checkpoint} is another run's checkpoint ({'; '.join(differences)}); "
                           f"{_NEW_RUN_HINT.format(folder=checkpoint.parent)}")
 

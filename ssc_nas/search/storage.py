@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from ..errors import StudyError
 from ..spaces import SearchSpace
+from ..train import setting_differences
 from .config import (
     ATTR_DEFAULTS,
     BASELINES_SUFFIX,
@@ -177,16 +178,6 @@ class Heartbeats:
                 self._thread.join()
 
 
-def _schedule_differences(stored: Any, asked: Any) -> str:
-    """The proxy-schedule settings (``SCHEDULE_KEYS``) in which ``asked`` differs from a study's
-    stored ``train`` attribute, as "key stored there, asked now"; keys a study made before they
-    existed does not hold are not compared."""
-    if not isinstance(stored, dict) or not isinstance(asked, dict):
-        return ""
-    return "; ".join(f"{key} {stored[key]!r} there, {asked.get(key)!r} now"
-                     for key in SCHEDULE_KEYS if key in stored and stored[key] != asked.get(key))
-
-
 def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                attrs: dict[str, Any], storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
@@ -210,7 +201,9 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                 f"study {study_name!r} in {config.storage} was created for another search "
                 f"({were}); pass --study NEW_NAME to start a new one"
             )
-        schedule = _schedule_differences(study.user_attrs.get("train"), attrs.get("train"))
+        stored_train, asked_train = study.user_attrs.get("train"), attrs.get("train")
+        schedule = "; ".join(setting_differences(stored_train, asked_train, SCHEDULE_KEYS)) if (
+            isinstance(stored_train, dict) and isinstance(asked_train, dict)) else ""
         if schedule:
             raise StudyError(
                 f"study {study_name!r} in {config.storage} trains its proxy on another schedule "
