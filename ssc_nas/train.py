@@ -603,7 +603,7 @@ def _check_same_run(checkpoint: Path, stored: Mapping[str, Any],
         elif isinstance(old, Mapping) and isinstance(new, Mapping):
             differences += setting_differences(old, new, prefix=f"{key}.")
         else:
-            differences += setting_differences(stored, asked, [key])
+            differences += setting_differences({key: old}, {key: new})
     raise CheckpointError(f"{checkpoint} is another run's checkpoint ({'; '.join(differences)}); "
                           f"{_NEW_RUN_HINT.format(folder=checkpoint.parent)}")
 
