@@ -689,12 +689,12 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
 
     ssc-search retrains the best-scored searched architecture (lowest proxy val loss, never a
     reference design) within budget in the SSC study (searching --search-trials trials first
-    if there is none); reference retrains every reference design of that study within budget
-    (standard, groupwise, ...), one row each (reference:standard, ...), the yardsticks the
-    search must beat; ssc-uniform is HetConv-style uniform
-    SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels, sized to the budget);
-    snip, grasp, synflow, erk and random prune the dense network at init to exactly --budget
-    params. Evaluation is --folds-fold
+    if there is none, with the study's own schedule and strategy when it exists); reference
+    retrains every reference design of that study within budget (standard, groupwise, ...), one
+    row each (reference:standard, ...), the yardsticks the search must beat; ssc-uniform is
+    HetConv-style uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels,
+    sized to the budget); snip, grasp, synflow, erk and random prune the dense network at init
+    to exactly --budget params. Evaluation is --folds-fold
     cross-validation: fold i is held out as the test set of every method's run i (seed i), so
     every image is scored once and methods are compared paired by fold. Every method trains
     with SGD one-cycle for --epochs, no early stop. The table gives mean test accuracy with a

@@ -185,6 +185,32 @@ def test_a_missing_study_names_the_studies_of_other_spaces(tmp_path: Path) -> No
             "resnet20-ssc-stage") in " ".join(result.stderr.split())
 
 
+def test_the_short_search_extends_a_study_with_its_own_settings(tmp_path: Path) -> None:
+    """A study made by ``ssc-nas search`` (successive halving, here 1 epoch) whose only
+    candidate stopped below the top rung has no searched design: ``compare``'s short search
+    adds candidates with the study's strategy and schedule (it was refused, made with the
+    defaults), and names the command that resumes the study."""
+    space = ["--space", "digits-tiny", "--budget", "20k", "--dataset", "digits"]
+    searched = run_in_process(["search", *space, "--epochs", "1", "--trials", "1",
+                               "--no-reference-designs", "--quiet"], tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    storage = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
+    name = "digits-digits-tiny-20k"
+    assert not any(is_trained(t) for t in optuna.load_study(study_name=name,
+                                                           storage=storage).trials)
+    result = run_in_process(["compare", "--family", "resnet20", *space, "--methods",
+                             "ssc-search", "--epochs", "1", "--folds", "2", "--search-trials",
+                             "9"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (f"searching 9 trials with the study's own settings (resume or extend it with: "
+            f"ssc-nas search {' '.join(space)} --epochs 1 --study {name})"
+            ) in " ".join((result.stdout + result.stderr).split())
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.user_attrs["train"]["epochs"] == 1
+    assert study.user_attrs["strategy"] == {"name": "sh", "eta": 3, "rungs": 3}
+    assert {t.user_attrs.get("rung", 0) for t in study.trials if is_trained(t)} == {2}
+
+
 def test_config_rejects_unknown_methods_and_mac_budgets() -> None:
     with pytest.raises(SSCNasError, match="valid methods"):
         CompareConfig(Budget(BUDGET), methods=("snip", "nope"))

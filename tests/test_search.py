@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -234,6 +235,48 @@ def test_config_file_is_the_default_map(tmp_path: Path, monkeypatch: pytest.Monk
         config = seen.pop()
         assert config.budget == Budget(60_000, macs)
         assert config.objectives == ("accuracy", "params") and config.trials == trials
+
+
+def test_a_study_config_joins_and_reads_back_through_its_command(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``joining`` takes every setting a study stores from its attributes, and ``command()``
+    writes a command line that the CLI reads back as the same search."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    import ssc_nas.search as search_api
+    from ssc_nas.cli import cli
+    from ssc_nas.search.run import _study_attrs
+    from ssc_nas.spaces import load_space
+
+    made = SearchConfig(
+        budget=Budget(20_000, 3_000_000), space="digits-tiny", dataset="digits",
+        data_dir="elsewhere", strategy="sh", eta=2, rungs=4, trials=None, timeout=60.0,
+        train=TrainConfig(epochs=3, batch_size=32, optimizer="adamw", lr=1e-3), subset=0.5,
+        sampler="random", seed=7, objectives=("accuracy", "params"), latency_batch=8,
+        prescreen="synflow", prescreen_k=5, study="s", storage="sqlite:///x.db")
+    attrs = _study_attrs(made, load_space("digits-tiny"), {})
+    plain = SearchConfig(budget=made.budget, space="digits-tiny", dataset="digits",
+                         data_dir="elsewhere", study="s", storage="sqlite:///x.db")
+    joined = plain.joining(attrs)
+    assert joined == replace(made, trials=plain.trials, timeout=None)
+    assert plain.joining({}) == plain  # a study without the attributes keeps the defaults
+
+    seen: list[SearchConfig] = []
+
+    def capture(config: SearchConfig, reporter: object = None) -> None:
+        seen.append(config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_api, "run_search", capture)
+    command = joined.command()
+    assert command.startswith("ssc-nas search --space digits-tiny --budget 20k --macs 3M ")
+    result = CliRunner().invoke(cli, [*shlex.split(command)[1:], "--trials", "20", "--quiet"])
+    assert seen, result.output
+    assert seen == [joined]
+    assert SearchConfig(budget=Budget(500_000)).command() == (
+        "ssc-nas search --space resnet20-ssc --budget 500k --dataset mnist-5k --strategy full")
 
 
 def test_cli_defaults_are_the_default_study(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,10 +18,16 @@ from ..cost import Cost
 from ..data import Splits, dataset_info
 from ..errors import BudgetError, SSCNasError, StudyError
 from ..models import Architecture, build
-from ..search import SearchConfig, default_study_name, make_storage, run_search
+from ..search import (
+    CLI_DEFAULTS,
+    SearchConfig,
+    default_study_name,
+    make_storage,
+    run_search,
+)
+from ..search.halving import study_progress_count
 from ..search.objectives import sort_key
 from ..search.results import (
-    count_trained,
     is_trained,
     study_input_shape,
     study_objectives,
@@ -123,7 +129,8 @@ REFERENCE_PREFIX = "reference:"  # the rows of the ``reference`` method: referen
 
 def _ssc_study(config: CompareConfig, space: SearchSpace) -> tuple[
         SearchConfig, optuna.Study | None]:
-    """The search settings of the SSC study compare reads, and that study if it exists."""
+    """The search settings of the SSC study compare reads, and that study if it exists: an
+    existing study's own settings (schedule, strategy, ...), so the short search extends it."""
     search = SearchConfig(budget=config.budget, space=config.space_name,
                           dataset=config.dataset, data_dir=config.data_dir,
                           trials=config.search_trials, storage=config.storage,
@@ -131,7 +138,8 @@ def _ssc_study(config: CompareConfig, space: SearchSpace) -> tuple[
     search = replace(search, study=config.study or default_study_name(search, space))
     storage = make_storage(config.storage)
     if search.study in optuna.get_all_study_names(storage):
-        return search, optuna.load_study(study_name=search.study, storage=storage)
+        study = optuna.load_study(study_name=search.study, storage=storage)
+        return search.joining(study.user_attrs), study
     return search, None
 
 
@@ -164,16 +172,14 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
     extra: dict[str, Any] = {"ssc_study": name}
     candidates = _trained_within(study, config, reference=False) if study is not None else []
     if not candidates:
+        settings = "" if study is None else " with the study's own settings"
         notify(reporter, "message", f"ssc-search: no searched design within budget in study "
-                                   f"{name!r}; searching {config.search_trials} trials (resume "
-                                   f"or extend it with: ssc-nas search --space "
-                                   f"{config.space_name} --budget "
-                                   f"{format_count(config.budget.params or 0)} "
-                                   f"--dataset {config.dataset})"
+                                   f"{name!r}; searching {config.search_trials} trials"
+                                   f"{settings} (resume or extend it with: {search.command()})"
                                    f"{_other_space_hint(config, name)}")
         # The search uses ssc-nas search's own data (all training images, split seed 0).
         if study is not None:  # its trials so far (reference designs) count towards --trials
-            search = replace(search, trials=count_trained(study) + config.search_trials)
+            search = replace(search, trials=study_progress_count(study) + config.search_trials)
         start = time.perf_counter()
         result = run_search(search, reporter=getattr(reporter, "search", None), splits=splits)
         extra["search_time_s"] = round(time.perf_counter() - start, 3)
@@ -193,10 +199,12 @@ def reference_designs(config: CompareConfig, bound: BoundSpace) -> dict[str, Des
     search, study = _ssc_study(config, bound.space)
     candidates = _trained_within(study, config, reference=True) if study is not None else []
     if not candidates:
+        # A new study: the search's own strategy; the study name only where --study gave one.
+        run = search if study is not None else replace(
+            search, strategy=CLI_DEFAULTS["strategy"], study=config.study)
         raise StudyError(f"study {search.study!r} has no trained reference design within "
-                         f"{config.budget.describe()}; run ssc-nas search --space "
-                         f"{config.space_name} --budget {format_count(config.budget.params or 0)}"
-                         f" --dataset {config.dataset} first (it trains them)"
+                         f"{config.budget.describe()}; run {run.command()} first (it "
+                         "trains them)"
                          f"{_other_space_hint(config, search.study)}")
     assert study is not None
     out: dict[str, Design] = {}

@@ -4,7 +4,7 @@ durations, and study configs (``studies/*.yaml``) whose keys are the ``ssc-nas s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,67 @@ class SearchConfig:
         if self.strategy == "full":
             return "full"
         return {"name": "sh", "eta": self.eta, "rungs": self.rungs}
+
+    def joining(self, attrs: Mapping[str, Any]) -> SearchConfig:
+        """This config with the settings of the existing study whose user attributes are
+        ``attrs``: its proxy schedule, strategy, training subset, sampler, seed, objectives and
+        pre-screen. A run that only adds trials to a study it did not make (``ssc-nas
+        compare``'s short search) must keep them, or the study refuses it (``open_study``)."""
+        strategy = attrs.get("strategy", ATTR_DEFAULTS["strategy"])
+        halving = isinstance(strategy, dict) and strategy.get("name") == "sh"
+        train = attrs.get("train")
+        objectives = attrs.get("objectives")
+        return replace(
+            self,
+            train=TrainConfig(**train) if isinstance(train, dict) else self.train,
+            subset=float(attrs.get("subset", self.subset)),
+            sampler=str(attrs.get("sampler", self.sampler)),
+            seed=int(attrs.get("seed", self.seed)),
+            objectives=tuple(objectives) if objectives else self.objectives,
+            latency_batch=int(attrs.get("latency_batch", self.latency_batch)),
+            prescreen=attrs.get("prescreen", self.prescreen),
+            prescreen_k=int(attrs.get("prescreen_k", self.prescreen_k)),
+            strategy="sh" if halving else "full",
+            eta=int(strategy["eta"]) if halving else self.eta,
+            rungs=int(strategy["rungs"]) if halving else self.rungs,
+        )
+
+    def command(self) -> str:
+        """The ``ssc-nas search`` command line that runs (or resumes) this search: the flags
+        whose values differ from the command's defaults, and always ``--space``,
+        ``--budget`` and ``--dataset``. Schedule fields without a flag (momentum, ...) cannot
+        be written."""
+        train, default = self.train, TrainConfig()
+        flags: list[tuple[str, Any, Any]] = [
+            ("--space", self.space, None),
+            ("--budget", None if self.budget.params is None else exact_count(self.budget.params),
+             None),
+            ("--macs", None if self.budget.macs is None else exact_count(self.budget.macs),
+             None),
+            ("--dataset", self.dataset, None),
+            ("--data-dir", self.data_dir, "data"),
+            ("--strategy", self.strategy, CLI_DEFAULTS["strategy"]),
+            ("--eta", self.eta if self.strategy == "sh" else 3, 3),
+            ("--rungs", self.rungs if self.strategy == "sh" else 3, 3),
+            ("--epochs", train.epochs, default.epochs),
+            ("--batch-size", train.batch_size, default.batch_size),
+            ("--optimizer", train.optimizer, default.optimizer),
+            ("--lr", train.lr, default.lr),
+            ("--subset", self.subset, 1.0),
+            ("--sampler", self.sampler, "tpe"),
+            ("--seed", self.seed, 0),
+            ("--objectives", ",".join(self.objectives or DEFAULT_OBJECTIVES),
+             ",".join(DEFAULT_OBJECTIVES)),
+            ("--latency-batch", self.latency_batch, 32),
+            ("--prescreen", self.prescreen, None),
+            ("--prescreen-k", self.prescreen_k if self.prescreen else 10, 10),
+            ("--study", self.study, None),
+            ("--storage", self.storage, DEFAULT_STORAGE),
+        ]
+        parts = ["ssc-nas search"]
+        parts += [f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+                  for flag, value, skip in flags if value is not None and value != skip]
+        return " ".join(parts)
 
     def resolved(self, existing: Sequence[str] | None) -> SearchConfig:
         """This config with its objectives settled: as given, else ``existing`` (the stored
