@@ -143,8 +143,10 @@ CASES = [
     case("export-output-folder-missing", ["export", "--study", STUDY, "--trial", "0", "-o",
                                           "nowhere/arch.json"], r"nowhere"),
     case("search-resume-other-epochs", [*GOOD, "--epochs", "2"],
-         r"study 'made' .* another schedule \(epochs 1 there, 2 now\); resume it with the "
-         r"settings it was made with, or pass --study NEW_NAME"),
+         r"study 'made' .* another schedule \(epochs 1 there, 2 now\); pass --study NEW_NAME "
+         r"to start a new one; to resume it: ssc-nas search --space digits-tiny --budget 80k "
+         r"--dataset digits --strategy full --trials 4 --epochs 1 --sampler random --study "
+         r"made$"),
     case("search-resume-other-lr-and-batch", [*GOOD, "--lr", "0.01", "--batch-size", "32"],
          r"another schedule \(batch_size 64 there, 32 now; lr None there, 0\.01 now\)"),
     # a database that cannot be written

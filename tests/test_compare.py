@@ -203,7 +203,7 @@ def test_the_short_search_extends_a_study_with_its_own_settings(tmp_path: Path) 
                              "9"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (f"searching 9 trials with the study's own settings (resume or extend it with: "
-            f"ssc-nas search {' '.join(space)} --epochs 1 --study {name})"
+            f"ssc-nas search {' '.join(space)} --trials 10 --epochs 1 --study {name})"
             ) in " ".join((result.stdout + result.stderr).split())
     study = optuna.load_study(study_name=name, storage=storage)
     assert study.user_attrs["train"]["epochs"] == 1

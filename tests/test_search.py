@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -252,15 +251,16 @@ def test_a_study_config_joins_and_reads_back_through_its_command(
 
     made = SearchConfig(
         budget=Budget(20_000, 3_000_000), space="digits-tiny", dataset="digits",
-        data_dir="elsewhere", strategy="sh", eta=2, rungs=4, trials=None, timeout=60.0,
+        data_dir="elsewhere", strategy="sh", eta=2, rungs=4, trials=30, timeout=60.0,
         train=TrainConfig(epochs=3, batch_size=32, optimizer="adamw", lr=1e-3), subset=0.5,
         sampler="random", seed=7, objectives=("accuracy", "params"), latency_batch=8,
         prescreen="synflow", prescreen_k=5, study="s", storage="sqlite:///x.db")
     attrs = _study_attrs(made, load_space("digits-tiny"), {})
     plain = SearchConfig(budget=made.budget, space="digits-tiny", dataset="digits",
-                         data_dir="elsewhere", study="s", storage="sqlite:///x.db")
+                         data_dir="elsewhere", trials=30, timeout=60.0, study="s",
+                         storage="sqlite:///x.db")
     joined = plain.joining(attrs)
-    assert joined == replace(made, trials=plain.trials, timeout=None)
+    assert joined == made
     assert plain.joining({}) == plain  # a study without the attributes keeps the defaults
 
     seen: list[SearchConfig] = []
@@ -272,7 +272,7 @@ def test_a_study_config_joins_and_reads_back_through_its_command(
     monkeypatch.setattr(search_api, "run_search", capture)
     command = joined.command()
     assert command.startswith("ssc-nas search --space digits-tiny --budget 20k --macs 3M ")
-    result = CliRunner().invoke(cli, [*shlex.split(command)[1:], "--trials", "20", "--quiet"])
+    result = CliRunner().invoke(cli, [*shlex.split(command)[1:], "--quiet"])
     assert seen, result.output
     assert seen == [joined]
     assert SearchConfig(budget=Budget(500_000)).command() == (

@@ -20,6 +20,7 @@ from ..errors import BudgetError, SSCNasError, StudyError
 from ..models import Architecture, build
 from ..search import (
     CLI_DEFAULTS,
+    DEFAULT_TRIALS,
     SearchConfig,
     default_study_name,
     make_storage,
@@ -172,14 +173,14 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
     extra: dict[str, Any] = {"ssc_study": name}
     candidates = _trained_within(study, config, reference=False) if study is not None else []
     if not candidates:
+        # The search uses ssc-nas search's own data (all training images, split seed 0).
+        if study is not None:  # its trials so far (reference designs) count towards --trials
+            search = replace(search, trials=study_progress_count(study) + config.search_trials)
         settings = "" if study is None else " with the study's own settings"
         notify(reporter, "message", f"ssc-search: no searched design within budget in study "
                                    f"{name!r}; searching {config.search_trials} trials"
                                    f"{settings} (resume or extend it with: {search.command()})"
                                    f"{_other_space_hint(config, name)}")
-        # The search uses ssc-nas search's own data (all training images, split seed 0).
-        if study is not None:  # its trials so far (reference designs) count towards --trials
-            search = replace(search, trials=study_progress_count(study) + config.search_trials)
         start = time.perf_counter()
         result = run_search(search, reporter=getattr(reporter, "search", None), splits=splits)
         extra["search_time_s"] = round(time.perf_counter() - start, 3)
@@ -200,8 +201,9 @@ def reference_designs(config: CompareConfig, bound: BoundSpace) -> dict[str, Des
     candidates = _trained_within(study, config, reference=True) if study is not None else []
     if not candidates:
         # A new study: the search's own strategy; the study name only where --study gave one.
+        strategy = CLI_DEFAULTS["strategy"]
         run = search if study is not None else replace(
-            search, strategy=CLI_DEFAULTS["strategy"], study=config.study)
+            search, strategy=strategy, trials=DEFAULT_TRIALS[strategy], study=config.study)
         raise StudyError(f"study {search.study!r} has no trained reference design within "
                          f"{config.budget.describe()}; run {run.command()} first (it "
                          "trains them)"

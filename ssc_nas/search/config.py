@@ -24,6 +24,7 @@ __all__ = [
     "RUN_CLAIM_MARK",
     "CLI_DEFAULTS",
     "COMPATIBLE_KEYS",
+    "JOINED_KEYS",
     "SCHEDULE_KEYS",
     "CONFIG_KEYS",
     "DEFAULT_STORAGE",
@@ -81,6 +82,8 @@ def check_rungs(eta: Any, rungs: Any) -> None:
 
 # Study attributes that must match for a run to join an existing study.
 COMPATIBLE_KEYS = ("space", "budget", "dataset", "objectives", "subset", "strategy")
+# Those of them that SearchConfig.joining takes from a study (the others name the study).
+JOINED_KEYS = frozenset({"objectives", "subset", "strategy"})
 # The proxy schedule (TrainConfig fields in the study's "train" attribute) that every trial of a
 # study shares: a run that joins a study must keep it, or one front would mix trials trained
 # differently (a promotion would even continue a parent under another schedule). The precision
@@ -206,6 +209,9 @@ class SearchConfig:
             ("--dataset", self.dataset, None),
             ("--data-dir", self.data_dir, "data"),
             ("--strategy", self.strategy, CLI_DEFAULTS["strategy"]),
+            ("--trials", self.trials, DEFAULT_TRIALS[self.strategy] if self.timeout is None
+             else None),
+            ("--timeout", self.timeout, None),
             ("--eta", self.eta if self.strategy == "sh" else 3, 3),
             ("--rungs", self.rungs if self.strategy == "sh" else 3, 3),
             ("--epochs", train.epochs, default.epochs),

@@ -21,6 +21,7 @@ from .config import (
     ATTR_DEFAULTS,
     BASELINES_SUFFIX,
     COMPATIBLE_KEYS,
+    JOINED_KEYS,
     SCHEDULE_KEYS,
     SearchConfig,
     check_heartbeat,
@@ -195,11 +196,15 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
         stored = {k: study.user_attrs.get(k, ATTR_DEFAULTS.get(k)) for k in COMPATIBLE_KEYS}
         mismatched = [k for k in COMPATIBLE_KEYS if stored[k] != attrs[k]]
+        # Where only settings the study stores differ (not its space, budget or dataset,
+        # which name it), the command that resumes it with them.
+        resume = f"; to resume it: {config.joining(study.user_attrs).command()}"
         if mismatched:
             were = "; ".join(f"{k}: {stored[k]!r}" for k in mismatched)
             raise StudyError(
                 f"study {study_name!r} in {config.storage} was created for another search "
                 f"({were}); pass --study NEW_NAME to start a new one"
+                + (resume if set(mismatched) <= JOINED_KEYS else "")
             )
         stored_train, asked_train = study.user_attrs.get("train"), attrs.get("train")
         schedule = "; ".join(setting_differences(stored_train, asked_train, SCHEDULE_KEYS)) if (
@@ -207,8 +212,7 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
         if schedule:
             raise StudyError(
                 f"study {study_name!r} in {config.storage} trains its proxy on another schedule "
-                f"({schedule}); resume it with the settings it was made with, or pass --study "
-                "NEW_NAME to start a new one"
+                f"({schedule}); pass --study NEW_NAME to start a new one{resume}"
             )
         return study
     try:
