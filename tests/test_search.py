@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from ssc_nas.budget import Budget
+from ssc_nas.errors import StudyError
 from ssc_nas.search import SearchConfig, parse_duration
 from ssc_nas.train import TrainConfig
 from tests.inprocess import run_cli as run_in_process
@@ -262,6 +263,8 @@ def test_a_study_config_joins_and_reads_back_through_its_command(
     joined = plain.joining(attrs)
     assert joined == made
     assert plain.joining({}) == plain  # a study without the attributes keeps the defaults
+    with pytest.raises(StudyError, match="cannot read the study's proxy schedule"):
+        plain.joining({"train": {"lr": -1.0}})  # stored before lr was checked
 
     seen: list[SearchConfig] = []
 

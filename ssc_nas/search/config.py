@@ -179,9 +179,14 @@ class SearchConfig:
         halving = isinstance(strategy, dict) and strategy.get("name") == "sh"
         train = attrs.get("train")
         objectives = attrs.get("objectives")
+        try:
+            schedule = TrainConfig(**train) if isinstance(train, dict) else self.train
+        except (TypeError, ValueError) as exc:  # another version's keys, or a refused value
+            raise StudyError(f"this version cannot read the study's proxy schedule {train!r} "
+                             f"({exc})") from None
         return replace(
             self,
-            train=TrainConfig(**train) if isinstance(train, dict) else self.train,
+            train=schedule,
             subset=float(attrs.get("subset", self.subset)),
             sampler=str(attrs.get("sampler", self.sampler)),
             seed=int(attrs.get("seed", self.seed)),

@@ -14,7 +14,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 
-from ..errors import StudyError
+from ..errors import SSCNasError, StudyError
 from ..spaces import SearchSpace
 from ..train import setting_differences
 from .config import (
@@ -179,6 +179,16 @@ class Heartbeats:
                 self._thread.join()
 
 
+def _resume_hint(config: SearchConfig, attrs: dict[str, Any]) -> str:
+    """``; to resume it: <command>`` with the study's own settings (which do not include the
+    space, budget or dataset that name it); empty where its stored schedule is not one this
+    version can build (a study from another version, or an lr this version refuses)."""
+    try:
+        return f"; to resume it: {config.joining(attrs).command()}"
+    except SSCNasError:
+        return ""
+
+
 def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                attrs: dict[str, Any], storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
@@ -196,15 +206,13 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
         stored = {k: study.user_attrs.get(k, ATTR_DEFAULTS.get(k)) for k in COMPATIBLE_KEYS}
         mismatched = [k for k in COMPATIBLE_KEYS if stored[k] != attrs[k]]
-        # Where only settings the study stores differ (not its space, budget or dataset,
-        # which name it), the command that resumes it with them.
-        resume = f"; to resume it: {config.joining(study.user_attrs).command()}"
         if mismatched:
             were = "; ".join(f"{k}: {stored[k]!r}" for k in mismatched)
             raise StudyError(
                 f"study {study_name!r} in {config.storage} was created for another search "
                 f"({were}); pass --study NEW_NAME to start a new one"
-                + (resume if set(mismatched) <= JOINED_KEYS else "")
+                + (_resume_hint(config, study.user_attrs) if set(mismatched) <= JOINED_KEYS
+                   else "")
             )
         stored_train, asked_train = study.user_attrs.get("train"), attrs.get("train")
         schedule = "; ".join(setting_differences(stored_train, asked_train, SCHEDULE_KEYS)) if (
@@ -212,7 +220,8 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
         if schedule:
             raise StudyError(
                 f"study {study_name!r} in {config.storage} trains its proxy on another schedule "
-                f"({schedule}); pass --study NEW_NAME to start a new one{resume}"
+                f"({schedule}); pass --study NEW_NAME to start a new one"
+                f"{_resume_hint(config, study.user_attrs)}"
             )
         return study
     try:
