@@ -475,12 +475,17 @@ def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> N
 def export(study: str | None, storage: str, number: int, output: str) -> None:
     """Write one trial's architecture (and its input shape) to a JSON file."""
     from .search import export_trial, load_existing_study
+    from .search.results import untrained_note
 
+    loaded = load_existing_study(study, storage)
     try:
-        path = export_trial(load_existing_study(study, storage), number, output, storage)
+        path = export_trial(loaded, number, output, storage)
     except OSError as exc:
         raise SSCNasError(f"cannot write {output}: {exc.strerror}") from None
     console.print(f"wrote {path}; train it (on the study's dataset): ssc-nas train {path}")
+    note = untrained_note(loaded, number)
+    if note:  # the user may well want that design, but should know what it is
+        err_console.print(f"note: {note}", highlight=False)
 
 
 def _dataset_searched_on(arch_file: str) -> str:

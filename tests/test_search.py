@@ -336,6 +336,42 @@ def test_old_study_vocabulary_is_still_read(tmp_path: Path) -> None:
     assert data["layer_table"][0]["groups"] == "depthwise"
 
 
+def test_an_untrained_trial_exports_without_a_proxy_score_and_with_a_note(
+        tmp_path: Path) -> None:
+    """An over-budget trial of an accuracy study is stored with the worst accuracy, 0, and a
+    lower-rung trial with a part-schedule score: exporting them writes no ``proxy_accuracy``,
+    and ``ssc-nas export`` says what they are."""
+    import json
+
+    from optuna.trial import create_trial
+
+    from ssc_nas.search import export_trial
+    from ssc_nas.search.results import untrained_note
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("objectives", ["accuracy", "params", "macs"])
+    study.set_user_attr("input", {"in_channels": 1, "input_size": [8, 8], "num_classes": 10})
+    study.set_user_attr("budget", {"params": 20_000, "macs": None})
+    arch = {"family": "resnet20", "width": 0.5, "layers": {}}
+    study.add_trial(create_trial(values=[0.0, 68_602, 553_600],
+                                 user_attrs={"architecture": arch, "rejected": True}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={
+        "architecture": arch, "rung": 0, "val_accuracy": 0.5}))
+    study.add_trial(create_trial(values=[0.75, 19_000, 140_000],
+                                 user_attrs={"architecture": arch}))
+    exported = [json.loads(export_trial(study, n, tmp_path / f"{n}.json", "memory").read_text())
+                for n in range(3)]
+    assert [d["proxy_accuracy"] for d in exported] == [None, None, 0.75]
+    assert [d["source"]["kind"] for d in exported] == [
+        "over budget", "stopped at a lower rung", "trained"]
+    assert untrained_note(study, 0) == (
+        "trial 0 is over the study's budget (20k params) and was never trained")
+    assert untrained_note(study, 1) == (
+        "trial 1 is rung 0 of successive halving (stopped at a lower rung): its proxy scores "
+        "are from part of the schedule")
+    assert untrained_note(study, 2) is None
+
+
 def test_reference_design_names_match_the_constant() -> None:
     from ssc_nas.search.references import REFERENCE_DESIGNS, reference_designs
     from ssc_nas.spaces import BoundSpace, load_space

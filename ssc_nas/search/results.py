@@ -14,11 +14,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..budget import within_limits
+from ..budget import Budget, within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
 from .config import BASELINES_SUFFIX, is_claim
 from .objectives import objective_names, sort_key, trial_accuracy, trial_val_loss
+from .rungs import rung_of
 from .storage import make_storage
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "trial_counts",
     "trial_kind",
     "export_trial",
+    "untrained_note",
     "front",
     "front_rows",
     "reference_name",
@@ -293,6 +295,24 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
     return rows
 
 
+def untrained_note(study: optuna.Study, number: int) -> str | None:
+    """What trial ``number`` is when it has no whole-schedule proxy score (over budget, a lower
+    rung, failed, ...), in words; None for a trained trial."""
+    trials = study.get_trials(deepcopy=False)
+    trial = next(t for t in trials if t.number == number)
+    kind = trial_kind(trial, promoted_numbers(trials))
+    if kind == TRAINED:
+        return None
+    if kind == OVER_BUDGET:
+        budget = study.user_attrs.get("budget")
+        limit = Budget(**budget).describe() if isinstance(budget, dict) else "its budget"
+        return f"trial {number} is over the study's budget ({limit}) and was never trained"
+    if kind in (STOPPED, PROMOTED):
+        return (f"trial {number} is rung {rung_of(trial)} of successive halving ({kind}): its "
+                "proxy scores are from part of the schedule")
+    return f"trial {number} is {kind}: it has no proxy score of the whole schedule"
+
+
 def export_trial(study: optuna.Study, number: int, path: str | Path, storage: str) -> Path:
     """Write trial ``number``'s architecture file (see ``ssc_nas.models.io``)."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
@@ -302,6 +322,7 @@ def export_trial(study: optuna.Study, number: int, path: str | Path, storage: st
                          f"architecture; its front is trials {numbers}")
     t = trials[0]
     objectives = study_objectives(study)
+    kind = trial_kind(t, promoted_numbers(study.get_trials(deepcopy=False)))
     arch = Architecture.from_dict(t.user_attrs["architecture"])
     shape = study_input_shape(study)
     if shape is None:
@@ -309,8 +330,10 @@ def export_trial(study: optuna.Study, number: int, path: str | Path, storage: st
     return write_architecture_file(
         path, arch, shape,
         source={"study": study.study_name, "trial": number, "storage": storage,
-                "dataset": study.user_attrs.get("dataset"), "state": t.state.name},
+                "dataset": study.user_attrs.get("dataset"), "state": t.state.name,
+                "kind": kind},
         cost={"params": t.user_attrs.get("params"), "macs": t.user_attrs.get("macs")},
-        proxy_accuracy=trial_accuracy(t, objectives) if t.values else None,
+        # A whole-schedule proxy score only: not an over-budget trial's worst value.
+        proxy_accuracy=trial_accuracy(t, objectives) if kind == TRAINED else None,
         summary=trial_design(t, shape), layer_table=layer_table(arch, shape),
     )
