@@ -187,3 +187,41 @@ def test_documentation_links_resolve() -> None:
                     linked.read_text()):
                 broken.append(f"{page.name}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``ssc-nas`` command line in README's bash blocks, split, without comments."""
+    import shlex
+
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        for line in block.splitlines():
+            if "ssc-nas " in line:
+                commands.append(shlex.split(line.split("ssc-nas ", 1)[1], comments=True))
+    return commands
+
+
+def test_readme_commands_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's commands name commands and flags that exist, with valid values (parsed by the
+    CLI, not run); the worker example joins the study its search example makes."""
+    import click
+
+    from ssc_nas.budget import Budget
+    from ssc_nas.cli import cli
+    from ssc_nas.search import CLI_DEFAULTS, SearchConfig, default_study_name
+    from ssc_nas.spaces import load_space
+
+    monkeypatch.chdir(ROOT)  # --config studies/... and search_spaces/... are relative to it
+    commands = _readme_commands()
+    assert len(commands) >= 15
+    for args in commands:
+        command: click.Command = cli
+        ctx = command.make_context("ssc-nas", list(args))
+        while isinstance(command, click.Group):  # down to the command that would run
+            name, command, rest = command.resolve_command(ctx, [*ctx.protected_args, *ctx.args])
+            assert command is not None, args
+            ctx = command.make_context(name, rest, parent=ctx)
+    (worker,) = [a for a in commands if a[0] == "worker"]
+    study = worker[worker.index("--study") + 1]
+    config = SearchConfig(budget=Budget.parse("0.5M", None), space=CLI_DEFAULTS["space"])
+    assert study == default_study_name(config, load_space(config.space))
