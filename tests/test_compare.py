@@ -211,6 +211,28 @@ def test_the_short_search_extends_a_study_with_its_own_settings(tmp_path: Path) 
     assert {t.user_attrs.get("rung", 0) for t in study.trials if is_trained(t)} == {2}
 
 
+def test_a_study_that_is_not_a_search_is_refused_as_the_ssc_study(tmp_path: Path) -> None:
+    """``--study <study>-baselines`` (compare's own runs) was read as the SSC study: its runs
+    became "searched designs" and the results went to ``<study>-baselines-baselines``."""
+    from optuna.trial import create_trial
+
+    storage = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
+    for name in ("s-baselines", "plain"):
+        optuna.create_study(study_name=name, storage=storage)
+    run = create_trial(value=0.9, user_attrs={  # a compare run, as its store writes one
+        "architecture": {"family": "resnet20", "width": 0.5, "layers": {}},
+        "params": 10_000, "macs": 100_000})
+    optuna.load_study(study_name="s-baselines", storage=storage).add_trial(run)
+    for name, says in (("s-baselines", "holds ssc-nas compare's runs"),
+                       ("plain", "was not made by ssc-nas search")):
+        result = run_in_process(["compare", "--family", "resnet20", *COMMON, "--methods",
+                                 "ssc-search", "--study", name], tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"study {name!r} in sqlite:///ssc-nas.db {says}, not a search" in " ".join(
+            result.stderr.split())
+    assert sorted(optuna.get_all_study_names(storage)) == ["plain", "s-baselines"]
+
+
 def test_config_rejects_unknown_methods_and_mac_budgets() -> None:
     with pytest.raises(SSCNasError, match="valid methods"):
         CompareConfig(Budget(BUDGET), methods=("snip", "nope"))
