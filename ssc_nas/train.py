@@ -654,7 +654,11 @@ def train_architecture(
     config = config.for_dataset(info.augment)
     splits = load_splits(dataset, data_dir, split_seed=seed, download=download)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a read-only place, ...
+        why = "a file has that name" if out_dir.is_file() else exc.strerror or str(exc)
+        raise SSCNasError(f"cannot use {out_dir} as the run folder: {why}") from None
     shape = InputShape(info.in_channels, tuple(info.input_size), splits.info.num_classes)
     torch.manual_seed(seed)  # the initial weights too: the same seed trains the same model
     model = build(arch, shape.in_channels, shape.num_classes, shape.input_size)

@@ -92,6 +92,8 @@ CASES = [
     case("train-lr-zero", [*TRAIN, "--lr", "0"], r"lr must be a positive.*0"),
     case("train-weight-decay-negative", [*TRAIN, "--weight-decay", "-0.1"],
          r"weight_decay must be >= 0.*-0\.1"),
+    case("train-out-is-a-file", [*TRAIN, "--out", "bad.yaml"],
+         r"cannot use bad\.yaml as the run folder: a file has that name"),
     case("worker-heartbeat-zero", ["worker", "--study", STUDY, "--storage",
                                    "sqlite:///ssc-nas.db", "--quiet", "--heartbeat", "0"],
          r"--heartbeat"),
