@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +38,7 @@ from torch.utils.data import TensorDataset
 from .data import augment_batch
 from .errors import CheckpointError, SSCNasError
 from .layers import layout
+from .models import save_atomically
 from .runtime import cpu_has_native_bf16
 
 __all__ = [
@@ -567,9 +567,8 @@ def train_with_checkpoints(
     while trainer.epoch < config.epochs:
         train_loss, acc = trainer.epoch_with_validation(val, on_batch)
         trainer.result.seconds = time.perf_counter() - start
-        tmp = checkpoint.with_suffix(".tmp")
-        torch.save({**trainer.state_dict(), "run": None if run is None else dict(run)}, tmp)
-        os.replace(tmp, checkpoint)
+        save_atomically({**trainer.state_dict(), "run": None if run is None else dict(run)},
+                        checkpoint)
         if on_epoch is not None:
             on_epoch(trainer.epoch, train_loss, acc)
     return trainer

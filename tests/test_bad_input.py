@@ -157,6 +157,10 @@ CASES = [
                                 "--quiet"], r"read-?only", env="readonly"),
     case("search-readonly-uri", [*GOOD, "--storage", "READONLY_URI"], r"read-?only"),
     case("search-disk-full", GOOD, r"(?i)full|no space", env="tmpfs"),
+    case("train-disk-full", TRAIN, r"cannot write runs/arch-digits/checkpoint\.pt: No space "
+         r"left on device", env="tmpfs"),
+    case("train-file-size-limit", TRAIN, r"cannot write runs/arch-digits/checkpoint\.pt: File "
+         r"too large", env="ulimit"),
     case("search-file-size-limit", GOOD, r"(?i)full|no space|disk|too large|size",
          env="ulimit"),
     case("worker-file-size-limit", ["worker", "--study", STUDY, "--storage",

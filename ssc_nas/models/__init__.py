@@ -9,7 +9,13 @@ from .architecture import (
     make_divisible,
 )
 from .describe import describe, layer_table
-from .io import load, read_architecture_file, save_model, write_architecture_file
+from .io import (
+    load,
+    read_architecture_file,
+    save_atomically,
+    save_model,
+    write_architecture_file,
+)
 from .plan import Family, Plan, slot_spec, ssc_conv
 from .registry import FAMILIES, architecture_cost, build, get_family, plan
 
@@ -31,6 +37,7 @@ __all__ = [
     "make_divisible",
     "plan",
     "read_architecture_file",
+    "save_atomically",
     "save_model",
     "slot_spec",
     "ssc_conv",

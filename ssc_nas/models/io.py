@@ -7,7 +7,10 @@ file with the same fields plus the ``state_dict``. :func:`load` reads either.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SSCNasError
 from .architecture import Architecture, InputShape
 from .registry import build
 
-__all__ = ["FORMAT", "load", "read_architecture_file", "save_model", "write_architecture_file"]
+__all__ = ["FORMAT", "load", "read_architecture_file", "save_atomically", "save_model",
+           "write_architecture_file"]
 
 FORMAT = "ssc-nas/architecture-v1"
 
@@ -49,14 +54,35 @@ def read_architecture_file(path: str | Path) -> tuple[Architecture, dict[str, An
     return arch, data.get("input", {}), data
 
 
+def save_atomically(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` ``obj`` to ``path`` through a temporary file beside it, so a kill or a full
+    disk never leaves half a file nor replaces a good one. A write the file system refuses (a
+    full disk, a file-size limit, a read-only folder) is an :class:`SSCNasError` naming the file.
+
+    The object is serialized in memory first: torch's file writer reports a failed write as a
+    bare ``RuntimeError``, Python's as the ``OSError`` it is."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as file:
+            file.write(buffer.getbuffer())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise SSCNasError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def save_model(path: str | Path, model: nn.Module, arch: Architecture,
                input_shape: InputShape | Mapping[str, Any], **extra: Any) -> Path:
     """Save weights with the architecture and input shape, so :func:`load` needs nothing else."""
     path = Path(path)
     shape = InputShape.from_dict(input_shape).to_dict()
-    torch.save({"format": FORMAT, "architecture": arch.to_dict(), "input": shape,
-                "state_dict": model.state_dict(), **extra}, path)
-    return path
+    return save_atomically({"format": FORMAT, "architecture": arch.to_dict(), "input": shape,
+                            "state_dict": model.state_dict(), **extra}, path)
 
 
 def load(path: str | Path, weights: str | Path | None = None,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 import time
 import warnings
@@ -46,7 +45,7 @@ from ..budget import Budget, format_count
 from ..cost import measure_latency
 from ..data import Splits
 from ..errors import SearchInterrupted, StudyError
-from ..models import Architecture, build
+from ..models import Architecture, build, save_atomically
 from ..spaces import BoundSpace
 from ..train import BN_IMAGES, TrainConfig, Trainer, TrainResult, train_model
 from .config import RUN_CLAIM_MARK
@@ -417,9 +416,7 @@ class TrialRunner:
         if rung < self.rungs.top:
             target = checkpoint_path(self._checkpoints, self.study.study_name, trial.number)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            torch.save(trainer.state_dict(), tmp)
-            os.replace(tmp, target)  # atomic: a kill never leaves half a checkpoint
+            save_atomically(trainer.state_dict(), target)  # a kill never leaves half of it
         history = list(trial.user_attrs.get("rung_results", []))
         history.append({"rung": rung, "steps": trainer.step,
                         "epochs": round(trainer.step / trainer.steps_per_epoch, 4),
