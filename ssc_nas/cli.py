@@ -586,7 +586,10 @@ def report(study: str | None, storage: str, output: str) -> None:
     from .search import load_existing_study
 
     s = load_existing_study(study, storage)
-    path = write_report(s, output, baselines=baseline_points(storage, s.study_name))
+    try:
+        path = write_report(s, output, baselines=baseline_points(storage, s.study_name))
+    except OSError as exc:
+        raise SSCNasError(f"cannot write {output}: {exc.strerror or exc}") from None
     console.print(f"wrote {path.resolve()}")
 
 

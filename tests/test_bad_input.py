@@ -142,6 +142,8 @@ CASES = [
          r"no study 'nope'.*made"),
     case("export-unknown-trial", ["export", "--study", STUDY, "--trial", "999"],
          r"has no trial 999"),
+    case("report-output-is-a-folder", ["report", "--study", STUDY, "-o", "."],
+         r"cannot write \.: Is a directory"),
     case("export-output-folder-missing", ["export", "--study", STUDY, "--trial", "0", "-o",
                                           "nowhere/arch.json"], r"nowhere"),
     case("search-resume-other-epochs", [*GOOD, "--epochs", "2"],
