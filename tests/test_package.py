@@ -225,3 +225,27 @@ def test_readme_commands_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     study = worker[worker.index("--study") + 1]
     config = SearchConfig(budget=Budget.parse("0.5M", None), space=CLI_DEFAULTS["space"])
     assert study == default_study_name(config, load_space(config.space))
+
+
+def test_readme_python_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's Python examples run as written, beside the files its commands make
+    (``arch.json`` from ``ssc-nas export``, ``runs/arch-mnist-5k/model.pt`` from ``train``)."""
+    import contextlib
+    import io
+
+    from ssc_nas.models import Architecture, InputShape, build, save_model, write_architecture_file
+
+    shape = InputShape(1, (28, 28), 10)
+    arch = Architecture("resnet20", 0.25)
+    write_architecture_file(tmp_path / "arch.json", arch, shape)
+    (tmp_path / "runs" / "arch-mnist-5k").mkdir(parents=True)
+    save_model(tmp_path / "runs" / "arch-mnist-5k" / "model.pt", build(arch, 1, 10, (28, 28)),
+               arch, shape)
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 2
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), {})
+    assert "8192" in printed.getvalue()  # the stored weights the comment promises
