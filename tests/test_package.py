@@ -249,3 +249,18 @@ def test_readme_python_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         for block in blocks:
             exec(compile(block, "README.md", "exec"), {})
     assert "8192" in printed.getvalue()  # the stored weights the comment promises
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_benchmark_scripts_start(script: str, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Every benchmark README names imports and parses its flags (``--help``, in-process), so
+    an API change that breaks one fails here, not on the next machine that runs it."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [script, "--help"])
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "benchmarks" / script), run_name="__main__")
+    assert exit_info.value.code in (0, None)
+    assert "usage" in capsys.readouterr().out.lower()
