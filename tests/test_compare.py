@@ -202,7 +202,7 @@ def test_the_short_search_extends_a_study_with_its_own_settings(tmp_path: Path) 
                              "ssc-search", "--epochs", "1", "--folds", "2", "--search-trials",
                              "9"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (f"searching 9 trials with the study's own settings (resume or extend it with: "
+    assert (f"searching 9 candidates with the study's own settings (resume or extend it with: "
             f"ssc-nas search {' '.join(space)} --trials 10 --epochs 1 --study {name})"
             ) in " ".join((result.stdout + result.stderr).split())
     study = optuna.load_study(study_name=name, storage=storage)

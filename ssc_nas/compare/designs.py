@@ -184,7 +184,8 @@ def search_design(config: CompareConfig, bound: BoundSpace, splits: Splits | Non
             search = replace(search, trials=study_progress_count(study) + config.search_trials)
         settings = "" if study is None else " with the study's own settings"
         notify(reporter, "message", f"ssc-search: no searched design within budget in study "
-                                   f"{name!r}; searching {config.search_trials} trials"
+                                   f"{name!r}; searching {config.search_trials} "
+                                   f"{'candidates' if search.strategy == 'sh' else 'trials'}"
                                    f"{settings} (resume or extend it with: {search.command()})"
                                    f"{_other_space_hint(config, name)}")
         start = time.perf_counter()
