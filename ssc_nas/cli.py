@@ -604,7 +604,7 @@ def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
 
     from .search import load_existing_study, make_storage
 
-    store = make_storage(storage)
+    store = make_storage(storage, must_exist=True)  # never serve an empty database it made
     url = f"http://{host}:{port}/dashboard/"
     if study is not None:
         s = load_existing_study(study, storage)

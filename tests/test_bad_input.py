@@ -137,6 +137,12 @@ CASES = [
     case("worker-unknown-study", ["worker", "--study", "nope", "--storage",
                                   "sqlite:///ssc-nas.db", "--quiet"],
          r"no study 'nope' in sqlite:///ssc-nas\.db; studies there: made"),
+    case("studies-missing-database", ["studies", "--storage", "sqlite:///missing.db"],
+         r"sqlite:///missing\.db: no such database file"),
+    # (a host it cannot serve on: without the check this fails at once instead of serving)
+    case("dashboard-missing-database", ["dashboard", "--storage", "sqlite:///missing.db",
+                                        "--host", "256.0.0.1"],
+         r"sqlite:///missing\.db: no such database file"),
     case("front-unknown-study", ["front", "--study", "nope"], r"no study 'nope'.*made"),
     case("export-unknown-study", ["export", "--study", "nope", "--trial", "0"],
          r"no study 'nope'.*made"),

@@ -247,7 +247,7 @@ def best_val_loss(study: optuna.Study) -> float | None:
 def study_rows(storage: str) -> list[dict[str, Any]]:
     """One summary row per study in ``storage`` (for ``ssc-nas studies``); ``counts`` holds
     every ``trial_kind``, ``complete`` the trained trials."""
-    store = make_storage(storage)
+    store = make_storage(storage, must_exist=True)  # reading never creates an empty database
     rows = []
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
         if is_claim(summary.study_name):  # a promotion claim left by a killed worker
