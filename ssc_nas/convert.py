@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
@@ -86,8 +87,13 @@ def _knobs_for(conv: nn.Conv2d, name: str, values: Mapping[str, Any]) -> dict[st
     return resolve_setting(slot, full).knobs(c_in)
 
 
+class _Misfit(Exception):
+    """The setting's ``groups`` cannot apply to this convolution's channels."""
+
+
 def _choose(setting: Setting, name: str, conv: nn.Conv2d) -> dict[str, Any] | None:
-    """The ``from_conv2d`` knobs for one convolution, or ``None`` to leave it as it is."""
+    """The ``from_conv2d`` knobs for one convolution, or ``None`` to leave it as it is (raises
+    :class:`_Misfit` where the setting asks for groups that do not fit)."""
     choice = setting(name, conv) if callable(setting) else setting
     if choice is None:
         return None
@@ -101,7 +107,10 @@ def _choose(setting: Setting, name: str, conv: nn.Conv2d) -> dict[str, Any] | No
     if not isinstance(choice, Mapping):
         raise ValueError(f"a layer setting must be {STANDARD!r}, a mapping or None, but got "
                          f"{type(choice).__name__} for {name!r}")
-    return _knobs_for(conv, name, _validate(choice))
+    knobs = _knobs_for(conv, name, _validate(choice))
+    if knobs is None:
+        raise _Misfit(name)
+    return knobs
 
 
 def convert(
@@ -128,7 +137,8 @@ def convert(
     :func:`is_eligible`: e.g. a (3, 1) kernel or a dilated one; a 7 x 7 stride-2 stem is
     eligible), or when the requested ``groups`` does not divide its input and output channels
     or is not a multiple of its own ``groups`` (an SSC layer cannot connect channels the dense
-    one keeps apart). Non-standard settings project the dense weights onto the structure
+    one keeps apart; an RGB stem, say); a ``UserWarning`` says so when that leaves no layer
+    converted. Non-standard settings project the dense weights onto the structure
     (``SSCConv2d.from_conv2d``): the result needs fine-tuning. Each new layer keeps the
     convolution's device, dtype, training mode and ``requires_grad``; a convolution shared by
     several parents becomes one shared SSC layer.
@@ -136,16 +146,27 @@ def convert(
     patterns = tuple(skip or ())
     model = copy.deepcopy(model)
     replaced: dict[int, SSCConv2d] = {}
+    misfits: list[str] = []
     for name, module in model.named_modules():
         if not is_eligible(module) or any(fnmatch.fnmatchcase(name, p) for p in patterns):
             continue
-        knobs = _choose(setting, name, module)
+        try:
+            knobs = _choose(setting, name, module)
+        except _Misfit:
+            misfits.append(name or "the model")
+            continue
         if knobs is None:
             continue
         layer = SSCConv2d.from_conv2d(module, **knobs)
         layer.train(module.training)
         layer.requires_grad_(module.weight.requires_grad)
         replaced[id(module)] = layer
+    if misfits and not replaced:  # a model returned unchanged is a surprise worth a word
+        shown = ", ".join(misfits[:5]) + (f" and {len(misfits) - 5} more" if len(misfits) > 5
+                                           else "")
+        warnings.warn(f"convert: the setting's groups fit none of the {len(misfits)} "
+                      f"convolution(s) it applies to ({shown}); the model is unchanged",
+                      stacklevel=2)
     if id(model) in replaced:
         return replaced[id(model)]
     for parent in list(model.modules()):

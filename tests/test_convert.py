@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -197,6 +198,20 @@ def test_ineligible_and_indivisible_convs_stay_dense() -> None:
     exact = convert(model)
     torch.testing.assert_close(exact(x), model(x), rtol=1e-12, atol=1e-12)
     assert exact.again is exact.shared
+
+
+def test_a_setting_whose_groups_fit_no_layer_warns(resnet18: nn.Module) -> None:
+    """groups 3 divides none of ResNet-18's channel counts: the model comes back unchanged, and
+    a warning says so (it used to come back silently). A partial fit (the RGB stem under
+    groups 2) stays silent, as documented."""
+    with pytest.warns(UserWarning, match=r"groups fit none of the 20 convolution\(s\) it "
+                                         r"applies to \(conv1, layer1\.0\.conv1"):
+        out = convert(resnet18, {"groups": 3})
+    assert not any(isinstance(m, SSCConv2d) for m in out.modules())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = convert(resnet18, {"groups": 2})
+    assert type(out.conv1) is nn.Conv2d and isinstance(out.layer1[0].conv1, SSCConv2d)
 
 
 def test_depthwise_conv_keeps_its_groups_unless_asked() -> None:
