@@ -217,3 +217,14 @@ def test_input_shape_reads_both_vocabularies() -> None:
     assert new.to_dict() == {"in_channels": 1, "input_size": [8, 8], "num_classes": 10}
     assert InputShape.from_dict(new.to_dict()) == new
     assert InputShape.from_dict({"channels": 1, "size": [8, 8], "classes": 10}) == new
+
+
+def test_load_refuses_a_file_that_is_not_a_model_file(tmp_path: Path) -> None:
+    """A bare state dict (or any other torch file) is named as such, not a KeyError."""
+    from ssc_nas.models import load
+
+    path = tmp_path / "weights.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match=r"weights\.pt is not a model file of ssc-nas train "
+                                         r"\(no architecture, input, state_dict\)"):
+        load(path)

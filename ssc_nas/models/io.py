@@ -95,6 +95,12 @@ def load(path: str | Path, weights: str | Path | None = None,
         state = None
     else:
         saved = torch.load(path, map_location=map_location, weights_only=False)
+        missing = [k for k in ("architecture", "input", "state_dict")
+                   if not isinstance(saved, dict) or k not in saved]
+        if missing:
+            raise ValueError(f"{path} is not a model file of ssc-nas train (no "
+                             f"{', '.join(missing)}); load a weights-only file with "
+                             "load('arch.json', weights=...)")
         arch, shape, state = (Architecture.from_dict(saved["architecture"]), saved["input"],
                               saved["state_dict"])
     if weights is not None:
