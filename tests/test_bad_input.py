@@ -92,6 +92,8 @@ CASES = [
     case("train-lr-zero", [*TRAIN, "--lr", "0"], r"lr must be a positive.*0"),
     case("train-weight-decay-negative", [*TRAIN, "--weight-decay", "-0.1"],
          r"weight_decay must be >= 0.*-0\.1"),
+    case("train-a-binary-file", ["train", "binary.pt", "--dataset", "digits", "--quiet"],
+         r"binary\.pt is not an architecture file \(not JSON text"),
     case("train-out-is-a-file", [*TRAIN, "--out", "bad.yaml"],
          r"cannot use bad\.yaml as the run folder: a file has that name"),
     case("worker-heartbeat-zero", ["worker", "--study", STUDY, "--storage",
@@ -218,6 +220,7 @@ def write_inputs(folder: Path) -> None:
     (folder / "config-unknown-key.yaml").write_text("budget: 80k\nbogus: 1\n")
     write_architecture_file(folder / "arch.json", Architecture("resnet20", 0.25),
                             InputShape(1, (8, 8), 10))
+    (folder / "binary.pt").write_bytes(b"PK\x03\x04\x80\xff")  # a zip, as torch.save writes
 
 
 @contextlib.contextmanager

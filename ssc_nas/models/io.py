@@ -48,6 +48,9 @@ def read_architecture_file(path: str | Path) -> tuple[Architecture, dict[str, An
         raise FileNotFoundError(f"architecture file {path} does not exist") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not an architecture file (invalid JSON: {exc})") from None
+    except UnicodeDecodeError:  # a model file of ssc-nas train, say
+        raise ValueError(f"{path} is not an architecture file (not JSON text; ssc-nas export "
+                         "writes one)") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not an architecture file")
     arch = Architecture.from_dict(data.get("architecture", data))
