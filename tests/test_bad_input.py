@@ -87,6 +87,8 @@ CASES = [
     case("search-workers-zero", [*GOOD, "--workers", "0"], r"--workers must be >= 1"),
     case("search-heartbeat-negative", [*GOOD, "--heartbeat", "-5"], r"--heartbeat"),
     case("search-heartbeat-nan", [*GOOD, "--heartbeat", "nan"], r"--heartbeat"),
+    case("search-latency-batch-zero", [*GOOD, "--latency-batch", "0"],
+         r"--latency-batch must be >= 1, but got 0"),
     case("search-lr-negative", [*GOOD, "--lr", "-1"], r"lr must be a positive number.*-1"),
     case("search-lr-nan", [*GOOD, "--lr", "nan"], r"lr must be a positive number.*nan"),
     case("train-lr-zero", [*TRAIN, "--lr", "0"], r"lr must be a positive.*0"),

@@ -150,6 +150,8 @@ class SearchConfig:
                              f"but got {self.prescreen!r}")
         if self.prescreen_k < 1:
             raise StudyError(f"--prescreen-k must be >= 1, but got {self.prescreen_k}")
+        if self.latency_batch < 1:
+            raise StudyError(f"--latency-batch must be >= 1, but got {self.latency_batch}")
         check_heartbeat(self.heartbeat)
         if self.strategy not in STRATEGIES:
             raise StudyError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
