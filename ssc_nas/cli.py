@@ -120,7 +120,7 @@ def space_list() -> None:
 @_macs_option
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True,
               help="Dataset whose image shape and classes the space is costed for.")
-@click.option("--samples", default=1000, show_default=True,
+@click.option("--samples", type=int, default=1000, show_default=True,
               help="Random architectures drawn to measure the share that fits the budget.")
 @click.option("--seed", default=0, show_default=True, help="Seed of those random draws.")
 @click.pass_context
@@ -132,6 +132,8 @@ def space_show(ctx: click.Context, space_file: str, budget: str | None, macs: st
     """
     from .spaces import BoundSpace, load_space, summarize
 
+    if samples < 1:
+        raise SSCNasError(f"--samples must be >= 1, but got {samples}")
     sp = load_space(space_file)
     info = dataset_info(dataset)
     bound = BoundSpace(sp, info.in_channels, info.num_classes, info.input_size)

@@ -103,6 +103,8 @@ CASES = [
          r"--heartbeat"),
     # datasets
     case("search-dataset-unknown", [*GOOD, "--dataset", "nope"], r"--dataset", click=True),
+    case("space-show-samples-zero", ["space", "show", "digits-tiny", "--budget", "20k",
+                                     "--samples", "0"], r"--samples must be >= 1, but got 0"),
     case("space-show-dataset-unknown", ["space", "show", "digits-tiny", "--dataset", "nope"],
          r"--dataset", click=True),
     case("search-cifar10-data-dir-missing",
