@@ -606,6 +606,8 @@ def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
 
     from .search import load_existing_study, make_storage
 
+    if not 0 <= port <= 65535:
+        raise SSCNasError(f"--port must be in 0..65535, but got {port}")
     store = make_storage(storage, must_exist=True)  # never serve an empty database it made
     url = f"http://{host}:{port}/dashboard/"
     if study is not None:

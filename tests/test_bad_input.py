@@ -149,6 +149,8 @@ CASES = [
     case("dashboard-missing-database", ["dashboard", "--storage", "sqlite:///missing.db",
                                         "--host", "256.0.0.1"],
          r"sqlite:///missing\.db: no such database file"),
+    case("dashboard-port-out-of-range", ["dashboard", "--port", "70000"],
+         r"--port must be in 0\.\.65535, but got 70000"),
     case("front-unknown-study", ["front", "--study", "nope"], r"no study 'nope'.*made"),
     case("export-unknown-study", ["export", "--study", "nope", "--trial", "0"],
          r"no study 'nope'.*made"),
