@@ -19,7 +19,6 @@ from ..data import Splits, dataset_info
 from ..errors import BudgetError, SSCNasError, StudyError
 from ..models import Architecture, build
 from ..search import (
-    BASELINES_SUFFIX,
     CLI_DEFAULTS,
     DEFAULT_TRIALS,
     SearchConfig,
@@ -141,11 +140,9 @@ def _ssc_study(config: CompareConfig, space: SearchSpace) -> tuple[
     storage = make_storage(config.storage)
     if search.study in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=search.study, storage=storage)
-        if "space" not in study.user_attrs:  # e.g. a <study>-baselines study of compare's runs
-            kind = ("holds ssc-nas compare's runs" if search.study.endswith(BASELINES_SUFFIX)
-                    else "was not made by ssc-nas search")
-            raise StudyError(f"study {search.study!r} in {config.storage} {kind}, not a search; "
-                             "pass --study with the name of an ssc-nas search study")
+        if "space" not in study.user_attrs:  # (a <study>-baselines name is refused earlier)
+            raise StudyError(f"study {search.study!r} in {config.storage} was not made by "
+                             "ssc-nas search; pass --study with the name of a search study")
         return search.joining(study.user_attrs), study
     return search, None
 

@@ -162,6 +162,11 @@ class SearchConfig:
         if self.amp not in AMP_CHOICES:
             raise StudyError(f"--amp must be one of {', '.join(AMP_CHOICES)}, "
                              f"but got {self.amp!r}")
+        if self.study and (is_claim(self.study) or self.study.endswith(BASELINES_SUFFIX)):
+            raise StudyError(f"--study {self.study!r}: names with {CLAIM_MARK!r} or "
+                             f"{RUN_CLAIM_MARK!r} in them (claims of workers) or ending in "
+                             f"{BASELINES_SUFFIX!r} (ssc-nas compare's runs) are reserved; "
+                             "pick another name")
         if self.trials is None and self.timeout is None:
             raise StudyError("give --trials N or --timeout (e.g. 30m): a search needs a limit")
 
