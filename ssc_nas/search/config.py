@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,9 @@ class SearchConfig:
         ``--budget`` and ``--dataset``. Schedule fields without a flag (momentum, ...) cannot
         be written."""
         train, default = self.train, TrainConfig()
+        # The flags' defaults are this class's, but for the strategy and the trials (CLI_DEFAULTS).
+        base = {f.name: f.default for f in fields(SearchConfig)}
+        sh, prescreened = self.strategy == "sh", self.prescreen is not None
         flags: list[tuple[str, Any, Any]] = [
             ("--space", self.space, None),
             ("--budget", None if self.budget.params is None else exact_count(self.budget.params),
@@ -219,27 +222,28 @@ class SearchConfig:
             ("--macs", None if self.budget.macs is None else exact_count(self.budget.macs),
              None),
             ("--dataset", self.dataset, None),
-            ("--data-dir", self.data_dir, "data"),
+            ("--data-dir", self.data_dir, base["data_dir"]),
             ("--strategy", self.strategy, CLI_DEFAULTS["strategy"]),
             ("--trials", self.trials, DEFAULT_TRIALS[self.strategy] if self.timeout is None
              else None),
             ("--timeout", self.timeout, None),
-            ("--eta", self.eta if self.strategy == "sh" else 3, 3),
-            ("--rungs", self.rungs if self.strategy == "sh" else 3, 3),
+            ("--eta", self.eta if sh else base["eta"], base["eta"]),
+            ("--rungs", self.rungs if sh else base["rungs"], base["rungs"]),
             ("--epochs", train.epochs, default.epochs),
             ("--batch-size", train.batch_size, default.batch_size),
             ("--optimizer", train.optimizer, default.optimizer),
             ("--lr", train.lr, default.lr),
-            ("--subset", self.subset, 1.0),
-            ("--sampler", self.sampler, "tpe"),
-            ("--seed", self.seed, 0),
+            ("--subset", self.subset, base["subset"]),
+            ("--sampler", self.sampler, base["sampler"]),
+            ("--seed", self.seed, base["seed"]),
             ("--objectives", ",".join(self.objectives or DEFAULT_OBJECTIVES),
              ",".join(DEFAULT_OBJECTIVES)),
-            ("--latency-batch", self.latency_batch, 32),
+            ("--latency-batch", self.latency_batch, base["latency_batch"]),
             ("--prescreen", self.prescreen, None),
-            ("--prescreen-k", self.prescreen_k if self.prescreen else 10, 10),
+            ("--prescreen-k", self.prescreen_k if prescreened else base["prescreen_k"],
+             base["prescreen_k"]),
             ("--study", self.study, None),
-            ("--storage", self.storage, DEFAULT_STORAGE),
+            ("--storage", self.storage, base["storage"]),
         ]
         parts = ["ssc-nas search"]
         parts += [f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
