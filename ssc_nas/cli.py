@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any
 
@@ -760,6 +761,26 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
                   f"--study {ssc_study}", highlight=False)
 
 
+def _stdout_failed() -> bool:
+    """Whether standard output cannot be written; if so, it is pointed at os.devnull.
+
+    A buffered write that failed keeps its text, so flushing again fails the same way; an
+    empty write fails on a device that refuses every write (``/dev/full``). The redirect keeps
+    Python from failing once more, with a traceback, when it flushes at exit.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        os.write(sys.stdout.fileno(), b"")
+    except (OSError, ValueError):  # ValueError: stdout is closed or has no file descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2.
 
@@ -773,6 +794,19 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tune_malloc()  # first: the allocator settings apply to everything this run allocates
         cli.main(args=argv, standalone_mode=False)
+        sys.stdout.flush()  # here, not at exit, so that a failure is reported like any other
+    except OSError as exc:
+        # `> /dev/full`, a full disk or a file-size limit under a redirect; the files our
+        # commands write name themselves in their own errors, and click ends a broken pipe.
+        if _stdout_failed():
+            what = "cannot write the output"
+        elif exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            what = "a write failed"  # stdout lost the failed text, or a library's own file
+        else:
+            raise
+        err_console.print(f"[red]error:[/] {what}: {exc.strerror}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(2)
     except SearchInterrupted as exc:
         err_console.print(str(exc), highlight=False, soft_wrap=True)
         sys.exit(130)
