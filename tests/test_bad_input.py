@@ -162,8 +162,11 @@ CASES = [
          r"has no trial 999"),
     case("report-output-is-a-folder", ["report", "--study", STUDY, "-o", "."],
          r"cannot write \.: Is a directory"),
-    case("export-output-folder-missing", ["export", "--study", STUDY, "--trial", "0", "-o",
-                                          "nowhere/arch.json"], r"nowhere"),
+    case("export-output-under-a-file", ["export", "--study", STUDY, "--trial", "0", "-o",
+                                        "arch.json/new.json"],
+         r"cannot write arch\.json/new\.json: File exists \(arch\.json\)$"),
+    case("report-output-under-a-file", ["report", "--study", STUDY, "-o", "arch.json/r.html"],
+         r"cannot write arch\.json/r\.html: File exists \(arch\.json\)$"),
     case("search-resume-other-epochs", [*GOOD, "--epochs", "2"],
          r"study 'made' .* another schedule \(epochs 1 there, 2 now\); pass --study NEW_NAME "
          r"to start a new one; to resume it: ssc-nas search --space digits-tiny --budget 80k "

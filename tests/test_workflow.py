@@ -75,7 +75,7 @@ def test_studies_lists_the_study(searched: Path) -> None:
 def test_export_train_load_round_trip(searched: Path) -> None:
     study = _study(searched)
     best = min(study.best_trials, key=lambda t: t.values[0])  # lowest val loss
-    arch = searched / "arch.json"
+    arch = searched / "designs" / "arch.json"  # a new folder: export makes it, as report does
     exported = run_cli(["export", "--trial", str(best.number), "-o", str(arch)], searched)
     assert exported.returncode == 0, exported.stderr
     data = json.loads(arch.read_text())

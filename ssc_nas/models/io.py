@@ -30,11 +30,12 @@ FORMAT = "ssc-nas/architecture-v1"
 
 def write_architecture_file(path: str | Path, arch: Architecture,
                             input_shape: InputShape | Mapping[str, Any], **extra: Any) -> Path:
-    """Write an architecture file; ``input_shape`` is written as {"in_channels", "input_size",
-    "num_classes"} (see :class:`InputShape`)."""
+    """Write an architecture file, making its folder if needed; ``input_shape`` is written as
+    {"in_channels", "input_size", "num_classes"} (see :class:`InputShape`)."""
     path = Path(path)
     shape = InputShape.from_dict(input_shape).to_dict()
     data = {"format": FORMAT, "architecture": arch.to_dict(), "input": shape, **extra}
+    path.parent.mkdir(parents=True, exist_ok=True)  # as report -o and train --out do
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
