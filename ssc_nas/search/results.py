@@ -315,14 +315,14 @@ def untrained_note(study: optuna.Study, number: int) -> str | None:
 
 def export_trial(study: optuna.Study, number: int, path: str | Path, storage: str) -> Path:
     """Write trial ``number``'s architecture file (see ``ssc_nas.models.io``)."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-    if not trials or "architecture" not in trials[0].user_attrs:
+    trials = study.get_trials(deepcopy=False)
+    t = next((t for t in trials if t.number == number), None)
+    if t is None or "architecture" not in t.user_attrs:
         numbers = [t.number for t in front(study)]
         raise StudyError(f"study {study.study_name!r} has no trial {number} with an "
                          f"architecture; its front is trials {numbers}")
-    t = trials[0]
     objectives = study_objectives(study)
-    kind = trial_kind(t, promoted_numbers(study.get_trials(deepcopy=False)))
+    kind = trial_kind(t, promoted_numbers(trials))
     arch = Architecture.from_dict(t.user_attrs["architecture"])
     shape = study_input_shape(study)
     if shape is None:
