@@ -384,9 +384,10 @@ _SCORE_LABEL = {"accuracy": "acc", "val_loss": "val loss"}
 @click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True)
 @click.option("--timeout", default=None, help="Stop starting new trials after this long.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads [default: torch's].")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch CPU threads [default: torch's].")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True)
-@click.option("--worker-index", type=int, default=None, hidden=True)
+@click.option("--worker-index", type=click.IntRange(min=0), default=None, hidden=True)
 @click.option("--checkpoint-dir", default=None,
               help="--strategy sh: the checkpoint folder all workers share [default: beside the "
                    "SQLite file, else ./ssc-nas-checkpoints].")
