@@ -306,8 +306,10 @@ def search(ctx: click.Context, **values: Any) -> None:
         checkpoint_dir=v["checkpoint_dir"], amp=v["amp"],
     )
     where = _storage_where(config.storage)
-    console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
-    with SearchProgress(err_console, enabled=not v["quiet"]) as progress:
+    banner = f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}"
+    # Once the study is open: a setting refused before then prints its one error line only.
+    with SearchProgress(err_console, enabled=not v["quiet"],
+                        on_start=lambda: console.print(banner)) as progress:
         result = run_search(config, reporter=progress)
     _print_front(result.study)
     if result.references:
@@ -324,7 +326,7 @@ def search(ctx: click.Context, **values: Any) -> None:
         + f" ({result.new_trials} new; not trained"
         + (" to the top" if sh else "") + f", in the study: {untrained or 'none'})"
     )
-    console.print(f"storage {where}\n  inspect: {_dashboard_hint(config.storage)}")
+    console.print(banner)
 
 
 def _trials(trials: Any, timeout: Any, strategy: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -20,8 +21,11 @@ __all__ = ["SearchProgress"]
 class SearchProgress:
     """Receives :func:`ssc_nas.search.run_search` events and draws them."""
 
-    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
+    def __init__(self, console: Console | None = None, enabled: bool = True,
+                 on_start: Callable[[], None] | None = None) -> None:
+        """``on_start`` runs once the study is open, before any bar is drawn."""
         self.console = console or Console(stderr=True)
+        self.on_start = on_start
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=self.console, disable=not enabled,
@@ -44,6 +48,8 @@ class SearchProgress:
 
     def start(self, study: optuna.Study, total: int | None, done: int) -> None:
         """A study with ``done`` of ``total`` complete trials (None: no trial target)."""
+        if self.on_start is not None:
+            self.on_start()
         self._study_task = self.progress.add_task(self._study_text(study, done), total=total,
                                                   completed=done)
         self._trial_task = self.progress.add_task("trial", total=1, visible=False)
