@@ -331,6 +331,8 @@ def load_study_config(path_or_name: str | Path) -> dict[str, Any]:
     except (yaml.YAMLError, OSError) as exc:
         raise StudyError(f"{path}: cannot read study config: "
                          f"{getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:  # a database or model file, say
+        raise StudyError(f"{path}: not a study config (not YAML text)") from None
     if not isinstance(data, dict):
         raise StudyError(f"{path}: a study config must be a YAML mapping of flag -> value")
     unknown = [k for k in data if k not in CONFIG_KEYS]

@@ -249,4 +249,6 @@ def load_space(path_or_name: str | Path) -> SearchSpace:
         raise SpaceError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     except OSError as exc:
         raise SpaceError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:  # a database or model file, say
+        raise SpaceError(f"{path}: not a search space (not YAML text)") from None
     return parse_space(data, str(path), path.stem)
