@@ -649,6 +649,7 @@ class _CompareProgress:
     def run_started(self, method: str, seed: int, design: str) -> None:
         progress = self.search.progress
         if self._task is None:
+            progress.start()  # (the search's bars start with its study; compare's with a run)
             self._task = progress.add_task("", total=1)
         progress.reset(self._task, total=1, completed=0, visible=True,
                        description=f"{method} fold {seed}")

@@ -36,8 +36,7 @@ class SearchProgress:
         self._front = 0
 
     def __enter__(self) -> SearchProgress:
-        self.progress.start()
-        return self
+        return self  # the bars start with the study (start), so an early error is its line only
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
@@ -50,6 +49,7 @@ class SearchProgress:
         """A study with ``done`` of ``total`` complete trials (None: no trial target)."""
         if self.on_start is not None:
             self.on_start()
+        self.progress.start()
         self._study_task = self.progress.add_task(self._study_text(study, done), total=total,
                                                   completed=done)
         self._trial_task = self.progress.add_task("trial", total=1, visible=False)
