@@ -145,6 +145,9 @@ CASES = [
          r"cannot open storage .*refused"),
     case("search-storage-folder-missing", [*GOOD, "--storage", "sqlite:///nowhere/x.db"],
          r"folder .*nowhere does not exist"),
+    case("front-storage-a-file-name", ["front", "--storage", "ssc-nas.db"],
+         r"--storage 'ssc-nas\.db' is not a database URL; for a SQLite file pass "
+         r"sqlite:///ssc-nas\.db$"),
     case("worker-missing-db-file", ["worker", "--study", STUDY, "--storage",
                                     "sqlite:///typo.db", "--quiet"],
          r"typo\.db: no such database file"),

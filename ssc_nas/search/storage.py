@@ -84,6 +84,9 @@ def make_storage(url: str, heartbeat: float = 30.0, must_exist: bool = False) ->
     ``must_exist``: a SQLite file that is not there is an error (never create an empty one).
     """
     check_heartbeat(heartbeat)
+    if "://" not in url:  # a bare file name: SQLAlchemy's "Could not parse ... URL" says little
+        raise StudyError(f"--storage {url!r} is not a database URL; for a SQLite file pass "
+                         f"sqlite:///{url}")
     kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
     if path is not None:
