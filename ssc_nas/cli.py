@@ -459,6 +459,8 @@ def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> N
 
     from .search import front_rows, load_existing_study
 
+    if as_json and as_csv:
+        raise SSCNasError("pass one of --json and --csv, not both")
     s = load_existing_study(study, storage)
     rows = [r.to_dict() for r in front_rows(s)]
     if as_json:

@@ -145,6 +145,8 @@ CASES = [
          r"cannot open storage .*refused"),
     case("search-storage-folder-missing", [*GOOD, "--storage", "sqlite:///nowhere/x.db"],
          r"folder .*nowhere does not exist"),
+    case("front-json-and-csv", ["front", "--json", "--csv"],
+         r"pass one of --json and --csv, not both$"),
     case("front-storage-a-file-name", ["front", "--storage", "ssc-nas.db"],
          r"--storage 'ssc-nas\.db' is not a database URL; for a SQLite file pass "
          r"sqlite:///ssc-nas\.db$"),
