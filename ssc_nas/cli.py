@@ -337,8 +337,16 @@ def _trials(trials: Any, timeout: Any, strategy: str) -> int | None:
 
 def _print_front(study: Any) -> None:
     from .search import accuracy_se, front_rows, score_name, study_objectives
+    from .search.results import trial_counts
 
     rows = front_rows(study)
+    if not rows:  # an empty table says nothing of why
+        counts = trial_counts(study)
+        held = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "none"
+        console.print(f"the front of study {study.study_name!r} is empty: no trial within the "
+                      f"budget has been trained through the whole schedule yet (its trials: "
+                      f"{held}); run the search again to go on", highlight=False)
+        return
     objectives = study_objectives(study)
     score = score_name(objectives)
     noise = study.user_attrs.get("seed_noise") or {}

@@ -66,6 +66,19 @@ def test_front_output_matches_best_trials(searched: Path) -> None:
     assert table.returncode == 0 and "Pareto front" in table.stdout
 
 
+def test_an_empty_front_says_why(tmp_path: Path) -> None:
+    """A study whose only trial failed (a Ctrl-C in its first trial, say) prints one sentence,
+    not an empty table."""
+    study = optuna.create_study(study_name="early", storage=f"sqlite:///{tmp_path / 'e.db'}",
+                                directions=["minimize"] * 3)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    result = run_cli(["front", "--storage", "sqlite:///e.db"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert " ".join(result.stdout.split()) == (
+        "the front of study 'early' is empty: no trial within the budget has been trained "
+        "through the whole schedule yet (its trials: 1 failed); run the search again to go on")
+
+
 def test_studies_lists_the_study(searched: Path) -> None:
     result = run_cli(["studies"], searched)
     assert result.returncode == 0

@@ -310,7 +310,7 @@ def untrained_note(study: optuna.Study, number: int) -> str | None:
     if kind in (STOPPED, PROMOTED):
         return (f"trial {number} is rung {rung_of(trial)} of successive halving ({kind}): its "
                 "proxy scores are from part of the schedule")
-    return f"trial {number} is {kind}: it has no proxy score of the whole schedule"
+    return f"trial {number} has no proxy score of the whole schedule (kind: {kind})"
 
 
 def export_trial(study: optuna.Study, number: int, path: str | Path, storage: str) -> Path:
