@@ -794,12 +794,18 @@ def _stdout_failed() -> bool:
     import os
 
     try:
+        fd: int | None = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (a test captures it) or closed
+        fd = None
+    try:
         sys.stdout.flush()
-        os.write(sys.stdout.fileno(), b"")
-    except (OSError, ValueError):  # ValueError: stdout is closed or has no file descriptor
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        if fd is not None:
+            os.write(fd, b"")
+    except (OSError, ValueError):  # ValueError: closed
+        if fd is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
         return True
     return False
 
