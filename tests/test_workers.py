@@ -126,16 +126,17 @@ def test_sqlite_two_local_workers_reach_exactly_n(tmp_path: Path) -> None:
 
 # A worker looks for stale trials only once the study's other trials are all taken, so every
 # trial of the target is trained before the killed one is retried: the kill tests keep the
-# target small. Ten epochs (a few seconds a trial) leave the kill, sent as soon as a trial is
-# seen training, well inside that trial.
+# target small. Ten epochs on half the training split (two to three seconds a trial on a 2-core
+# EPYC) leave the kill, sent as soon as a trial is seen training, well inside that trial.
 KILL_EPOCHS = "10"
+KILL_SCHEDULE = ["--epochs", KILL_EPOCHS, "--subset", "0.5"]
 
 
 def test_sqlite_sigkill_of_a_local_worker_is_failed_and_retried(tmp_path: Path) -> None:
     n = 3  # the three reference designs, then the retry
     url = sqlite_url(tmp_path / "ssc-nas.db")
     # The parent runs no trial itself; its children are found through the trials they hold.
-    parent = start([*BASE, "--epochs", KILL_EPOCHS, "--trials", str(n), "--workers", "2",
+    parent = start([*BASE, *KILL_SCHEDULE, "--trials", str(n), "--workers", "2",
                     "--heartbeat", "2", "--study", "k"], tmp_path)
     try:
         deadline = time.monotonic() + 120
@@ -224,9 +225,10 @@ def test_a_retry_enqueued_after_the_target_still_runs(tmp_path: Path) -> None:
 # -- PostgreSQL -------------------------------------------------------------------------------
 
 
-def _pg_study(postgres_url: str, name: str, n: int, tmp_path: Path, epochs: int) -> None:
+def _pg_study(postgres_url: str, name: str, n: int, tmp_path: Path,
+              schedule: list[str]) -> None:
     """Make the study with one trial, then raise its target to ``n`` for the workers."""
-    r = run_cli([*BASE, "--epochs", str(epochs), "--trials", "1", "--storage", postgres_url,
+    r = run_cli([*BASE, *schedule, "--trials", "1", "--storage", postgres_url,
                  "--study", name], tmp_path)
     assert r.returncode == 0, r.stderr
     study = load(name, postgres_url)
@@ -236,7 +238,7 @@ def _pg_study(postgres_url: str, name: str, n: int, tmp_path: Path, epochs: int)
 
 def test_postgres_three_workers_reach_exactly_n(postgres_url: str, tmp_path: Path) -> None:
     n = 10
-    _pg_study(postgres_url, "pg3", n, tmp_path, epochs=1)
+    _pg_study(postgres_url, "pg3", n, tmp_path, ["--epochs", "1"])
     procs = [start(["worker", "--study", "pg3", "--storage", postgres_url, "--quiet",
                     "--threads", "1"], tmp_path) for _ in range(3)]
     results = finish(procs)
@@ -259,11 +261,11 @@ def test_postgres_three_workers_reach_exactly_n(postgres_url: str, tmp_path: Pat
 
 def test_postgres_sigkill_mid_trial_is_failed_and_retried(postgres_url: str,
                                                           tmp_path: Path) -> None:
-    n = 4  # trial 0, then one trial for each of the three workers, then the retry
-    _pg_study(postgres_url, "pgkill", n, tmp_path, epochs=int(KILL_EPOCHS))
+    n = 3  # trial 0, then one trial for each of the two workers, then the retry
+    _pg_study(postgres_url, "pgkill", n, tmp_path, KILL_SCHEDULE)
     args = ["worker", "--study", "pgkill", "--storage", postgres_url, "--quiet", "--threads",
             "1", "--heartbeat", "2"]
-    procs = [start(args, tmp_path) for _ in range(3)]
+    procs = [start(args, tmp_path) for _ in range(2)]  # the survivor must run the retry
     try:
         victim = wait_for_running_trial("pgkill", postgres_url, {p.pid for p in procs})
         pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
