@@ -320,7 +320,8 @@ def test_two_workers_never_promote_a_trial_twice(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_a_killed_workers_rung_is_rerun_from_the_parent_checkpoint(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
-    args = [*SH, "--trials", "3", "--epochs", "12", "--heartbeat", "1", "--study", "k"]
+    args = [*SH, "--trials", "3", "--epochs", "12", "--subset", "0.5", "--heartbeat", "1",
+            "--study", "k"]
     first = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
