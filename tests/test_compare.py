@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from ssc_nas.models import Architecture, build
 from ssc_nas.report import baseline_points
 from ssc_nas.search.results import is_trained
 from ssc_nas.train import TrainConfig
+from tests import forked
 from tests.inprocess import run_cli as run_in_process
 
 BUDGET = 20_000
@@ -51,9 +51,9 @@ FOLDS = 2
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``ssc-nas ARGS`` as a process of its own (forked ready-imported: tests.forked)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return forked.run(args, cwd, env, timeout=600)
 
 
 def snapshot(study: optuna.Study) -> list[tuple]:

@@ -12,8 +12,6 @@ import collections
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -47,6 +45,7 @@ from ssc_nas.search.results import (
 from ssc_nas.search.rungs import Rungs, candidate_ranking, is_rung_result, pareto_order
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
+from tests import forked
 
 # fp32 proxies: which candidates asynchronous halving promotes depends on the order and values
 # of the results, and the counts below were worked out for these.
@@ -300,9 +299,8 @@ def _children(study: optuna.Study) -> collections.Counter:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_workers_never_promote_a_trial_twice(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "ssc_nas", *SH, "--trials", "6", "--epochs",
-                        "1", "--workers", "2", "--study", "w"], cwd=tmp_path, env=ENV,
-                       capture_output=True, text=True, timeout=240)
+    r = forked.run([*SH, "--trials", "6", "--epochs", "1", "--workers", "2", "--study", "w"],
+                   tmp_path, ENV, timeout=240)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     study = optuna.load_study(study_name="w", storage=make_storage(
@@ -322,8 +320,7 @@ def test_a_killed_workers_rung_is_rerun_from_the_parent_checkpoint(tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
     args = [*SH, "--trials", "3", "--epochs", "12", "--subset", "0.5", "--heartbeat", "1",
             "--study", "k"]
-    first = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = forked.start(args, tmp_path, ENV)
     try:
         deadline = time.monotonic() + 180
         victim = None
@@ -344,8 +341,7 @@ def test_a_killed_workers_rung_is_rerun_from_the_parent_checkpoint(tmp_path: Pat
         first.kill()
     parent = victim.user_attrs["promoted_from"]
     assert checkpoint_path(tmp_path / "ssc-nas.checkpoints", "k", parent).exists()
-    second = subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=240)
+    second = forked.run(args, tmp_path, ENV, timeout=240)
     assert second.returncode == 0, second.stderr
     study = optuna.load_study(study_name="k", storage=make_storage(url))
     killed = study.trials[victim.number]

@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ssc_nas.budget import Budget
 from ssc_nas.errors import StudyError
 from ssc_nas.search import SearchConfig, parse_duration
 from ssc_nas.train import TrainConfig
+from tests import forked
 from tests.inprocess import run_cli as run_in_process
 
 BUDGET = 80_000
@@ -26,10 +26,9 @@ BASE = ["search", "--dataset", "digits", "--space", "digits-tiny", "--budget", "
         "--epochs", "1", "--sampler", "random", "--strategy", "full", "--quiet"]
 
 
-def run_cli(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600, **kw)
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``ssc-nas ARGS`` as a process of its own (forked ready-imported: tests.forked)."""
+    return forked.run(args, cwd, {**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
 
 
 def load(tmp_path: Path) -> optuna.Study:
@@ -118,8 +117,7 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     schedule = ["--epochs", "12"]  # about 6 s a trial: mid-trial at the signal, short to resume
     args = [*BASE, "--trials", "3", *schedule]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = forked.start(args, tmp_path, env)
     db = tmp_path / "ssc-nas.db"
     deadline = time.time() + 120
     running = False

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from ssc_nas.search.samplers import HalvingTPESampler
 from ssc_nas.search.trials import TrialRunner
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig
+from tests import forked
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -263,8 +262,7 @@ def test_killed_worker_leaves_no_trial_running_after_prescreen(tmp_path: Path) -
             "--storage", url, "--prescreen", "synflow", "--prescreen-k", "4",
             "--no-reference-designs", "--heartbeat", "1", "--trials", "3", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = forked.start(args, tmp_path, env)
     deadline = time.monotonic() + 180
     held: list[FrozenTrial] = []
     while time.monotonic() < deadline and not held:

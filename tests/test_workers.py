@@ -4,6 +4,8 @@ Checked through Optuna's own API: the study ends with exactly the asked number o
 trials, unique trial numbers and nothing RUNNING; a worker killed with SIGKILL mid-trial has its
 trial failed (heartbeat) and retried by another worker; a study refuses a run made for another
 search. The PostgreSQL cluster comes from the ``postgres_url`` fixture (tests/conftest.py).
+The ``ssc-nas`` processes the tests start are forked ready-imported (:mod:`tests.forked`); the
+worker processes that ``search --workers N`` starts are real ``python -m ssc_nas`` processes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from ssc_nas.search import make_storage
+from tests import forked
 from tests.inprocess import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # worker processes, kills
@@ -33,16 +35,15 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def cli(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return forked.run(args, cwd, ENV, timeout)
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(args: list[str], cwd: Path) -> forked.ForkedProcess:
+    return forked.start(args, cwd, ENV)
 
 
-def finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str, str]]:
+def finish(procs: list[forked.ForkedProcess],
+           timeout: float = 240) -> list[tuple[int, str, str]]:
     deadline = time.monotonic() + timeout
     results = []
     for p in procs:

@@ -22,15 +22,15 @@ import torch
 import ssc_nas
 from ssc_nas.data import load_splits
 from ssc_nas.train import evaluate
+from tests import forked
 from tests.inprocess import run_cli
 
 pytestmark = pytest.mark.slow  # a real search, training runs and processes to kill
 
 
 def cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "ssc_nas", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    """``ssc-nas ARGS`` as a process of its own (forked ready-imported: tests.forked)."""
+    return forked.run(args, cwd, {**os.environ, "OMP_NUM_THREADS": "1"}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +143,9 @@ def test_killed_train_resumes_from_checkpoint(searched: Path) -> None:
     arch = searched / "arch-resume.json"
     assert run_cli(["export", "--trial", "0", "-o", str(arch)], searched).returncode == 0
     run = searched / "run-resume"
-    args = [sys.executable, "-m", "ssc_nas", "train", str(arch), "--dataset", "digits",
-            "--epochs", str(EPOCHS), "--out", str(run), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, cwd=searched, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = ["train", str(arch), "--dataset", "digits", "--epochs", str(EPOCHS), "--out",
+            str(run), "--quiet"]
+    proc = forked.start(args, searched, {**os.environ, "OMP_NUM_THREADS": "1"})
     checkpoint = run / "checkpoint.pt"
     deadline = time.time() + 300
     while time.time() < deadline and not checkpoint.exists():  # written atomically
