@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ssc_nas.budget import Budget
 from ssc_nas.data import dataset_info, load_splits
@@ -168,6 +168,31 @@ def test_sh_tpe_models_each_candidate_once_ranked_by_how_far_it_got(
     assert liar.params == study.trials[probe.number].params
     assert len(rows) == 12 + len(over) + 1
     assert len(rows) >= 10  # so TPE modelled, past its 10 random start-up trials
+    _replay_views(study)
+
+
+def _replay_views(study: optuna.Study) -> None:
+    """Trial by trial, the view a sampler extends from its last one (the over-budget
+    candidates in a row) holds what one built afresh holds; and both ways are taken."""
+    def rows(view: optuna.Study) -> list[tuple]:
+        return [(t.state, t.values, t.params, t.constraints)
+                for t in view.get_trials(deepcopy=False)]
+
+    replay = optuna.create_study(directions=study.directions)
+    for key in ("strategy", "objectives"):
+        replay.set_user_attr(key, study.user_attrs[key])
+    sampler, nobody = HalvingTPESampler(seed=0), create_trial(state=TrialState.RUNNING)
+    last, extended = None, 0
+    trials = study.get_trials(deepcopy=False)
+    for i, t in enumerate(trials):
+        replay.add_trial(t)
+        sampler.before_trial(replay, nobody)
+        view = sampler.view(replay, nobody)
+        extended += view is last
+        last = view
+        if i % 10 == 0 or i == len(trials) - 1:
+            assert rows(view) == rows(HalvingTPESampler(seed=0).view(replay, nobody)), i
+    assert 0 < extended < len(trials) - 1
 
 
 def _key(t: FrozenTrial) -> str:

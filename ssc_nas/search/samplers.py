@@ -80,6 +80,9 @@ class HalvingTPESampler(optuna.samplers.BaseSampler):
         self._tpe = BudgetTPESampler(seed=seed, multivariate=True,
                                      n_startup_trials=n_startup_trials, constant_liar=False)
         self._view: tuple[int, optuna.Study] | None = None
+        # The last view built and the rows it holds, which the next view extends when its rows
+        # start with them (new trials only, as while candidates are rejected over budget).
+        self._built: tuple[optuna.Study, list[tuple]] | None = None
 
     def reseed_rng(self) -> None:
         self._tpe.reseed_rng()
@@ -106,7 +109,8 @@ class HalvingTPESampler(optuna.samplers.BaseSampler):
         self._tpe.after_trial(study, trial, state, values)
 
     def view(self, study: optuna.Study, trial: FrozenTrial) -> optuna.Study:
-        """The study TPE models when sampling ``trial`` (built once per trial)."""
+        """The study TPE models when sampling ``trial`` (built once per trial; the last one built
+        is extended when it holds the first rows of this one)."""
         if self._view is not None and self._view[0] == trial.number:
             return self._view[1]
         rungs = rungs_from_attr(study.user_attrs.get("strategy"))
@@ -117,20 +121,27 @@ class HalvingTPESampler(optuna.samplers.BaseSampler):
         ranked = candidate_ranking(trials, study.user_attrs["objectives"], rungs)
         rank = {t.number: i for i, t in enumerate(ranked)}
         seen = {candidate_of(t) for t in ranked}
-        rows = []
+        rows: list[tuple] = []  # (trial, state, value or None, with constraints)
         for t in trials:  # in trial order, so TPE's weights by age still mean age
             if t.number in rank:
-                rows.append(create_trial(values=[float(rank[t.number])], params=t.params,
-                                         distributions=t.distributions))
+                rows.append((t, TrialState.COMPLETE, float(rank[t.number]), False))
             elif t.state == TrialState.COMPLETE and not within_limits(t.constraints):
-                rows.append(create_trial(values=[float(len(ranked))], params=t.params,
-                                         distributions=t.distributions,
-                                         constraints=t.constraints))
+                rows.append((t, TrialState.COMPLETE, float(len(ranked)), True))
             elif t.state == TrialState.RUNNING and t.params and candidate_of(t) not in seen:
-                rows.append(create_trial(state=TrialState.PRUNED, params=t.params,
-                                         distributions=t.distributions))
-        view = optuna.create_study(sampler=optuna.samplers.RandomSampler())
-        view.add_trials(rows)
+                rows.append((t, TrialState.PRUNED, None, False))
+        # A row is new when its trial's number, state, value or params are (a worker's RUNNING
+        # trial gains its params one by one).
+        keys = [(t.number, state, value, len(t.params)) for t, state, value, _ in rows]
+        if self._built is not None and keys[:len(self._built[1])] == self._built[1]:
+            view, done = self._built[0], len(self._built[1])
+        else:
+            view, done = optuna.create_study(sampler=optuna.samplers.RandomSampler()), 0
+        view.add_trials([
+            create_trial(state=state, values=None if value is None else [value],
+                         params=t.params, distributions=t.distributions,
+                         constraints=t.constraints if constrained else None)
+            for t, state, value, constrained in rows[done:]])
+        self._built = (view, keys)
         self._view = (trial.number, view)
         return view
 
