@@ -3,10 +3,10 @@ worker processes that ``--workers N`` starts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,9 @@ def start_local_workers(study: optuna.Study, config: SearchConfig, reporter: Any
         procs.append(subprocess.Popen(cmd, env=env))
     interrupt = Interrupt()
     with interrupt.installed():
-        while any(p.poll() is None for p in procs):
-            time.sleep(1.0)
+        while running := [p for p in procs if p.poll() is None]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running[0].wait(timeout=1.0)  # ends as soon as the last worker does
             if reporter is not None:
                 reporter.study_progress(study, study_progress_count(study))
     codes = [p.returncode for p in procs]
