@@ -129,8 +129,8 @@ class HalvingTPESampler(optuna.samplers.BaseSampler):
                 rows.append((t, TrialState.COMPLETE, float(len(ranked)), True))
             elif t.state == TrialState.RUNNING and t.params and candidate_of(t) not in seen:
                 rows.append((t, TrialState.PRUNED, None, False))
-        # A row is new when its trial's number, state, value or params are (a worker's RUNNING
-        # trial gains its params one by one).
+        # Rows are the same when their trials' numbers, states, values and numbers of params are
+        # (a worker's RUNNING trial gains its params one by one).
         keys = [(t.number, state, value, len(t.params)) for t, state, value, _ in rows]
         if self._built is not None and keys[:len(self._built[1])] == self._built[1]:
             view, done = self._built[0], len(self._built[1])
