@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from ssc_nas.budget import Budget
 from ssc_nas.data import dataset_info, load_splits
 from ssc_nas.search import SearchConfig, make_storage, run_search
-from ssc_nas.search.samplers import HalvingTPESampler
+from ssc_nas.search.samplers import BudgetTPESampler, HalvingTPESampler
 from ssc_nas.search.trials import TrialRunner
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig
@@ -182,16 +182,25 @@ def _replay_views(study: optuna.Study) -> None:
     for key in ("strategy", "objectives"):
         replay.set_user_attr(key, study.user_attrs[key])
     sampler, nobody = HalvingTPESampler(seed=0), create_trial(state=TrialState.RUNNING)
-    last, extended = None, 0
+    last: list[tuple] = []
+    extended = 0
     trials = study.get_trials(deepcopy=False)
     for i, t in enumerate(trials):
         replay.add_trial(t)
         sampler.before_trial(replay, nobody)
         view = sampler.view(replay, nobody)
-        extended += view is last
-        last = view
+        extended += len(view.trials) == len(last) + 1 and rows(view)[:-1] == last
+        last = rows(view)
         if i % 10 == 0 or i == len(trials) - 1:
-            assert rows(view) == rows(HalvingTPESampler(seed=0).view(replay, nobody)), i
+            fresh = HalvingTPESampler(seed=0).view(replay, nobody)
+            assert last == rows(fresh), i
+            # and TPE samples the same from both (a Study caches the trials its sampler read)
+            space = sampler.infer_relative_search_space(replay, nobody)
+            tpe = [BudgetTPESampler(seed=0, multivariate=True, n_startup_trials=10,
+                                    constant_liar=False)
+                   for _ in range(2)]
+            assert (tpe[0].sample_relative(view, nobody, space)
+                    == tpe[1].sample_relative(fresh, nobody, space)), i
     assert 0 < extended < len(trials) - 1
 
 

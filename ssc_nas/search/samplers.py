@@ -82,7 +82,7 @@ class HalvingTPESampler(optuna.samplers.BaseSampler):
         self._view: tuple[int, optuna.Study] | None = None
         # The last view built and the rows it holds, which the next view extends when its rows
         # start with them (new trials only, as while candidates are rejected over budget).
-        self._built: tuple[optuna.Study, list[tuple]] | None = None
+        self._built: tuple[optuna.storages.BaseStorage, str, list[tuple]] | None = None
 
     def reseed_rng(self) -> None:
         self._tpe.reseed_rng()
@@ -132,16 +132,21 @@ class HalvingTPESampler(optuna.samplers.BaseSampler):
         # Rows are the same when their trials' numbers, states, values and numbers of params are
         # (a worker's RUNNING trial gains its params one by one).
         keys = [(t.number, state, value, len(t.params)) for t, state, value, _ in rows]
-        if self._built is not None and keys[:len(self._built[1])] == self._built[1]:
-            view, done = self._built[0], len(self._built[1])
+        if self._built is not None and keys[:len(self._built[2])] == self._built[2]:
+            # A new Study object on the last view's storage: a Study caches the trials it
+            # gave its sampler, so the last one would not show TPE the rows added here.
+            storage, name, done = self._built[0], self._built[1], len(self._built[2])
+            view = optuna.load_study(study_name=name, storage=storage,
+                                     sampler=optuna.samplers.RandomSampler())
         else:
-            view, done = optuna.create_study(sampler=optuna.samplers.RandomSampler()), 0
+            storage, done = optuna.storages.InMemoryStorage(), 0
+            view = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler())
         view.add_trials([
             create_trial(state=state, values=None if value is None else [value],
                          params=t.params, distributions=t.distributions,
                          constraints=t.constraints if constrained else None)
             for t, state, value, constrained in rows[done:]])
-        self._built = (view, keys)
+        self._built = (storage, view.study_name, keys)
         self._view = (trial.number, view)
         return view
 
