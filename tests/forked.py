@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -42,12 +43,15 @@ def _server() -> multiprocessing.context.ForkServerContext:
     return _context
 
 
-def _child(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+def _child(args: list[str], cwd: str, env: dict[str, str], out: str, err: str,
+           file_size_limit: int | None) -> None:
     """The forked process: ``ssc-nas ARGS`` in ``cwd`` with environment ``env``."""
     for path, fd in ((out, 1), (err, 2)):
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(handle, fd)
         os.close(handle)
+    if file_size_limit is not None:  # ``ulimit -f``; Python ignores SIGXFSZ, a write gets EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
     if PRELOAD not in sys.modules:  # then this process would start as slowly as a real one
         raise RuntimeError(f"the fork server did not import {PRELOAD}")
     os.chdir(cwd)
@@ -66,15 +70,18 @@ def _child(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -
 
 class ForkedProcess:
     """The part of :class:`subprocess.Popen` the tests use, for a forked ``ssc-nas`` process
-    (text output)."""
+    (text output). ``file_size_limit`` (bytes) is the process's ``ulimit -f``; it applies to its
+    stdout and stderr files too."""
 
-    def __init__(self, args: Sequence[str], cwd: Path | str, env: Mapping[str, str]) -> None:
+    def __init__(self, args: Sequence[str], cwd: Path | str, env: Mapping[str, str],
+                 file_size_limit: int | None = None) -> None:
         self.args = list(args)
         self._folder = tempfile.TemporaryDirectory(prefix="forked-")
         self._out = os.path.join(self._folder.name, "stdout")
         self._err = os.path.join(self._folder.name, "stderr")
         self._process = _server().Process(
-            target=_child, args=(self.args, str(cwd), dict(env), self._out, self._err))
+            target=_child,
+            args=(self.args, str(cwd), dict(env), self._out, self._err, file_size_limit))
         Path(self._out).touch()
         Path(self._err).touch()
         self._process.start()
@@ -105,17 +112,18 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def start(args: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None = None
-          ) -> ForkedProcess:
+def start(args: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None = None,
+          file_size_limit: int | None = None) -> ForkedProcess:
     """``ssc-nas ARGS`` as a forked process, running."""
-    return ForkedProcess(args, cwd, os.environ if env is None else env)
+    return ForkedProcess(args, cwd, os.environ if env is None else env, file_size_limit)
 
 
 def run(args: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None = None,
-        timeout: float | None = None) -> subprocess.CompletedProcess:
+        timeout: float | None = None, file_size_limit: int | None = None
+        ) -> subprocess.CompletedProcess:
     """``ssc-nas ARGS`` as a forked process, to its end (the process is killed past
     ``timeout``, raising :class:`subprocess.TimeoutExpired` as ``subprocess.run`` does)."""
-    proc = start(args, cwd, env)
+    proc = start(args, cwd, env, file_size_limit)
     try:
         out, err = proc.communicate(timeout)
     except subprocess.TimeoutExpired:

@@ -7,10 +7,13 @@ tiny search); the folder's files are compared byte for byte (sha256) before and
 after, and the study through Optuna's API. Argument and input mistakes run in-process through
 ``tests.inprocess.run_cli`` (``ssc_nas.cli.main`` with its error handling, stderr captured as a
 process would print it); ``test_in_process_matches_a_real_process`` checks that a few of them
-print the same in a real ``python -m ssc_nas`` process. Storage failures are real processes: a
-read-only database is a chmod 444 file (or a ``mode=ro`` URI) opened by a process without
-CAP_DAC_OVERRIDE (root ignores file modes otherwise), a full disk is a filled tmpfs (where this
-process may mount one) or a file-size limit (``ulimit -f``, EFBIG: Python ignores SIGXFSZ).
+print the same in a real ``python -m ssc_nas`` process. Storage failures run in processes of
+their own: a read-only database is a chmod 444 file opened by a ``python -m ssc_nas`` process
+without CAP_DAC_OVERRIDE (root ignores file modes otherwise), or a ``mode=ro`` URI; a full disk
+is a filled tmpfs (where this process may mount one) or a file-size limit (``ulimit -f``, EFBIG:
+Python ignores SIGXFSZ); standard output on /dev/full is a ``python -m ssc_nas`` process with
+Python's own start-up buffering. The ``mode=ro``, tmpfs and file-size cases are forked
+ready-imported (:mod:`tests.forked`), with ``setrlimit`` for the file-size limit.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import optuna
 import pytest
 
 from ssc_nas.models import Architecture, InputShape, write_architecture_file
+from tests import forked
 from tests.inprocess import run_cli
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -52,13 +56,19 @@ class Case:
 
     @property
     def process(self) -> bool:
-        """A storage failure: a real process (file modes, capabilities, limits, a full disk)."""
+        """A storage failure: a process of its own (file modes, limits, a full disk)."""
         return self.env != "plain" or "READONLY_URI" in self.args
+
+    @property
+    def forked(self) -> bool:
+        """A process forked ready-imported; the others start ``python -m ssc_nas`` (dropped
+        capabilities, Python's start-up buffering of stdout)."""
+        return self.process and self.env in ("plain", "tmpfs", "ulimit")
 
 
 def case(id: str, args: list[str], message: str, **kw) -> pytest.param:
     c = Case(tuple(args), message, **kw)
-    # A real process per case: about 3 s each.
+    # A process per case: 1 to 7 s each.
     return pytest.param(c, id=id, marks=[pytest.mark.slow] if c.process else [])
 
 CASES = [
@@ -277,19 +287,20 @@ def fill(folder: Path) -> None:
                 f.write(b"\0" * block)
 
 
-def command(case: Case, db: Path) -> list[str]:
+def arguments(case: Case, db: Path) -> list[str]:
     ro_uri = f"sqlite:///file:{db}?mode=ro&uri=true"
-    argv = [ro_uri if a == "READONLY_URI" else a for a in case.args]
-    cmd = [sys.executable, "-m", "ssc_nas", *argv]
-    if case.env == "readonly":
-        if os.geteuid() == 0:  # root ignores file modes unless it drops these capabilities
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                pytest.skip("setpriv (util-linux) is needed to drop CAP_DAC_OVERRIDE as root")
-            cmd = [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--",
-                   *cmd]
-    elif case.env == "ulimit":  # 1 KiB: no write to the journal or database can land
-        cmd = ["bash", "-c", 'ulimit -f 1 && exec "$@"', "bash", *cmd]
+    return [ro_uri if a == "READONLY_URI" else a for a in case.args]
+
+
+def command(case: Case, db: Path) -> list[str]:
+    """The case as a ``python -m ssc_nas`` command line."""
+    cmd = [sys.executable, "-m", "ssc_nas", *arguments(case, db)]
+    # root ignores file modes unless it drops these capabilities
+    if case.env == "readonly" and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("setpriv (util-linux) is needed to drop CAP_DAC_OVERRIDE as root")
+        cmd = [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--", *cmd]
     return cmd
 
 
@@ -323,6 +334,9 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
 
         if case.env.startswith("devfull"):
             r = run_to_dev_full(command(case, db), folder, case.env.endswith("unbuffered"))
+        elif case.forked:  # ulimit -f 1 (1 KiB): no write to the journal or database lands
+            r = forked.run(arguments(case, db), folder, ENV, timeout=300,
+                           file_size_limit=1024 if case.env == "ulimit" else None)
         elif case.process:
             r = subprocess.run(command(case, db), cwd=folder, env=ENV, capture_output=True,
                                text=True, timeout=300)

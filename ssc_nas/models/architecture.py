@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 __all__ = ["DEPTHWISE", "Architecture", "ConvSlot", "InputShape", "LayerSetting",
@@ -75,13 +75,17 @@ class LayerSetting:
 
     def knobs(self, in_channels: int) -> dict[str, Any]:
         """Keyword arguments for ``SSCConv2d`` on a layer with ``in_channels`` inputs."""
-        d = asdict(self)
+        d = self._fields()
         if self.depthwise:
             d["groups"] = in_channels
         return d
 
+    def _fields(self) -> dict[str, Any]:
+        """Every knob by name (plain values: no deep copy as ``dataclasses.asdict`` makes)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v != _DEFAULT[k]}
+        return {k: v for k, v in self._fields().items() if v != _DEFAULT[k]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LayerSetting:
@@ -93,7 +97,7 @@ class LayerSetting:
         return cls(**data)
 
 
-_DEFAULT = asdict(LayerSetting())
+_DEFAULT = LayerSetting()._fields()
 
 
 @dataclass(frozen=True)
