@@ -134,7 +134,10 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     assert "Traceback" not in err
     study = load(tmp_path)
     assert not study.get_trials(states=(TrialState.RUNNING,))
-    assert study.get_trials(states=(TrialState.FAIL,))
+    (stopped,) = study.get_trials(states=(TrialState.FAIL,))
+    assert "queued again" in stopped.user_attrs["interrupted"]  # (test_trials: resumed as such)
+    assert [t.user_attrs["interrupted_trial"] for t in study.get_trials(
+        states=(TrialState.WAITING,)) if "interrupted_trial" in t.user_attrs] == [stopped.number]
     before = len(study.get_trials(states=(TrialState.COMPLETE,)))
     resumed = run_in_process([*BASE, "--trials", str(before + 1), *schedule], tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -189,8 +189,8 @@ def _replay_views(study: optuna.Study) -> None:
         replay.add_trial(t)
         sampler.before_trial(replay, nobody)
         view = sampler.view(replay, nobody)
-        extended += len(view.trials) == len(last) + 1 and rows(view)[:-1] == last
-        last = rows(view)
+        extended += len(now := rows(view)) == len(last) + 1 and now[:-1] == last
+        last = now
         if i % 10 == 0 or i == len(trials) - 1:
             fresh = HalvingTPESampler(seed=0).view(replay, nobody)
             assert last == rows(fresh), i
@@ -390,3 +390,69 @@ def test_causes_are_named_and_counted_once_the_same_way_everywhere(tmp_path: Pat
     again = run_search(SearchConfig(**{**cfg.__dict__, "trials": 9}), splits=splits)
     assert again.counts == trial_counts(again.study)
     assert again.counts["over budget"] >= counts["over budget"]
+
+
+# -- Ctrl-C: the interrupted candidate is queued again and resumed as if never stopped ---------
+
+
+class _CtrlC:
+    """A search reporter that presses Ctrl-C (SIGINT to this process) at batch ``at`` of trial
+    ``trial``, as a user at the terminal would."""
+
+    def __init__(self, trial: int, at: int = 1) -> None:
+        self.trial, self.at, self.current = trial, at, -1
+
+    def start(self, *args: object) -> None: ...
+
+    def trial_started(self, number: int, *args: object) -> None:
+        self.current = number
+
+    def trial_finished(self, *args: object) -> None: ...
+
+    def study_progress(self, *args: object) -> None: ...
+
+    def batch(self, done: int, total: int) -> None:
+        if self.current == self.trial and done == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("strategy", ["full", "sh"])
+def test_an_interrupted_candidate_is_queued_again_and_resumed_as_if_never_stopped(
+        tmp_path: Path, splits, strategy: str) -> None:
+    """Ctrl-C while the second reference design trains: that trial is FAIL and
+    ``interrupted``; its candidate waits in the queue (same parameters, reference name and
+    candidate number, so the same seed), and the same search run again trains it to what an
+    uninterrupted search gets. Before, the reference design was lost: the FAIL trial kept it
+    from being enqueued again (``enqueue_trial(skip_if_exists=True)``)."""
+    from ssc_nas.errors import SearchInterrupted
+    from ssc_nas.search.results import INTERRUPTED, trial_counts, trial_kind
+
+    def cfg(study: str) -> SearchConfig:
+        # batches of 8: a few batches in a rung, so the interrupt lands inside one
+        return config(tmp_path, trials=3, strategy=strategy, study=study, eta=3, rungs=2,
+                      train=TrainConfig(epochs=1, batch_size=8))
+
+    whole = run_search(cfg("whole"), splits=splits).study
+    with pytest.raises(SearchInterrupted):
+        run_search(cfg("cut"), reporter=_CtrlC(trial=1), splits=splits)
+    cut = optuna.load_study(study_name="cut", storage=cfg("cut").storage)
+    stopped = cut.trials[1]
+    assert stopped.state == TrialState.FAIL and trial_kind(stopped) == INTERRUPTED
+    assert stopped.user_attrs["reference"] == "groupwise"
+    (again,) = [t for t in cut.trials if t.user_attrs.get("interrupted_trial") == 1]
+    assert again.state == TrialState.WAITING  # (its parameters are fixed when it is popped)
+    assert again.user_attrs["reference"] == "groupwise" and again.user_attrs["candidate"] == 1
+    assert trial_counts(cut)[INTERRUPTED] == 1
+
+    run_search(cfg("cut"), splits=splits)
+    cut = optuna.load_study(study_name="cut", storage=cfg("cut").storage)
+    assert cut.trials[again.number].params == stopped.params
+
+    def results(study: optuna.Study) -> dict[str, tuple]:
+        return {t.user_attrs["reference"]: (t.params, t.user_attrs["val_loss_curve"])
+                for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+                if "reference" in t.user_attrs and "val_loss_curve" in t.user_attrs
+                and t.user_attrs.get("rung", 0) == 0}
+
+    assert len(results(whole)) == 3  # every reference design, trained once
+    assert results(cut) == results(whole)

@@ -25,6 +25,7 @@ from .storage import make_storage
 __all__ = [
     "CAUSES",
     "DUPLICATE",
+    "INTERRUPTED",
     "LEGACY_REFERENCE_NAMES",
     "OVER_BUDGET",
     "PRESCREENED_OUT",
@@ -116,6 +117,7 @@ OVER_BUDGET = "over budget"          # costed over a limit, never trained (user 
 PRESCREENED_OUT = "prescreened out"  # lost the zero-cost prescreen, never trained
 SURPLUS = "surplus"                  # started after the target was taken, never sampled
 DUPLICATE = "duplicate"              # a second run of a trial another worker had told first
+INTERRUPTED = "interrupted"          # stopped by Ctrl-C; its candidate queued again to resume
 STOPPED = "stopped at a lower rung"  # --strategy sh: PRUNED below the top rung, results kept,
 #                                      and no later trial continues its candidate
 PROMOTED = "promoted"  # --strategy sh: PRUNED below the top rung; a later trial continues it
@@ -123,7 +125,7 @@ FAILED = "failed"
 RUNNING = "running"
 WAITING = "waiting"
 # The causes of an untrained trial, in the order the CLI and the report list them.
-CAUSES = (STOPPED, OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE)
+CAUSES = (STOPPED, OVER_BUDGET, PRESCREENED_OUT, SURPLUS, DUPLICATE, INTERRUPTED)
 KINDS = (TRAINED, *CAUSES, PROMOTED, FAILED, RUNNING, WAITING)
 
 
@@ -138,7 +140,8 @@ def trial_kind(trial: FrozenTrial, promoted: Collection[int] = frozenset()) -> s
     """One of ``KINDS``: what became of ``trial``, the same everywhere (CLI, report, progress).
 
     The cause is read from the user attribute the runner sets (``duplicate``, ``surplus``,
-    ``prescreened_out``, ``rejected``), so it holds whichever state the trial was stored in:
+    ``prescreened_out``, ``interrupted``, ``rejected``), so it holds whichever state the trial
+    was stored in:
     over-budget candidates are COMPLETE and infeasible (so that samplers learn from them), the
     others FAIL; studies made before this rule stored them all as PRUNED. A lower-rung trial is
     ``PROMOTED`` if its number is in ``promoted`` (:func:`promoted_numbers` of the study's
@@ -155,6 +158,8 @@ def trial_kind(trial: FrozenTrial, promoted: Collection[int] = frozenset()) -> s
         return SURPLUS
     if "prescreened_out" in attrs:
         return PRESCREENED_OUT
+    if "interrupted" in attrs and trial.state == TrialState.FAIL:
+        return INTERRUPTED
     infeasible = trial.state == TrialState.COMPLETE and not within_limits(trial.constraints)
     if "rejected" in attrs or infeasible:
         return OVER_BUDGET

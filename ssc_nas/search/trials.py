@@ -18,7 +18,11 @@ retried whichever way they were made. What becomes of a trial, and how it is sto
   (``promoted_from``), which makes its parent "promoted" rather than "stopped";
 * prescreened out, surplus, duplicate: FAIL with the user attribute that names the cause.
   Samplers and Optuna's intersection search space ignore FAIL trials, so these neither count
-  in TPE's good/bad split nor take knobs out of the multivariate search space.
+  in TPE's good/bad split nor take knobs out of the multivariate search space;
+* interrupted (Ctrl-C): FAIL with ``interrupted``. The candidate it was training, and any
+  trial it had popped from the queue (a reference design, a promotion, a retry), is queued
+  again with the attributes it was queued with, so the same command resumes it rather than
+  lose it (a reference design would otherwise never be enqueued again).
 
 ``results.trial_kind`` reads the cause back.
 """
@@ -122,6 +126,11 @@ class TrialRunner:
     rejected: int = 0
     duplicates: int = 0
     completed_here: int = 0
+    # Per open trial: the user attributes it was popped from the queue with (absent: a fresh
+    # trial), the parameters of its proposed candidate, and the one in training.
+    _queued: dict[int, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _proposed: dict[int, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _training: int | None = field(default=None, init=False, repr=False)
     poll: float = 1.0
     _open: dict[int, optuna.Trial] = field(default_factory=dict, init=False, repr=False)
     _beats: Heartbeats | None = field(default=None, init=False, repr=False)
@@ -141,6 +150,8 @@ class TrialRunner:
             # read is not in the write's transaction, so two workers can both pop it. Seen in
             # CI: both trained reference trial 2, and the slower one failed on telling it.
         self._open[trial.number] = trial
+        if self.from_queue(trial):
+            self._queued[trial.number] = dict(trial.user_attrs)
         if self._beats is not None:
             self._beats.hold(trial.number)
         return trial
@@ -151,6 +162,10 @@ class TrialRunner:
             self.study.tell(trial, values, state=state)
         finally:
             self._open.pop(trial.number, None)
+            self._queued.pop(trial.number, None)
+            self._proposed.pop(trial.number, None)
+            if self._training == trial.number:
+                self._training = None
             if self._beats is not None:
                 self._beats.release(trial.number)
             if trial.number in self._claimed:
@@ -173,18 +188,41 @@ class TrialRunner:
         self._claimed.discard(number)
         release(self.storage, self._run_claim(number))
 
-    def _fail_open(self) -> None:
-        """No trial of this runner stays RUNNING after an error or an interrupt."""
+    def _fail_open(self, interrupted: bool = False) -> None:
+        """No trial of this runner stays RUNNING after an error or an interrupt; after an
+        interrupt, each is marked ``interrupted`` and what it held is queued again."""
         for trial in list(self._open.values()):
             with contextlib.suppress(Exception):
+                if interrupted:
+                    self._requeue(trial)
                 self._tell(trial, state=TrialState.FAIL)
+
+    def _requeue(self, trial: optuna.Trial) -> None:
+        """Queue the candidate of an interrupted ``trial`` again, so that the same command
+        resumes it: the one in training (as the same candidate: its seed and, under ``sh``, its
+        rung), or one popped from the queue with the attributes it was queued with. Fresh
+        candidates not yet training (prescreen entrants) are dropped: the sampler proposes
+        anew. A trial interrupted before its candidate was drawn (a second Ctrl-C) has no
+        parameters to queue."""
+        queued, params = self._queued.get(trial.number), self._proposed.get(trial.number)
+        training = trial.number == self._training
+        if params is None or not (training or queued is not None):
+            trial.set_user_attr("interrupted",
+                                "stopped by Ctrl-C before training; not queued again")
+            return
+        attrs = dict(queued) if queued is not None else {}
+        attrs.setdefault("candidate", trial.number)
+        attrs["interrupted_trial"] = trial.number
+        self.study.enqueue_trial(params, user_attrs=attrs)
+        trial.set_user_attr("interrupted", "stopped by Ctrl-C; its candidate was queued again")
 
     @staticmethod
     def from_queue(trial: optuna.Trial) -> bool:
-        """Popped from the queue: a reference design or a retried trial.
+        """Popped from the queue: a reference design, a promotion, a retried or an interrupted
+        trial queued again.
 
-        Both come with user attributes (``reference``; a retried trial's own), a trial that
-        ``ask()`` samples afresh has none.
+        All come with user attributes (``reference``; ``promoted_from``; a retried trial's own;
+        ``interrupted_trial``), a trial that ``ask()`` samples afresh has none.
         """
         return bool(trial.user_attrs)
 
@@ -193,6 +231,7 @@ class TrialRunner:
     def _propose(self, trial: optuna.Trial) -> Candidate | None:
         """Sample, cost and record a candidate; None (and the trial told) when over budget."""
         arch = self.bound.suggest(trial, self.budget)
+        self._proposed[trial.number] = dict(trial.params)
         cost = self.bound.cost(arch)
         trial.set_user_attr("architecture", arch.to_dict())
         trial.set_user_attr("summary", arch.summary())
@@ -279,8 +318,8 @@ class TrialRunner:
                 first, queued = self._prescreened(first)
             for candidate in (first, *queued):
                 self._train_and_tell(*candidate)
-        except BaseException:  # an interrupt or error never leaves a trial RUNNING
-            self._fail_open()
+        except BaseException as exc:  # an interrupt or error never leaves a trial RUNNING
+            self._fail_open(interrupted=isinstance(exc, KeyboardInterrupt))
             raise
 
     def _train_and_tell(self, trial: optuna.Trial, arch: Architecture, cost: Any) -> None:
@@ -329,6 +368,7 @@ class TrialRunner:
         """Train ``arch`` as ``trial`` and return its objective values."""
         if self.reporter is not None:
             self.reporter.trial_started(trial.number, arch, cost)
+        self._training = trial.number  # until it is told (an interrupt queues it again)
         result = self._train(trial, arch)
         loss = result.final_loss
         values: dict[str, float] = {"accuracy": result.final_accuracy,
