@@ -17,7 +17,7 @@ from .baselines.proxies import PROXIES
 from .budget import Budget, format_count
 from .compare.config import DEFAULT_METHODS, METHODS
 from .data import DATASETS, dataset_info
-from .errors import SSCNasError
+from .errors import SSCNasError, cannot_write
 from .models import FAMILIES
 from .search import (
     AMP_CHOICES,
@@ -482,15 +482,6 @@ def front_cmd(study: str | None, storage: str, as_json: bool, as_csv: bool) -> N
         _print_front(s)
 
 
-def _cannot_write(output: str, exc: OSError) -> SSCNasError:
-    """The error for an output file the system refuses, naming the path at fault if another
-    (a file where a folder must be, say)."""
-    reason = exc.strerror or str(exc)
-    if exc.filename is not None and str(exc.filename) != str(output):
-        reason += f" ({exc.filename})"
-    return SSCNasError(f"cannot write {output}: {reason}")
-
-
 @cli.command()
 @STUDY_OPTION
 @STORAGE_OPTION
@@ -506,7 +497,7 @@ def export(study: str | None, storage: str, number: int, output: str) -> None:
     try:
         path = export_trial(loaded, number, output, storage)
     except OSError as exc:
-        raise _cannot_write(output, exc) from None
+        raise cannot_write(output, exc) from None
     console.print(f"wrote {path}; train it (on the study's dataset): ssc-nas train {path}")
     note = untrained_note(loaded, number)
     if note:  # the user may well want that design, but should know what it is
@@ -614,7 +605,7 @@ def report(study: str | None, storage: str, output: str) -> None:
     try:
         path = write_report(s, output, baselines=baseline_points(storage, s.study_name))
     except OSError as exc:
-        raise _cannot_write(output, exc) from None
+        raise cannot_write(output, exc) from None
     console.print(f"wrote {path.resolve()}")
 
 

@@ -7,6 +7,8 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "BudgetError",
     "CheckpointError",
@@ -15,6 +17,7 @@ __all__ = [
     "SearchInterrupted",
     "SpaceError",
     "StudyError",
+    "cannot_write",
 ]
 
 
@@ -43,4 +46,17 @@ class CheckpointError(SSCNasError):
 
 
 class SearchInterrupted(SSCNasError):
-    """Ctrl-C: the running trial was marked FAIL; completed trials are safe; rerun to resume."""
+    """Ctrl-C: the running trial was marked FAIL and its candidate queued again; completed
+    trials are safe; rerun to resume."""
+
+
+def cannot_write(path: str | os.PathLike, exc: OSError, *ours: str | os.PathLike
+                 ) -> SSCNasError:
+    """``cannot write PATH: REASON`` for a write the system refused (a full disk, a read-only
+    folder); the file at fault is named too when it is neither ``path`` nor one of ``ours``
+    (the writer's own temporary files): a file where a folder must be, say."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and os.fspath(exc.filename) not in {
+            os.fspath(p) for p in (path, *ours)}:
+        reason += f" ({exc.filename})"
+    return SSCNasError(f"cannot write {path}: {reason}")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import SSCNasError
+from ..errors import cannot_write
 from .architecture import Architecture, InputShape
 from .registry import build
 
@@ -76,7 +76,7 @@ def save_atomically(obj: Any, path: str | Path) -> Path:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise SSCNasError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise cannot_write(path, exc, tmp) from None
     return path
 
 
