@@ -410,15 +410,22 @@ def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | 
 
     import torch
 
+    from .errors import SearchInterrupted
     from .progress import SearchProgress
     from .search import parse_duration, run_worker
 
     if threads is not None:
         torch.set_num_threads(threads)
-    with SearchProgress(err_console, enabled=not quiet) as progress:
-        done = run_worker(study, storage, data_dir=data_dir, device=device,
-                          timeout=parse_duration(timeout), worker_index=worker_index,
-                          heartbeat=heartbeat, reporter=progress, checkpoint_dir=checkpoint_dir)
+    try:
+        with SearchProgress(err_console, enabled=not quiet) as progress:
+            done = run_worker(study, storage, data_dir=data_dir, device=device,
+                              timeout=parse_duration(timeout), worker_index=worker_index,
+                              heartbeat=heartbeat, reporter=progress,
+                              checkpoint_dir=checkpoint_dir)
+    except SearchInterrupted:
+        if worker_index is None:
+            raise
+        sys.exit(130)  # a worker of `search --workers N` (the index is theirs): it says it once
     console.print(f"worker done: {done} trials completed here")
 
 

@@ -117,18 +117,22 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     schedule = ["--epochs", "12"]  # about 6 s a trial: mid-trial at the signal, short to resume
     args = [*BASE, "--trials", "3", *schedule]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = forked.start(args, tmp_path, env)
     db = tmp_path / "ssc-nas.db"
-    deadline = time.time() + 120
-    running = False
-    while time.time() < deadline and not running:
-        time.sleep(0.5)
-        running = db.exists() and training_trials(db) > 0
-    if not running:
-        proc.kill()
-        pytest.fail(f"no trial started training in time: {proc.communicate()}")
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+
+    def interrupt_when_training(proc: forked.ForkedProcess) -> tuple[str, str]:
+        deadline = time.time() + 120
+        running = False
+        while time.time() < deadline and not running:
+            time.sleep(0.5)
+            running = db.exists() and training_trials(db) > 0
+        if not running:
+            proc.kill()
+            pytest.fail(f"no trial started training in time: {proc.communicate()}")
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=120)
+
+    proc = forked.start(args, tmp_path, env)
+    out, err = interrupt_when_training(proc)
     assert proc.returncode == 130, err
     assert "run the same command to resume" in err
     assert "Traceback" not in err
@@ -138,6 +142,14 @@ def test_sigint_fails_the_running_trial_and_the_study_resumes(tmp_path: Path) ->
     assert "queued again" in stopped.user_attrs["interrupted"]  # (test_trials: resumed as such)
     assert [t.user_attrs["interrupted_trial"] for t in study.get_trials(
         states=(TrialState.WAITING,)) if "interrupted_trial" in t.user_attrs] == [stopped.number]
+    # A worker that `search --workers N` started (its --worker-index is theirs) leaves the
+    # "interrupted" line to the search, which prints it once rather than once per worker.
+    local = forked.start(["worker", "--study", study.study_name, "--storage",
+                          f"sqlite:///{db}", "--worker-index", "0", "--quiet"], tmp_path, env)
+    out, err = interrupt_when_training(local)
+    assert local.returncode == 130 and "interrupted" not in err and "Traceback" not in err, err
+    assert len(load(tmp_path).get_trials(states=(TrialState.WAITING,))) == len(
+        study.get_trials(states=(TrialState.WAITING,)))  # it popped one and queued it again
     before = len(study.get_trials(states=(TrialState.COMPLETE,)))
     resumed = run_in_process([*BASE, "--trials", str(before + 1), *schedule], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
