@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -396,24 +397,36 @@ def test_causes_are_named_and_counted_once_the_same_way_everywhere(tmp_path: Pat
 
 
 class _CtrlC:
-    """A search reporter that presses Ctrl-C (SIGINT to this process) at batch ``at`` of trial
-    ``trial``, as a user at the terminal would."""
+    """A search reporter that presses Ctrl-C (SIGINT to this process), as a user at the
+    terminal would, at batch ``at`` of the first trial for which ``when`` is true."""
 
-    def __init__(self, trial: int, at: int = 1) -> None:
-        self.trial, self.at, self.current = trial, at, -1
+    def __init__(self, when: Callable[[FrozenTrial], bool], at: int = 1) -> None:
+        self.when, self.at = when, at
+        self.study: optuna.Study | None = None
+        self.current: FrozenTrial | None = None
+        self.batches = 0  # of the current trial
 
-    def start(self, *args: object) -> None: ...
+    def start(self, study: optuna.Study, *args: object) -> None:
+        self.study = study
 
     def trial_started(self, number: int, *args: object) -> None:
-        self.current = number
+        assert self.study is not None
+        self.current, self.batches = self.study.trials[number], 0
 
     def trial_finished(self, *args: object) -> None: ...
 
     def study_progress(self, *args: object) -> None: ...
 
-    def batch(self, done: int, total: int) -> None:
-        if self.current == self.trial and done == self.at:
+    def batch(self, done: int, total: int) -> None:  # ``done``: of the whole schedule
+        self.batches += 1
+        if self.current is not None and self.when(self.current) and self.batches == self.at:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def _sh_config(tmp_path: Path, strategy: str, study: str) -> SearchConfig:
+    # batches of 8: a few batches in a rung, so the interrupt lands inside one
+    return config(tmp_path, trials=3, strategy=strategy, study=study, eta=3, rungs=2,
+                  train=TrainConfig(epochs=1, batch_size=8))
 
 
 @pytest.mark.parametrize("strategy", ["full", "sh"])
@@ -428,13 +441,11 @@ def test_an_interrupted_candidate_is_queued_again_and_resumed_as_if_never_stoppe
     from ssc_nas.search.results import INTERRUPTED, trial_counts, trial_kind
 
     def cfg(study: str) -> SearchConfig:
-        # batches of 8: a few batches in a rung, so the interrupt lands inside one
-        return config(tmp_path, trials=3, strategy=strategy, study=study, eta=3, rungs=2,
-                      train=TrainConfig(epochs=1, batch_size=8))
+        return _sh_config(tmp_path, strategy, study)
 
     whole = run_search(cfg("whole"), splits=splits).study
     with pytest.raises(SearchInterrupted):
-        run_search(cfg("cut"), reporter=_CtrlC(trial=1), splits=splits)
+        run_search(cfg("cut"), reporter=_CtrlC(lambda t: t.number == 1), splits=splits)
     cut = optuna.load_study(study_name="cut", storage=cfg("cut").storage)
     stopped = cut.trials[1]
     assert stopped.state == TrialState.FAIL and trial_kind(stopped) == INTERRUPTED
@@ -456,3 +467,35 @@ def test_an_interrupted_candidate_is_queued_again_and_resumed_as_if_never_stoppe
 
     assert len(results(whole)) == 3  # every reference design, trained once
     assert results(cut) == results(whole)
+
+
+def test_an_interrupted_promotion_is_queued_again_and_continues_from_its_parent(
+        tmp_path: Path, splits) -> None:
+    """``--strategy sh``: Ctrl-C in the first promotion. It waits in the queue with its rung,
+    parent and candidate, and the search run again trains it from the parent's checkpoint to
+    what the uninterrupted search's promotion of that candidate got."""
+    from ssc_nas.errors import SearchInterrupted
+
+    whole = run_search(_sh_config(tmp_path, "sh", "whole"), splits=splits).study
+    with pytest.raises(SearchInterrupted):
+        run_search(_sh_config(tmp_path, "sh", "cut"),
+                   reporter=_CtrlC(lambda t: "promoted_from" in t.user_attrs), splits=splits)
+    url = _sh_config(tmp_path, "sh", "cut").storage
+    (stopped,) = optuna.load_study(study_name="cut", storage=url).get_trials(
+        states=(TrialState.FAIL,))
+    assert "queued again" in stopped.user_attrs["interrupted"]
+    run_search(_sh_config(tmp_path, "sh", "cut"), splits=splits)
+    cut = optuna.load_study(study_name="cut", storage=url)
+    (again,) = [t for t in cut.trials if t.user_attrs.get("interrupted_trial") == stopped.number]
+    for key in ("promoted_from", "rung", "candidate"):
+        assert again.user_attrs[key] == stopped.user_attrs[key], key
+    assert again.state == TrialState.COMPLETE and again.user_attrs["resumed"]  # from the parent
+
+    def promotion(study: optuna.Study) -> list[float]:
+        (t,) = [t for t in study.get_trials(states=(TrialState.COMPLETE,))
+                if t.user_attrs.get("candidate") == stopped.user_attrs["candidate"]
+                and t.user_attrs.get("rung") == stopped.user_attrs["rung"]]
+        return t.user_attrs["val_loss_curve"]
+
+    assert promotion(cut) == promotion(whole)
+
