@@ -192,9 +192,10 @@ class TrialRunner:
         """No trial of this runner stays RUNNING after an error or an interrupt; after an
         interrupt, each is marked ``interrupted`` and what it held is queued again."""
         for trial in list(self._open.values()):
-            with contextlib.suppress(Exception):
-                if interrupted:
+            if interrupted:
+                with contextlib.suppress(Exception):  # the trial is failed all the same
                     self._requeue(trial)
+            with contextlib.suppress(Exception):
                 self._tell(trial, state=TrialState.FAIL)
 
     def _requeue(self, trial: optuna.Trial) -> None:
@@ -210,7 +211,7 @@ class TrialRunner:
             trial.set_user_attr("interrupted",
                                 "stopped by Ctrl-C before training; not queued again")
             return
-        attrs = dict(queued) if queued is not None else {}
+        attrs = {k: v for k, v in (queued or {}).items() if k != "interrupted"}
         attrs.setdefault("candidate", trial.number)
         attrs["interrupted_trial"] = trial.number
         self.study.enqueue_trial(params, user_attrs=attrs)
