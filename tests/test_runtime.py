@@ -10,13 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from ssc_nas import runtime
 from ssc_nas.runtime import MallocSettingError, cpu_has_native_bf16, tune_malloc
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="needs glibc")
 
 # Allocate, touch and free 64 MB through libc; print resident MB before, during and after.
 PROBE = """
-import ctypes, sys
+import ctypes, sys, types
+# ssc_nas.runtime without the package's __init__, which imports torch (2.3 s a process)
+package = types.ModuleType("ssc_nas")
+package.__path__ = [sys.argv[2]]
+sys.modules["ssc_nas"] = package
 from ssc_nas.runtime import tune_malloc
 if sys.argv[1] == "tune":
     print(tune_malloc())
@@ -43,7 +48,8 @@ def probe(mode: str, **extra: str) -> tuple[str, int, int, int]:
     """Run PROBE in a fresh interpreter with no MALLOC_* variables unless given in ``extra``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "SSC_NAS_MALLOC")}
-    r = subprocess.run([sys.executable, "-c", PROBE, mode], env={**env, **extra},
+    r = subprocess.run([sys.executable, "-c", PROBE, mode, str(Path(runtime.__file__).parent)],
+                       env={**env, **extra},
                        capture_output=True, text=True, timeout=60, check=True)
     state, numbers = r.stdout.strip().splitlines()
     before, during, after = (int(v) for v in numbers.split())
