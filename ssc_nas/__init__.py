@@ -1,22 +1,38 @@
 """ssc-nas: neural architecture search for structured sparse convolutions (SSC).
 
-The public surface; everything else is an implementation detail of its module.
+The public surface; everything else is an implementation detail of its module. The names are
+imported when first used (PEP 562), so that ``import ssc_nas.cli`` does not import torch:
+``ssc-nas --help`` starts in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
-
-from .convert import convert
-from .cost import Cost, count, layer_cost, measure_latency
-from .errors import SSCNasError
-from .layers import PATTERNS, SSCConv2d, SSCSpec
-from .models import Architecture, LayerSetting, architecture_cost, build, load
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("ssc-nas")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
+
+# Public name -> the module that defines it.
+_HOMES = {
+    "PATTERNS": "layers",
+    "Architecture": "models",
+    "Cost": "cost",
+    "LayerSetting": "models",
+    "SSCConv2d": "layers",
+    "SSCNasError": "errors",
+    "SSCSpec": "layers",
+    "architecture_cost": "models",
+    "build": "models",
+    "convert": "conversion",
+    "count": "cost",
+    "layer_cost": "cost",
+    "load": "models",
+    "measure_latency": "cost",
+}
 
 __all__ = [
     "PATTERNS",
@@ -35,3 +51,24 @@ __all__ = [
     "load",
     "measure_latency",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ssc_nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .conversion import convert
+    from .cost import Cost, count, layer_cost, measure_latency
+    from .errors import SSCNasError
+    from .layers import PATTERNS, SSCConv2d, SSCSpec
+    from .models import Architecture, LayerSetting, architecture_cost, build, load

@@ -7,9 +7,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-from .cost import Cost
 from .errors import BudgetError
+
+if TYPE_CHECKING:  # torch-free at run time: the command line parses budgets (choices.py)
+    from .cost import Cost
 
 __all__ = ["Budget", "exact_count", "format_count", "parse_count", "within_limits"]
 

@@ -7,28 +7,29 @@ import sys
 from typing import Any, NoReturn
 
 import click
-from optuna.exceptions import StorageInternalError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
+# Only torch-free modules here (checked by tests/test_package.py): ``ssc-nas --help`` and a
+# mistake in the options answer at once; each command imports what it runs.
 from . import __version__
-from .baselines.proxies import PROXIES
 from .budget import Budget, format_count
-from .compare.config import DEFAULT_METHODS, METHODS
-from .data import DATASETS, dataset_info
-from .errors import SSCNasError, cannot_write
-from .models import FAMILIES
-from .search import (
+from .choices import (
     AMP_CHOICES,
     CLI_DEFAULTS,
+    COMPARE_METHODS,
+    DATASETS,
+    DEFAULT_COMPARE_METHODS,
     DEFAULT_TRIALS,
+    FAMILY_NAMES,
     OBJECTIVES,
+    OPTIMIZERS,
+    PROXIES,
+    REFERENCE_DESIGNS,
     SAMPLERS,
     STRATEGIES,
 )
-from .search.references import REFERENCE_DESIGNS
-from .train import OPTIMIZERS
+from .errors import SSCNasError, cannot_write
 
 __all__ = ["cli", "main"]
 
@@ -79,7 +80,26 @@ def _macs(ctx: click.Context, macs: str | None, flops: str | None) -> str | None
     return flops
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(click.Command):
+    """A command whose run (not its ``--help`` or a refused option) starts by quieting Optuna:
+    our own lines say what happened; Optuna's INFO lines (e.g. the in-memory study the report
+    computes importances on) are noise to a user. Warnings and errors still show. Here rather
+    than in the group's callback, which runs before a command's ``--help`` is answered."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return super().invoke(ctx)
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # sub-groups (``space``) are _Groups too
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ssc-nas")
 def cli() -> None:
     """Neural architecture search for structured sparse convolutions (SSC).
@@ -87,11 +107,6 @@ def cli() -> None:
     Finds the most accurate CNNs under a parameter and MAC budget by searching per-layer SSC
     settings with Optuna. Start with: ssc-nas search --budget 0.5M
     """
-    import optuna
-
-    # Our own lines say what happened; Optuna's INFO lines (e.g. the in-memory study the
-    # report computes importances on) are noise to a user. Warnings and errors still show.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 # -- space ------------------------------------------------------------------------------------
@@ -131,6 +146,7 @@ def space_show(ctx: click.Context, space_file: str, budget: str | None, macs: st
 
     SPACE_FILE is a YAML file or the name of a shipped space (see: ssc-nas space list).
     """
+    from .data import dataset_info
     from .spaces import BoundSpace, load_space, summarize
 
     if samples < 1:
@@ -169,9 +185,9 @@ def space_show(ctx: click.Context, space_file: str, budget: str | None, macs: st
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Eager ``--config``: the study config file becomes the command's ``default_map``, so
     defaults < --config file < flags given on the command line."""
-    from .search import load_study_config
-
     if value is not None:
+        from .search import load_study_config
+
         config = load_study_config(value)
         defaults = {("macs" if key == "flops" else key): v for key, v in config.items()
                     if key != "description"}
@@ -276,23 +292,24 @@ def search(ctx: click.Context, **values: Any) -> None:
     is kept too), params and MACs go into an Optuna study whose Pareto front is printed at the
     end. Example: ssc-nas search --budget 0.5M
     """
-    from .budget import Budget
-    from .progress import SearchProgress
-    from .search import SearchConfig, parse_duration, run_search
-    from .train import TrainConfig
-
     v = values
     macs = _macs(ctx, v["macs"], v["flops"])
     if v["budget"] is None and macs is None:
         raise SSCNasError("give a budget: --budget 0.5M (params) and/or --macs 40M (MACs), "
                           "or a --config that sets one")
+    budget = Budget.parse(v["budget"], macs)  # before torch is imported: a typo answers at once
+
+    from .progress import SearchProgress
+    from .search import SearchConfig, parse_duration, run_search
+    from .train import TrainConfig
+
     try:
         train = TrainConfig(epochs=int(v["epochs"]), batch_size=int(v["batch_size"]),
                             optimizer=v["optimizer"], lr=v["lr"])
     except ValueError as exc:
         raise SSCNasError(str(exc)) from None
     config = SearchConfig(
-        budget=Budget.parse(v["budget"], macs), space=str(v["space"]),
+        budget=budget, space=str(v["space"]),
         dataset=v["dataset"], data_dir=str(v["data_dir"]), download=bool(v["download"]),
         trials=_trials(v["trials"], v["timeout"], v["strategy"]),
         timeout=parse_duration(v["timeout"]), train=train, subset=float(v["subset"]),
@@ -679,10 +696,11 @@ class _CompareProgress:
 @cli.command()
 @click.option("--budget", required=True, help=BUDGET_HELP + " Pruned networks keep exactly "
                                                             "this many parameters.")
-@click.option("--family", type=click.Choice(list(FAMILIES)), default="vgg16",
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default="vgg16",
               show_default=True, help="Model family.")
-@click.option("--methods", type=CommaList(METHODS), default=",".join(DEFAULT_METHODS),
-              show_default=True, help="Comma-separated, from " + ", ".join(METHODS) + ".")
+@click.option("--methods", type=CommaList(COMPARE_METHODS),
+              default=",".join(DEFAULT_COMPARE_METHODS), show_default=True,
+              help="Comma-separated, from " + ", ".join(COMPARE_METHODS) + ".")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True)
 @click.option("--data-dir", default="data", show_default=True,
               help="Where CIFAR-10/100 and Tiny-ImageNet files are.")
@@ -876,14 +894,6 @@ def _main(argv: list[str] | None) -> None:
     except SSCNasError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (StorageInternalError, SQLAlchemyError) as exc:
-        # A storage that cannot be written (read-only file, full disk): nothing was committed.
-        cause = exc.__cause__ if isinstance(exc, StorageInternalError) else exc
-        reason = str(getattr(cause, "orig", None) or cause or exc).strip().splitlines()[0]
-        err_console.print(f"[red]error:[/] cannot write to the study storage: {reason}; check "
-                          "that the database file and its folder are writable and the disk has "
-                          "space", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except click.exceptions.Abort:
         err_console.print("aborted")
         sys.exit(130)
@@ -892,3 +902,24 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        reason = _storage_write_failure(exc)
+        if reason is None:
+            raise  # a bug: its traceback
+        err_console.print(f"[red]error:[/] cannot write to the study storage: {reason}; check "
+                          "that the database file and its folder are writable and the disk has "
+                          "space", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+def _storage_write_failure(exc: Exception) -> str | None:
+    """Why a storage could not be written (a read-only file, a full disk: nothing was
+    committed); None for any other error. Optuna and SQLAlchemy are imported here, not at the
+    top, so that commands that never open a study start without them."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, StorageInternalError | SQLAlchemyError):
+        return None
+    cause = exc.__cause__ if isinstance(exc, StorageInternalError) else exc
+    return str(getattr(cause, "orig", None) or cause or exc).strip().splitlines()[0]

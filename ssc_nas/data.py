@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from ssc_nas.choices import DATASETS
 from ssc_nas.errors import DataError
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "load_splits",
 ]
 
-DATASETS: tuple[str, ...] = ("mnist-5k", "digits", "cifar10", "cifar100", "tiny-imagenet")
 
 DEFAULT_DATA_DIR = Path("data")
 

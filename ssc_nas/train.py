@@ -35,6 +35,7 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import TensorDataset
 
+from .choices import OPTIMIZERS
 from .data import augment_batch
 from .errors import CheckpointError, SSCNasError
 from .layers import layout
@@ -57,7 +58,6 @@ __all__ = [
     "train_with_checkpoints",
 ]
 
-OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BN_IMAGES = 1024  # training images that re-estimate BatchNorm statistics before validation
 

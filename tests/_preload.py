@@ -7,6 +7,10 @@ import sklearn.datasets  # noqa: F401
 import sklearn.model_selection  # noqa: F401
 import torch
 
-import ssc_nas.cli  # noqa: F401
+import ssc_nas.cli  # noqa: F401  (torch-free: each command imports what it runs, so these too)
+import ssc_nas.compare.config  # noqa: F401
+import ssc_nas.progress  # noqa: F401
+import ssc_nas.search  # noqa: F401
+import ssc_nas.train  # noqa: F401
 
 torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # imports torch._dynamo

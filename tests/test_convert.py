@@ -12,7 +12,7 @@ import torchvision
 from torch import nn
 
 import ssc_nas
-from ssc_nas.convert import convert, is_eligible
+from ssc_nas.conversion import convert, is_eligible
 from ssc_nas.cost import count, layer_cost
 from ssc_nas.errors import SpaceError
 from ssc_nas.layers import SSCConv2d, num_positions

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..choices import PROXIES
 from .saliency import (
     functional_forward,
     loss_gradients,
@@ -41,8 +42,6 @@ from .saliency import (
 
 __all__ = ["PROXIES", "score"]
 
-#: Every proxy of :func:`score`.
-PROXIES: tuple[str, ...] = ("synflow", "snip", "grad_norm", "naswot")
 
 # Functions whose output is a ReLU (or ReLU6, which ``nn.ReLU6`` runs as hardtanh(0, 6)).
 _RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_,

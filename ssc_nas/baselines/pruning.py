@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 from torch.utils.data import TensorDataset
 
+from ..choices import PRUNING_METHODS as METHODS
 from ..data import Splits
 from ..layers import SSCConv2d
 from ..models import Architecture, build
@@ -65,8 +66,6 @@ __all__ = [
     "unprunable_param_count",
 ]
 
-#: Every pruning method of :func:`masks_for`.
-METHODS: tuple[str, ...] = ("snip", "grasp", "synflow", "random", "erk", "magnitude")
 #: Methods whose masks depend on a data batch (the others use at most the input shape).
 DATA_METHODS: tuple[str, ...] = ("snip", "grasp")
 

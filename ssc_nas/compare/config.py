@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..baselines import METHODS as PRUNING_METHODS
 from ..budget import Budget
+from ..choices import COMPARE_METHODS as METHODS
+from ..choices import DEFAULT_COMPARE_METHODS as DEFAULT_METHODS
+from ..choices import PRUNING_METHODS, SSC_METHODS
 from ..errors import BudgetError, SSCNasError
 from ..models import FAMILIES
 from ..search import DEFAULT_STORAGE, SearchConfig, default_study_name
@@ -26,14 +28,6 @@ __all__ = [
 ]
 
 
-#: SSC methods of :func:`run_compare`.
-SSC_METHODS: tuple[str, ...] = ("ssc-search", "ssc-uniform", "reference")
-#: Every method ``--methods`` accepts.
-METHODS: tuple[str, ...] = (*SSC_METHODS, *PRUNING_METHODS)
-#: What ``ssc-nas compare`` runs when ``--methods`` is not given (the paper's baselines).
-DEFAULT_METHODS: tuple[str, ...] = (
-    "ssc-search", "ssc-uniform", "snip", "grasp", "synflow", "erk", "random",
-)
 #: The default dense width is the smallest whose dense network has this many x the budget.
 DENSE_OVER_BUDGET = 4.0
 #: HetConv parts P tried by ``ssc-uniform`` (spatial fraction 1/P).

@@ -9,12 +9,21 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..baselines.proxies import PROXIES
 from ..budget import Budget, exact_count
+from ..choices import (
+    AMP_CHOICES,
+    CLI_DEFAULTS,
+    DEFAULT_OBJECTIVES,
+    DEFAULT_TRIALS,
+    OBJECTIVES,
+    PROXIES,
+    SAMPLERS,
+    SCORES,
+    STRATEGIES,
+)
 from ..errors import StudyError
 from ..spaces import SearchSpace
 from ..train import TrainConfig
-from .objectives import DEFAULT_OBJECTIVES, OBJECTIVES, SCORES
 
 __all__ = [
     "AMP_CHOICES",
@@ -43,20 +52,7 @@ __all__ = [
 ]
 
 
-SAMPLERS = ("tpe", "nsga2", "random")
-#: ``--amp``: ``auto`` or one of ``TrainConfig.amp``'s values.
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
-#: ``full``: every candidate trains the whole proxy schedule; ``sh``: successive halving over
-#: rungs (``halving``), where only the top ``1 / eta`` of each rung trains on.
-STRATEGIES = ("full", "sh")
 DEFAULT_STORAGE = "sqlite:///ssc-nas.db"
-#: What ``ssc-nas search`` runs without flags (studies/default.yaml): the stage-shared space,
-#: successive halving and 60 candidates won benchmarks/search_efficiency.py against the
-#: per-layer space, full training and 20 trials (mnist-5k, 5 seeds; docs/evidence.md).
-CLI_DEFAULTS = {"space": "resnet20-ssc-stage", "strategy": "sh"}
-#: ``--trials`` when not given: trained trials (full), or candidates (sh: 3 x 20, the factor
-#: the benchmark compared at).
-DEFAULT_TRIALS = {"full": 20, "sh": 60}
 # ssc-nas compare stores its pruning-at-init baselines in "<study>-baselines".
 BASELINES_SUFFIX = "-baselines"
 # --strategy sh claims a promotion by creating a study "<study>:promote:<trial>" (halving);

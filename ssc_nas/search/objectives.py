@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 from optuna.trial import FrozenTrial
 
+from ..choices import DEFAULT_OBJECTIVES, OBJECTIVES, SCORES
+
 __all__ = [
     "DEFAULT_OBJECTIVES",
     "OBJECTIVES",
@@ -35,10 +37,6 @@ __all__ = [
     "untrained_value",
 ]
 
-#: The score objectives (exactly one per study), then the cost objectives.
-SCORES = ("val_loss", "accuracy")
-OBJECTIVES = (*SCORES, "params", "macs", "latency")
-DEFAULT_OBJECTIVES = ("val_loss", "params", "macs")
 #: Objectives of studies made before ``objectives`` was stored, by position.
 _LEGACY = ("accuracy", "params", "macs", "latency")
 

@@ -9,14 +9,13 @@ from typing import Any
 import optuna
 
 from ..budget import Budget
+from ..choices import REFERENCE_DESIGNS
 from ..models import Architecture
 from ..spaces import BoundSpace, ParamGroup
 
 __all__ = ["REFERENCE_DESIGNS", "enqueue_reference_designs", "reference_architectures",
            "reference_designs"]
 
-#: The names of :func:`reference_designs`, in enqueue order.
-REFERENCE_DESIGNS = ("standard", "groupwise", "depthwise-separable", "hetconv-p4", "ssc-uniform")
 
 
 def _alternate(first: dict[str, Any], second: dict[str, Any]) -> Callable[[int, ParamGroup], dict]:
