@@ -143,15 +143,19 @@ class TrialRunner:
             with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize":
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = self.study.ask()  # we record the heartbeats ourselves (Heartbeats)
-            if not self.from_queue(trial) or self._claim(trial.number):
+            # Popped from the queue: queued trials all come with user attributes (a reference
+            # design's ``reference``; ``promoted_from``; a retried trial's own;
+            # ``interrupted_trial``), a trial that ``ask()`` samples afresh has none.
+            attrs = trial.user_attrs  # (one read of the storage)
+            if not attrs or self._claim(trial.number):
                 break
             # Another worker popped the same queued trial and trains it: Optuna pops a queued
             # trial by reading it WAITING, then writing RUNNING, and on SQLite (pysqlite) the
             # read is not in the write's transaction, so two workers can both pop it. Seen in
             # CI: both trained reference trial 2, and the slower one failed on telling it.
         self._open[trial.number] = trial
-        if self.from_queue(trial):
-            self._queued[trial.number] = dict(trial.user_attrs)
+        if attrs:
+            self._queued[trial.number] = dict(attrs)
         if self._beats is not None:
             self._beats.hold(trial.number)
         return trial
@@ -217,15 +221,10 @@ class TrialRunner:
         self.study.enqueue_trial(params, user_attrs=attrs)
         trial.set_user_attr("interrupted", "stopped by Ctrl-C; its candidate was queued again")
 
-    @staticmethod
-    def from_queue(trial: optuna.Trial) -> bool:
-        """Popped from the queue: a reference design, a promotion, a retried or an interrupted
-        trial queued again.
-
-        All come with user attributes (``reference``; ``promoted_from``; a retried trial's own;
-        ``interrupted_trial``), a trial that ``ask()`` samples afresh has none.
-        """
-        return bool(trial.user_attrs)
+    def from_queue(self, trial: optuna.Trial) -> bool:
+        """Popped from the queue (a reference design, a promotion, a retried or an interrupted
+        trial queued again), as :meth:`_ask` found it; False once the trial is told."""
+        return trial.number in self._queued
 
     # -- one candidate -----------------------------------------------------------------------
 
@@ -308,7 +307,7 @@ class TrialRunner:
         are trained as they are: never prescreened, and prescreen candidates never pop them."""
         try:
             trial = self._ask()
-            from_queue = self.from_queue(trial)  # before _propose sets our own attributes
+            from_queue = self.from_queue(trial)  # before the trial is told
             if self._surplus(trial):
                 return
             first = self._propose(trial)
