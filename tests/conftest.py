@@ -69,10 +69,18 @@ def postgres_url() -> Iterator[str]:
         cluster.stop()
 
 
+# Tests run tiny convolutions: one torch thread is faster, and much faster on a busy machine
+# (two OpenMP threads spin against each other when another process holds a core). Set for the
+# whole test process, so that module-scoped fixtures, which are set up before any function-scoped
+# fixture, train at one thread too: test_bad_input's 2-trial study took 7 s alone and 80-100 s
+# with the other pytest-xdist worker training its own at two threads beside it.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    """Tests run tiny convolutions: one torch thread is faster, and much faster on a busy
-    machine (two OpenMP threads spin against each other when another process holds a core)."""
+    """One torch thread in every test, whatever the test before it set (an in-process
+    ``ssc-nas worker --threads N`` sets N)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
