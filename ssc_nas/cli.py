@@ -29,7 +29,7 @@ from .choices import (
     SAMPLERS,
     STRATEGIES,
 )
-from .errors import SSCNasError, cannot_write
+from .errors import SearchInterrupted, SSCNasError, cannot_write
 
 __all__ = ["cli", "main"]
 
@@ -427,7 +427,6 @@ def worker(study: str, storage: str, data_dir: str, device: str, timeout: str | 
 
     import torch
 
-    from .errors import SearchInterrupted
     from .progress import SearchProgress
     from .search import parse_duration, run_worker
 
@@ -869,7 +868,6 @@ def _exit_now(code: object) -> NoReturn:
 
 
 def _main(argv: list[str] | None) -> None:
-    from .errors import SearchInterrupted
     from .runtime import tune_malloc
 
     try:
