@@ -335,7 +335,6 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
             r = run_cli(case.args)
 
         after_files = snapshot(folder)
-        db.chmod(0o644)
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 2, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     if not case.process:  # (a storage failure comes after the study is open and announced)
