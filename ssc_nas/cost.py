@@ -8,8 +8,8 @@ Conventions, as in the efficient-network literature (MobileNet, ShuffleNet):
   BatchNorm folds into the preceding convolution at inference, and activations and pooling
   multiply nothing, so they add no MACs. The CLI's ``--macs`` budget is in these MACs.
 
-Analytic costs (:func:`layer_cost`) need no module, so a search can reject a candidate in
-microseconds; :func:`count` walks a built model and must agree with them.
+Analytic costs (:func:`layer_cost`) need no module (nor torch), so a search can reject a
+candidate in microseconds; :func:`count` walks a built model and must agree with them.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from .layers import SSCSpec
 
-from .layers import SSCConv2d, SSCSpec
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "Cost",
@@ -77,6 +78,10 @@ def linear_cost(in_features: int, out_features: int, bias: bool = True) -> Cost:
 
 
 def _module_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    from torch import nn
+
+    from .layers import SSCConv2d
+
     if isinstance(module, SSCConv2d):
         return module.spec.macs((inp.shape[2], inp.shape[3]))
     if isinstance(module, nn.Conv2d):
@@ -88,18 +93,21 @@ def _module_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int
     return 0
 
 
-_COSTED = (SSCConv2d, nn.Conv2d, nn.Linear)
-
-
 def _traced_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     """MACs summed over every costed module call in one eval forward of a zero (1, C, H, W)."""
+    import torch
+    from torch import nn
+
+    from .layers import SSCConv2d
+
     macs = 0
 
     def hook(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
         nonlocal macs
         macs += _module_macs(module, args[0], out)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _COSTED)]
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (SSCConv2d, nn.Conv2d, nn.Linear))]
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
@@ -139,6 +147,8 @@ def measure_latency(
     Runs under ``torch.no_grad`` in eval mode after ``warmup`` untimed passes; on CUDA each
     pass is synchronized. ``device`` defaults to where the model's parameters are.
     """
+    import torch
+
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")

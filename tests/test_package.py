@@ -19,7 +19,7 @@ PACKAGE = ROOT / "ssc_nas"
 # Lower layers never import higher ones (docs/architecture.md).
 ORDER = ["errors", "choices", "runtime", "layers", "cost", "budget", "models", "spaces",
          "conversion", "data",
-         "train", "baselines", "search", "progress", "compare", "report", "cli"]
+         "schedule", "train", "baselines", "search", "progress", "compare", "report", "cli"]
 
 
 def _layer_of(module: str) -> str | None:

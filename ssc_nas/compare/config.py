@@ -10,9 +10,9 @@ from ..choices import DEFAULT_COMPARE_METHODS as DEFAULT_METHODS
 from ..choices import PRUNING_METHODS, SSC_METHODS
 from ..errors import BudgetError, SSCNasError
 from ..models import FAMILIES
+from ..schedule import TrainConfig
 from ..search import DEFAULT_STORAGE, SearchConfig, default_study_name
 from ..spaces import load_space
-from ..train import TrainConfig
 
 __all__ = [
     "DEFAULT_METHODS",

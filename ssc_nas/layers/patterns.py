@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "PATTERNS",
@@ -46,22 +48,30 @@ def validate_pattern(pattern: str) -> None:
         raise ValueError(f"pattern must be one of {', '.join(PATTERNS)}, but got {pattern!r}")
 
 
-def pattern_mask(pattern: str, kernel_size: int) -> torch.Tensor:
-    """The (K, K) boolean mask of the positions ``pattern`` keeps."""
-    validate_pattern(pattern)
-    k = kernel_size
+def _keeps(pattern: str, k: int, i: int, j: int) -> bool:
+    """Whether a K x K kernel of ``pattern`` keeps position (i, j): the one place the patterns
+    are defined."""
     c = k // 2
-    i = torch.arange(k).view(k, 1)
-    j = torch.arange(k).view(1, k)
     if pattern == "full":
-        return torch.ones(k, k, dtype=torch.bool)
+        return True
     if pattern == "plus":
-        return (i == c) | (j == c)
+        return i == c or j == c
     if pattern == "x":
-        return (i == j) | (i + j == k - 1)
+        return i == j or i + j == k - 1
     if pattern == "checker":
         return (i + j) % 2 == 0
-    return (i == c) & (j == c)
+    return i == c and j == c
+
+
+def pattern_mask(pattern: str, kernel_size: int) -> torch.Tensor:
+    """The (K, K) boolean mask of the positions ``pattern`` keeps."""
+    import torch  # here, not at the top: the positions and pieces need no torch
+
+    k = kernel_size
+    mask = torch.zeros(k, k, dtype=torch.bool)
+    for i, j in pattern_positions(pattern, k):
+        mask[i, j] = True
+    return mask
 
 
 def pattern_positions(pattern: str, kernel_size: int) -> tuple[tuple[int, int], ...]:
@@ -71,8 +81,9 @@ def pattern_positions(pattern: str, kernel_size: int) -> tuple[tuple[int, int], 
 
 @cache
 def _positions(pattern: str, kernel_size: int) -> tuple[tuple[int, int], ...]:
-    mask = pattern_mask(pattern, kernel_size)
-    return tuple((int(a), int(b)) for a, b in mask.nonzero().tolist())
+    validate_pattern(pattern)
+    k = kernel_size
+    return tuple((i, j) for i in range(k) for j in range(k) if _keeps(pattern, k, i, j))
 
 
 def num_positions(pattern: str, kernel_size: int) -> int:

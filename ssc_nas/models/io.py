@@ -13,14 +13,15 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..errors import cannot_write
 from .architecture import Architecture, InputShape
 from .registry import build
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["FORMAT", "load", "read_architecture_file", "save_atomically", "save_model",
            "write_architecture_file"]
@@ -65,6 +66,8 @@ def save_atomically(obj: Any, path: str | Path) -> Path:
 
     The object is serialized in memory first: torch's file writer reports a failed write as a
     bare ``RuntimeError``, Python's as the ``OSError`` it is."""
+    import torch  # here, not at the top: reading and writing architecture files needs none
+
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -93,6 +96,8 @@ def load(path: str | Path, weights: str | Path | None = None,
          map_location: str | torch.device = "cpu") -> nn.Module:
     """The ready ``nn.Module`` from an architecture JSON (optionally with ``weights``, a model
     file saved by ``ssc-nas train``) or directly from a model file. Eval mode."""
+    import torch
+
     path = Path(path)
     if path.suffix == ".json":
         arch, shape, _ = read_architecture_file(path)

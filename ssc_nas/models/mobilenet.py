@@ -1,76 +1,18 @@
-"""MobileNetV2-style inverted residuals (Sandler et al. 2018), CIFAR variant (stride-1 stem).
-
-Each block: 1 x 1 expansion, 3 x 3 depthwise, 1 x 1 projection, all SSC layers. The depthwise
-convolutions default to ``groups="depthwise"``; a search space may search their pattern or
-override their groups.
+"""MobileNetV2-style inverted residuals (Sandler et al. 2018), CIFAR variant, built from a plan of
+:func:`.planners.plan_mobilenetv2`: 1 x 1 expansion, 3 x 3 depthwise, 1 x 1 projection, all SSC
+layers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from .architecture import Architecture, ConvSlot, LayerSetting, make_divisible
-from .plan import Plan, conv_output_size, ssc_conv
+from .architecture import Architecture, ConvSlot
+from .plan import Plan, ssc_conv
+from .planners import InvertedResidualPlan
 
-__all__ = [
-    "CONFIG",
-    "DEPTHWISE",
-    "InvertedResidual",
-    "InvertedResidualPlan",
-    "MobileNetV2",
-    "plan_mobilenetv2",
-]
-
-# (expansion t, output channels c, blocks n, first stride s), as in the paper's Table 2, with
-# the CIFAR strides (the first two down-samplings removed).
-CONFIG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-          (6, 160, 3, 2), (6, 320, 1, 1))
-STEM, LAST = 32, 1280
-DEPTHWISE = LayerSetting(groups="depthwise")
-
-
-@dataclass(frozen=True)
-class InvertedResidualPlan:
-    expand: ConvSlot | None
-    depthwise: ConvSlot
-    project: ConvSlot
-    residual: bool
-
-
-def plan_mobilenetv2(name: str, width: float, in_channels: int, num_classes: int,
-                     input_size: tuple[int, int]) -> Plan:
-    stem_out = make_divisible(STEM * width)
-    stem = ConvSlot("stem", "stem", in_channels, stem_out, 3, 1, input_size, searchable=False)
-    size, channels = input_size, stem_out
-    norms = [stem_out]
-    blocks: list[InvertedResidualPlan] = []
-    for s, (t, c, n, stride) in enumerate(CONFIG):
-        out = make_divisible(c * width)
-        stage = f"stage{s + 1}"
-        for b in range(n):
-            st = stride if b == 0 and min(size) >= 2 else 1
-            hidden = channels * t
-            prefix = f"{stage}.block{b}"
-            expand = None
-            if t != 1:
-                expand = ConvSlot(f"{prefix}.expand", stage, channels, hidden, 1, 1, size)
-                norms.append(hidden)
-            dw = ConvSlot(f"{prefix}.depthwise", stage, hidden, hidden, 3, st, size,
-                          default=DEPTHWISE)
-            mid = conv_output_size(size, 3, st)
-            project = ConvSlot(f"{prefix}.project", stage, hidden, out, 1, 1, mid)
-            norms += [hidden, out]
-            blocks.append(InvertedResidualPlan(expand, dw, project, st == 1 and channels == out))
-            size, channels = mid, out
-    last_out = make_divisible(LAST * max(1.0, width))
-    last = ConvSlot("head.conv", "head", channels, last_out, 1, 1, size)
-    norms.append(last_out)
-    slots = [x for blk in blocks for x in (blk.expand, blk.depthwise, blk.project) if x]
-    return Plan(name, width, in_channels, num_classes, input_size, stem, (*slots, last),
-                tuple(norms), last_out, (tuple(blocks), last))
+__all__ = ["InvertedResidual", "MobileNetV2"]
 
 
 def _conv_bn(slot: ConvSlot, arch: Architecture, act: bool) -> list[nn.Module]:

@@ -7,15 +7,19 @@ drift apart. Stems and classifiers stay dense; every other convolution is an ``S
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..cost import Cost, conv_cost, linear_cost
-from ..layers import SSCConv2d, SSCSpec
+from ..layers import SSCSpec
 from .architecture import Architecture, ConvSlot, LayerSetting
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..layers import SSCConv2d
 
 __all__ = ["Plan", "Family", "ssc_conv", "slot_spec", "conv_output_size"]
 
@@ -34,6 +38,8 @@ def slot_spec(slot: ConvSlot, setting: LayerSetting) -> SSCSpec:
 
 def ssc_conv(slot: ConvSlot, arch: Architecture) -> SSCConv2d:
     """The one factory through which models get their convolutions."""
+    from ..layers import SSCConv2d
+
     return SSCConv2d.from_spec(slot_spec(slot, arch.setting(slot)))
 
 
@@ -79,9 +85,15 @@ class Plan:
 @dataclass(frozen=True)
 class Family:
     """A model family: its display title, a planner and the module class that builds from its
-    plans."""
+    plans, named ``"module.Class"`` inside this package and imported (with torch) only to build.
+    """
 
     name: str
     title: str
     planner: Callable[[float, int, int, tuple[int, int]], Plan]
-    module: Callable[[Plan, Architecture], nn.Module]
+    module: str
+
+    def build(self, plan: Plan, arch: Architecture) -> nn.Module:
+        """The ``nn.Module`` of ``arch`` on ``plan``."""
+        module, cls = self.module.rsplit(".", 1)
+        return getattr(importlib.import_module(f".{module}", __package__), cls)(plan, arch)

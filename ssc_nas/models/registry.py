@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from functools import partial
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..cost import Cost
 from .architecture import Architecture
-from .mobilenet import MobileNetV2, plan_mobilenetv2
 from .plan import Family, Plan
-from .resnet import ResNet, plan_resnet
-from .vgg import VGG, plan_vgg
+from .planners import plan_mobilenetv2, plan_resnet, plan_vgg
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "FAMILIES",
@@ -24,13 +24,13 @@ __all__ = [
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("vgg16", "VGG-16", partial(plan_vgg, "vgg16"), VGG),
-        Family("vgg11", "VGG-11", partial(plan_vgg, "vgg11"), VGG),
-        Family("resnet20", "ResNet-20", partial(plan_resnet, "resnet20"), ResNet),
-        Family("resnet56", "ResNet-56", partial(plan_resnet, "resnet56"), ResNet),
-        Family("resnet18", "ResNet-18", partial(plan_resnet, "resnet18"), ResNet),
+        Family("vgg16", "VGG-16", partial(plan_vgg, "vgg16"), "vgg.VGG"),
+        Family("vgg11", "VGG-11", partial(plan_vgg, "vgg11"), "vgg.VGG"),
+        Family("resnet20", "ResNet-20", partial(plan_resnet, "resnet20"), "resnet.ResNet"),
+        Family("resnet56", "ResNet-56", partial(plan_resnet, "resnet56"), "resnet.ResNet"),
+        Family("resnet18", "ResNet-18", partial(plan_resnet, "resnet18"), "resnet.ResNet"),
         Family("mobilenetv2", "MobileNetV2", partial(plan_mobilenetv2, "mobilenetv2"),
-               MobileNetV2),
+               "mobilenet.MobileNetV2"),
     )
 }
 
@@ -60,7 +60,7 @@ def build(arch: Architecture, in_channels: int, num_classes: int,
     if unknown:
         raise ValueError(f"architecture names layers that {arch.family} does not have: "
                          f"{sorted(unknown)[:5]}")
-    return get_family(arch.family).module(p, arch)
+    return get_family(arch.family).build(p, arch)
 
 
 def architecture_cost(arch: Architecture, in_channels: int, num_classes: int,

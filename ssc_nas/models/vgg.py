@@ -1,63 +1,17 @@
-"""CIFAR VGG with BatchNorm (Simonyan & Zisserman; the CIFAR variant of pruning-at-init papers).
-
-Configs are plans like ``[64, 64, "M", 128, ...]``; a global average pool and one linear layer
-classify. Max-pools that would shrink a map below 1 x 1 are skipped, so 8 x 8 inputs work.
+"""CIFAR VGG with BatchNorm (Simonyan & Zisserman), built from a plan of
+:func:`.planners.plan_vgg`: conv-BN-ReLU stacks with max-pools, a global average pool and one
+linear layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from .architecture import Architecture, ConvSlot, make_divisible
+from .architecture import Architecture
 from .plan import Plan, ssc_conv
 
-__all__ = [
-    "CONFIGS",
-    "VGG",
-    "plan_vgg",
-]
-
-CONFIGS: dict[str, Sequence[int | str]] = {
-    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-              512, 512, 512, "M"],
-}
-
-
-def plan_vgg(name: str, width: float, in_channels: int, num_classes: int,
-             input_size: tuple[int, int]) -> Plan:
-    cfg = CONFIGS[name]
-    size = input_size
-    layout: list[ConvSlot | str] = []
-    slots: list[ConvSlot] = []
-    stem: ConvSlot | None = None
-    channels = in_channels
-    stage, index = 1, 0
-    norms: list[int] = []
-    for item in cfg:
-        if item == "M":
-            if min(size) >= 2:
-                layout.append("M")
-                size = (size[0] // 2, size[1] // 2)
-            stage += 1
-            continue
-        out = make_divisible(int(item) * width)
-        name_ = f"stage{stage}.conv{index}"
-        slot = ConvSlot(name_, f"stage{stage}", channels, out, 3, 1, size,
-                        searchable=stem is not None)
-        if stem is None:
-            stem = slot
-        else:
-            slots.append(slot)
-        layout.append(slot)
-        norms.append(out)
-        channels, index = out, index + 1
-    assert stem is not None
-    return Plan(name, width, in_channels, num_classes, input_size, stem, tuple(slots),
-                tuple(norms), channels, tuple(layout))
+__all__ = ["VGG"]
 
 
 class VGG(nn.Module):

@@ -17,15 +17,18 @@ One concept per module (``docs/architecture.md``): ``config`` (what a search is 
 ``objectives`` (score and cost objectives, read back from trials), ``samplers``, ``storage``,
 ``references`` (the classic designs), ``results`` (reading a study), ``halving`` (successive
 halving over rungs, ``--strategy sh``), ``trials`` (the trial runner), ``workers`` and ``run``
-(``run_search``).
+(``run_search``). The loop that trains (``run``, ``workers``: ``run_search``, ``SearchRun``,
+``run_worker``) is imported when first used, so reading a study does not import torch.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 from optuna.exceptions import ExperimentalWarning
 
+from .._lazy import lazy_exports
 from ..errors import SearchInterrupted
 from .config import (
     AMP_CHOICES,
@@ -57,11 +60,9 @@ from .results import (
     study_objectives,
     study_rows,
 )
-from .run import SearchRun, run_search
 from .rungs import Rungs
 from .samplers import make_sampler, worker_seed
 from .storage import load_existing_study, make_storage, open_study, sqlite_path
-from .workers import run_worker
 
 # Heartbeats, multivariate TPE and metric names are experimental in Optuna; we use them on purpose.
 warnings.filterwarnings("ignore", category=ExperimentalWarning)
@@ -110,3 +111,10 @@ __all__ = [
     "trial_val_loss",
     "worker_seed",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"SearchRun": "run", "run_search": "run", "run_worker": "workers"}, globals())
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .run import SearchRun, run_search
+    from .workers import run_worker

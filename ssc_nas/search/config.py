@@ -22,8 +22,8 @@ from ..choices import (
     STRATEGIES,
 )
 from ..errors import StudyError
+from ..schedule import TrainConfig
 from ..spaces import SearchSpace
-from ..train import TrainConfig
 
 __all__ = [
     "AMP_CHOICES",

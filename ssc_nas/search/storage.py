@@ -15,8 +15,8 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from sqlalchemy.engine import make_url
 
 from ..errors import SSCNasError, StudyError
+from ..schedule import setting_differences
 from ..spaces import SearchSpace
-from ..train import setting_differences
 from .config import (
     ATTR_DEFAULTS,
     BASELINES_SUFFIX,
