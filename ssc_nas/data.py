@@ -27,14 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import TensorDataset
 
 from ssc_nas.choices import DATASETS
 from ssc_nas.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: dataset_info needs none
+    import torch
+    from torch.utils.data import TensorDataset
 
 __all__ = [
     "DATASETS",
@@ -172,6 +174,9 @@ def _split(
 
 def _to_tensors(pool: _Pool, idx: np.ndarray, name: str) -> TensorDataset:
     """Normalized float32 images and int64 labels for the rows ``idx`` of ``pool``."""
+    import torch
+    from torch.utils.data import TensorDataset
+
     mean, std = NORMALIZATION[name]
     x = torch.from_numpy(np.ascontiguousarray(pool.images[idx])).to(torch.float32)
     x.div_(pool.scale)
@@ -628,6 +633,9 @@ def augment_batch(
     may differ from ``x``'s). Zero padding is applied to the tensor as given: on normalized images
     it is the dataset's mean colour. Returns a new tensor; ``x`` is not modified.
     """
+    import torch
+    import torch.nn.functional as F
+
     if x.dim() != 4:
         raise ValueError(f"augment_batch expects a (N, C, H, W) batch, got shape {tuple(x.shape)}")
     if padding < 0:

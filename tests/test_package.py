@@ -135,14 +135,16 @@ def test_console_script_version() -> None:
 
 
 def test_the_command_line_answers_help_and_option_mistakes_without_torch() -> None:
-    """``ssc-nas --help``, a command's ``--help`` and a mistake in its options import no torch
-    (it took 2.4 of the 3 s such a command took): the CLI imports only torch-free modules at
-    the top (``choices``, ``budget``, ``errors``) and each command imports what it runs."""
+    """``ssc-nas --help``, a command's ``--help``, a mistake in its options and ``space show``
+    import no torch (it took 2.4 of the 3 s such a command took): the CLI imports only
+    torch-free modules at the top (``choices``, ``budget``, ``errors``) and each command imports
+    what it runs (``space show``: spaces, analytic costs, ``data.dataset_info``)."""
     probe = (
         "import sys\n"
         "from ssc_nas.cli import main\n"
         "for argv in (['--help'], ['search', '--help'], ['compare', '--help'],\n"
-        "             ['search', '--budget', 'abc'], ['search', '--dataset', 'bogus']):\n"
+        "             ['search', '--budget', 'abc'], ['search', '--dataset', 'bogus'],\n"
+        "             ['space', 'show', 'resnet20-ssc', '--budget', '0.5M', '--samples', '50']):\n"
         "    try:\n"
         "        main(argv)\n"
         "        code = 0\n"
@@ -154,7 +156,7 @@ def test_the_command_line_answers_help_and_option_mistakes_without_torch() -> No
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     ours = [line for line in result.stdout.splitlines() if line.startswith("@ ")]
-    assert ours == ["@ --help 0", "@ --help 0", "@ --help 0", "@ abc 2", "@ bogus 2",
+    assert ours == ["@ --help 0", "@ --help 0", "@ --help 0", "@ abc 2", "@ bogus 2", "@ 50 0",
                     "@ torch False"], result.stdout + result.stderr
 
 
