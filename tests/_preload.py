@@ -11,6 +11,8 @@ import ssc_nas.cli  # noqa: F401  (torch-free: each command imports what it runs
 import ssc_nas.compare.config  # noqa: F401
 import ssc_nas.progress  # noqa: F401
 import ssc_nas.search  # noqa: F401
+import ssc_nas.search.run  # noqa: F401  (ssc_nas.search imports the loop when first used)
+import ssc_nas.search.workers  # noqa: F401
 import ssc_nas.train  # noqa: F401
 
 torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # imports torch._dynamo
