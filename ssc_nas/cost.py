@@ -77,22 +77,6 @@ def linear_cost(in_features: int, out_features: int, bias: bool = True) -> Cost:
                 in_features * out_features)
 
 
-def _module_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
-    from torch import nn
-
-    from .layers import SSCConv2d
-
-    if isinstance(module, SSCConv2d):
-        return module.spec.macs((inp.shape[2], inp.shape[3]))
-    if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        per_pixel = module.out_channels * (module.in_channels // module.groups) * kh * kw
-        return per_pixel * out.shape[2] * out.shape[3]
-    if isinstance(module, nn.Linear):
-        return module.in_features * module.out_features * (out[0].numel() // module.out_features)
-    return 0
-
-
 def _traced_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     """MACs summed over every costed module call in one eval forward of a zero (1, C, H, W)."""
     import torch
@@ -104,7 +88,15 @@ def _traced_macs(model: nn.Module, input_size: Sequence[int]) -> int:
 
     def hook(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
         nonlocal macs
-        macs += _module_macs(module, args[0], out)
+        if isinstance(module, SSCConv2d):
+            macs += module.spec.macs((args[0].shape[2], args[0].shape[3]))
+        elif isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            per_pixel = module.out_channels * (module.in_channels // module.groups) * kh * kw
+            macs += per_pixel * out.shape[2] * out.shape[3]
+        else:  # nn.Linear
+            macs += module.in_features * module.out_features * (
+                out[0].numel() // module.out_features)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (SSCConv2d, nn.Conv2d, nn.Linear))]
