@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .architecture import ConvSlot, LayerSetting, make_divisible
+from .architecture import DEPTHWISE, ConvSlot, LayerSetting, make_divisible
 from .plan import Plan, conv_output_size
 
 __all__ = [
@@ -140,7 +140,7 @@ def plan_resnet(name: str, width: float, in_channels: int, num_classes: int,
 MOBILENETV2_CONFIG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
           (6, 160, 3, 2), (6, 320, 1, 1))
 STEM, LAST = 32, 1280
-_DEPTHWISE = LayerSetting(groups="depthwise")  # the default of depthwise slots
+_DEPTHWISE = LayerSetting(groups=DEPTHWISE)  # the default of depthwise slots
 
 
 @dataclass(frozen=True)
