@@ -20,6 +20,10 @@ so it counts sampling, costing, rejected candidates and training.
 schedule, as every trial of the ``full`` strategy), and it is judged at equal wall-clock: at the
 time the default (``tpe``) took for N trials, against random sampling at ``--random-factor`` x N.
 
+``SPACE:NAME`` in ``--samplers`` runs that sampler on another search space (``--space`` is
+the default), so spaces compare in one run: every space's hypervolume uses the largest MACs
+reachable in any of them.
+
 ``--keep FOLDER`` keeps the study databases; run the same command again to resume (finished
 searches are read back, not rerun).
 
@@ -28,8 +32,10 @@ hypervolume at equal wall-clock (the mean time TPE took for N trials), the best 
 score at N trials (the accuracy axis alone: a ``width: fill`` space puts every design at the
 params budget, where the hypervolume's params axis adds nothing), trained trials per hour;
 then the verdict lines of the targets (a model-based sampler at N trials vs random at 2N, at
-equal trials and at equal wall-clock). ``--plot FILE.png`` draws hypervolume vs trials and vs
-seconds, mean over seeds.
+equal trials and at equal wall-clock), and each entry of ``--samplers`` paired seed by seed
+(seed s is the same data split for all) against the first: the mean difference of the
+hypervolume at the end, its 95 % t interval, and in how many seeds it is ahead. ``--plot
+FILE.png`` draws hypervolume vs trials and vs seconds, mean over seeds.
 
 Usage::
 
@@ -37,6 +43,7 @@ Usage::
     python benchmarks/search_efficiency.py                  # mnist-5k, resnet20-ssc, 0.5M,
                                                             # 20 trials x 3 seeds: hours on 2 cores
     python benchmarks/search_efficiency.py --samplers random,tpe --seeds 3 --plot hv.png
+    python benchmarks/search_efficiency.py --space vgg16-ssc --samplers tpe,vgg16-ssc-stage:tpe+sh
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from ssc_nas.budget import Budget, within_limits  # noqa: E402
 from ssc_nas.data import Splits, dataset_info, load_splits  # noqa: E402
@@ -143,29 +151,42 @@ def hypervolume_curve(points: list[tuple[int, float, np.ndarray]]) -> tuple[list
     return values, seconds
 
 
-def one_search(args: argparse.Namespace, label: str, seed: int, trials: int, folder: Path,
+def entry_parts(entry: str, default_space: str) -> tuple[str, str]:
+    """``SPACE:NAME`` -> (space, name); a bare ``NAME`` runs on ``default_space``."""
+    space, _, label = entry.rpartition(":")
+    return space or default_space, label
+
+
+def one_search(args: argparse.Namespace, entry: str, seed: int, trials: int, folder: Path,
                splits: Splits, macs_ref: float) -> Curve:
-    """``label`` is a sampler (``tpe``), or a sampler with ``+sh`` for successive halving."""
+    """``entry`` is a sampler (``tpe``), a sampler with ``+sh`` for successive halving, either
+    with ``SPACE:`` before it for another space than ``--space``."""
+    space, label = entry_parts(entry, args.space)
     sampler, _, strategy = label.partition("+")
-    storage = f"sqlite:///{folder / f'{label}-{seed}.db'}"
+    name = entry.replace(":", "_")  # a bare entry keeps its old file and study name
+    storage = f"sqlite:///{folder / f'{name}-{seed}.db'}"
     config = SearchConfig(
-        budget=Budget.parse(args.budget), space=args.space, dataset=args.dataset,
+        budget=Budget.parse(args.budget), space=space, dataset=args.dataset,
         trials=trials, train=TrainConfig(epochs=args.epochs), sampler=sampler,
         storage=storage, seed=seed, reference_designs=args.reference_designs,
-        study=f"{label}-{seed}", strategy=strategy or "full", eta=args.eta, rungs=args.rungs,
+        study=f"{name}-{seed}", strategy=strategy or "full", eta=args.eta, rungs=args.rungs,
         objectives=(args.objective, "params", "macs"))
     result = run_search(config, splits=splits)
     points = normalised_points(result.study, float(config.budget.params or 1), macs_ref,
                                args.objective, splits.info.num_classes)
     hv, seconds = hypervolume_curve(points)
     best = np.minimum.accumulate([p[0] for _, _, p in points]).tolist() if points else []
-    return Curve(label, seed, hv, seconds, best)
+    return Curve(entry, seed, hv, seconds, best)
 
 
 def mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.4f}" if values else "-"
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+    """Mean ± sample std over seeds; a seed without a value yet (NaN: nothing trained by that
+    time) is left out and the seeds counted."""
+    known = [v for v in values if not math.isnan(v)]
+    of = "" if len(known) == len(values) else f" ({len(known)} of {len(values)} seeds)"
+    if len(known) < 2:
+        return (f"{known[0]:.4f}" if known else "-") + of
+    return f"{statistics.fmean(known):.4f} ± {statistics.stdev(known):.4f}{of}"
 
 
 def main() -> None:
@@ -179,7 +200,8 @@ def main() -> None:
                         help="random sampling trains this many x N trials")
     parser.add_argument("--epochs", type=int, default=2, help="proxy epochs")
     parser.add_argument("--samplers", default="random,tpe,nsga2",
-                        help="samplers; NAME+sh runs that sampler with --strategy sh")
+                        help="samplers; NAME+sh runs that sampler with --strategy sh; "
+                             "SPACE:NAME runs it on SPACE instead of --space")
     parser.add_argument("--sh-factor", type=int, default=3,
                         help="+sh searches train this many x N candidates (each stops at its "
                              "rung; they are compared at equal wall-clock)")
@@ -206,10 +228,10 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     info = dataset_info(args.dataset)
-    bound = BoundSpace(load_space(args.space), info.in_channels, info.num_classes,
-                       info.input_size)
-    macs_ref = float(bound.cost_bounds()[1].macs)
-    print(f"# search efficiency: {args.dataset}, {args.space}, budget {args.budget}, "
+    spaces = sorted({entry_parts(s, args.space)[0] for s in samplers} | {args.space})
+    macs_ref = float(max(BoundSpace(load_space(space), info.in_channels, info.num_classes,
+                                    info.input_size).cost_bounds()[1].macs for space in spaces))
+    print(f"# search efficiency: {args.dataset}, {', '.join(spaces)}, budget {args.budget}, "
           f"{args.epochs}-epoch proxy, objective {args.objective}, N = {args.trials}, "
           f"random {args.random_factor}N, "
           f"{args.seeds} seeds; {platform.processor() or platform.machine()}, "
@@ -224,8 +246,7 @@ def main() -> None:
             # the samplers of one seed see the same data.
             splits = load_splits(args.dataset, "data", split_seed=seed)
             for sampler in samplers:
-                n = args.trials * (args.random_factor if sampler == "random" else
-                                   args.sh_factor if sampler.endswith("+sh") else 1)
+                n = trials_of(args, sampler)
                 start = time.perf_counter()
                 curve = one_search(args, sampler, seed, n, folder, splits, macs_ref)
                 curves[sampler].append(curve)
@@ -238,9 +259,39 @@ def main() -> None:
         print(f"wrote {args.plot}")
 
 
+def trials_of(args: argparse.Namespace, entry: str) -> int:
+    """The trials (``+sh``: candidates) an entry of ``--samplers`` trains."""
+    label = entry_parts(entry, args.space)[1]
+    return args.trials * (args.random_factor if label == "random" else
+                          args.sh_factor if label.endswith("+sh") else 1)
+
+
+def paired(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
+    """Each entry against the first, seed by seed: hypervolume at its end, minus the first's."""
+    first, *others = curves
+    if not others:
+        return
+    ends = {entry: {c.seed: c.at_trials(trials_of(args, entry)) for c in cs}
+            for entry, cs in curves.items()}
+    print(f"\npaired by seed, hypervolume at the end minus {first}'s (mean, 95 % t interval):")
+    for entry in others:
+        seeds = sorted(ends[entry].keys() & ends[first].keys())
+        d = [ends[entry][s] - ends[first][s] for s in seeds]
+        if len(d) < 2:
+            print(f"  {entry}: {len(d)} shared seed, no interval")
+            continue
+        mean = statistics.fmean(d)
+        half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
+        verdict = "ahead" if mean - half > 0 else "behind" if mean + half < 0 else "a tie"
+        print(f"  {entry}: {mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}], ahead in "
+              f"{sum(x > 0 for x in d)} of {len(d)} seeds ({verdict}; per seed "
+              f"{', '.join(f'{x:+.4f}' for x in d)})")
+
+
 def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
     n = args.trials
-    model = [s for s in curves if s != "random"]  # +sh: compared at equal wall-clock
+    # +sh: compared at equal wall-clock; random on another space is no model-based sampler
+    model = [s for s in curves if entry_parts(s, args.space)[1] != "random"]
     full = [m for m in model if not m.endswith("+sh")]
     anchor = "tpe" if "tpe" in curves else (full[0] if full else next(iter(curves)))
     budget_s = statistics.fmean(c.seconds[min(n, len(c.seconds)) - 1]
@@ -253,12 +304,13 @@ def report(args: argparse.Namespace, curves: dict[str, list[Curve]]) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for sampler, cs in curves.items():
         at_2n = (mean_std([c.at_trials(args.random_factor * n) for c in cs])
-                 if sampler == "random" else "-")
+                 if entry_parts(sampler, args.space)[1] == "random" else "-")
         print(f"| {sampler} | {mean_std([c.at_trials(n) for c in cs])} | {at_2n} | "
               f"{mean_std([c.at_seconds(budget_s) for c in cs])} | "
               f"{mean_std([c.best_at(n) for c in cs])} | "
               f"{mean_std([c.best_at_seconds(budget_s) for c in cs])} | "
               f"{statistics.fmean(c.trials_per_hour for c in cs):.0f} |")
+    paired(args, curves)
     if "random" not in curves:
         return
     random_2n = statistics.fmean(c.at_trials(args.random_factor * n) for c in curves["random"])
