@@ -398,6 +398,17 @@ def _print_front(study: Any) -> None:
             cells.append(f"{value * 1e3:.2f} ms" if name == "latency" else format_count(value))
         table.add_row(str(row.number), *cells, row.design)
     console.print(table)
+    _print_against_references(study)
+
+
+def _print_against_references(study: Any) -> None:
+    """One line: the best searched design against the best reference design, with the noise."""
+    from .search import against_references
+
+    a = against_references(study)
+    if a is not None:
+        console.print("best searched design against the best reference design: "
+                      + a.describe(), highlight=False)
 
 
 _SCORE_LABEL = {"accuracy": "acc", "val_loss": "val loss"}

@@ -141,3 +141,71 @@ def test_a_new_study_stores_the_autocast_it_trains_with(tmp_path: Path) -> None:
     assert stored_settings(storage, "none yet") is None
     with pytest.raises(StudyError, match="--amp must be one of auto, off, bf16, fp16"):
         _config(url, amp="fp8")
+
+
+def _scored_study(objectives: list[str], noise: dict | None) -> optuna.Study:
+    directions = ["minimize" if o != "accuracy" else "maximize" for o in objectives]
+    study = optuna.create_study(directions=directions, storage=None)
+    study.set_user_attr("objectives", objectives)
+    if noise is not None:
+        study.set_user_attr("seed_noise", noise)
+    return study
+
+
+def _add(study: optuna.Study, score: float, reference: str | None = None,
+         **kw: object) -> None:
+    attrs = {"params": 1000, "macs": 1000, **({"reference": reference} if reference else {})}
+    study.add_trial(create_trial(values=[score, 1000.0, 1000.0], constraints={"params": -0.5},
+                                 user_attrs={**attrs, **kw.pop("user_attrs", {})}, **kw))
+
+
+def test_the_best_searched_design_against_the_best_reference_with_the_seed_noise() -> None:
+    """Trained trials only (not an over-budget candidate's worst score, not a lower rung), best
+    of each kind, and the verdict from the proxy's seed std: beyond 2 sqrt(2) stds or a tie."""
+    from ssc_nas.search import against_references
+
+    study = _scored_study(["val_loss", "params", "macs"], {"val_loss": 0.02, "accuracy": 0.01})
+    _add(study, 0.25)
+    _add(study, 0.21, "standard")
+    assert against_references(study) is not None
+    _add(study, 0.30, "groupwise")
+    _add(study, 0.20)
+    _add(study, math.inf, user_attrs={"rejected": "over budget"})  # never trained
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"val_loss": 0.01}))
+    a = against_references(study)
+    assert (a.searched, a.reference, a.reference_name) == (3, 1, "standard")
+    assert a.lead == pytest.approx(0.01) and a.verdict == "a tie"  # 0.5 stds
+    _add(study, 0.10)  # 0.11 ahead: 5.5 stds
+    assert against_references(study).verdict == "ahead"
+    _add(study, 0.02, "hetconv-p4")
+    a = against_references(study)
+    assert (a.reference_name, a.verdict) == ("hetconv-p4", "behind")
+    assert a.lead == pytest.approx(-0.08)
+
+    # An accuracy study: higher is better; no measured noise, no verdict.
+    study = _scored_study(["accuracy", "params", "macs"], None)
+    _add(study, 0.90)
+    _add(study, 0.95, "standard")
+    a = against_references(study)
+    assert a.lead == pytest.approx(-0.05) and a.verdict is None
+    # Without a trained reference design (or searched design) there is nothing to say.
+    alone = _scored_study(["val_loss", "params", "macs"], None)
+    _add(alone, 0.2)
+    assert against_references(alone) is None
+
+
+def test_front_says_how_the_best_searched_design_stands_against_the_references(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    study = optuna.create_study(storage=url, study_name="s",
+                                directions=["minimize", "minimize", "minimize"])
+    study.set_user_attr("objectives", ["val_loss", "params", "macs"])
+    study.set_user_attr("seed_noise", {"val_loss": 0.0182, "accuracy": 0.0089})
+    _add(study, 0.2099, "standard")
+    _add(study, 0.2026)
+    out = run_cli(["front", "--storage", url], tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert ("reference design: trial 1 at 0.2026, standard (trial 0) at 0.2099 (proxy val loss): "
+            "ahead by 0.0073, "
+            "0.4 seed stds: a tie (beyond the noise from 2.8 seed stds;") in text

@@ -28,6 +28,7 @@ from ..search.results import (
     TRAINED,
     FrontRow,
     accuracy_se,
+    against_references,
     best_accuracy,
     best_val_loss,
     front,
@@ -491,6 +492,9 @@ def study_overview(study: optuna.Study) -> StudyOverview:
             f"{label} ± {noise[k]:.4f}" for k, label in (("accuracy", "acc"),
                                                         ("val_loss", "val loss")) if k in noise
         ) + f" (seed-to-seed std of this proxy; {noise.get('source', 'measured')})"
+    against = against_references(study)
+    if against is not None:
+        details["best searched design against the best reference design"] = against.describe()
     strategy = attrs.get("strategy")
     if isinstance(strategy, dict) and strategy.get("name") == "sh":
         details["strategy"] = (

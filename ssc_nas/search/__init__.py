@@ -48,8 +48,10 @@ from .config import (
 from .objectives import DEFAULT_OBJECTIVES, SCORES, score_name, trial_accuracy, trial_val_loss
 from .references import enqueue_reference_designs, reference_designs
 from .results import (
+    AgainstReferences,
     FrontRow,
     accuracy_se,
+    against_references,
     best_accuracy,
     best_val_loss,
     binomial_se,
@@ -78,11 +80,13 @@ __all__ = [
     "SAMPLERS",
     "SCORES",
     "STRATEGIES",
+    "AgainstReferences",
     "Rungs",
     "SearchConfig",
     "SearchInterrupted",
     "SearchRun",
     "accuracy_se",
+    "against_references",
     "binomial_se",
     "best_accuracy",
     "best_val_loss",

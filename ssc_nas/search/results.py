@@ -18,7 +18,7 @@ from ..budget import Budget, within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
 from .config import BASELINES_SUFFIX, is_claim
-from .objectives import objective_names, sort_key, trial_accuracy, trial_val_loss
+from .objectives import objective_names, score_name, sort_key, trial_accuracy, trial_val_loss
 from .rungs import rung_of
 from .storage import make_storage
 
@@ -33,8 +33,10 @@ __all__ = [
     "STOPPED",
     "SURPLUS",
     "TRAINED",
+    "AgainstReferences",
     "FrontRow",
     "accuracy_se",
+    "against_references",
     "best_accuracy",
     "best_val_loss",
     "binomial_se",
@@ -247,6 +249,73 @@ def best_val_loss(study: optuna.Study) -> float | None:
     values = [v for t in _trained(study) if (v := trial_val_loss(t, objectives)) is not None]
     return min(values) if values else None
 
+
+
+#: Two single-seed proxy scores of equally good designs differ by more than this many seed
+#: stds about 5 % of the time (2 x sqrt(2): the std of a difference of two independent runs).
+NOISE_STDS = 2 * math.sqrt(2)
+
+
+@dataclass(frozen=True)
+class AgainstReferences:
+    """The best searched design against the best reference design, on the proxy's score."""
+
+    score: str  # the study's score objective: "val_loss" or "accuracy"
+    searched: int  # trial numbers
+    searched_score: float
+    reference: int
+    reference_name: str
+    reference_score: float
+    seed_std: float | None  # the proxy's measured seed-to-seed std of the score, if any
+
+    @property
+    def lead(self) -> float:
+        """How far the searched design is ahead, in the score's units (negative: behind)."""
+        difference = self.searched_score - self.reference_score
+        return -difference if self.score == "val_loss" else difference
+
+    @property
+    def verdict(self) -> str | None:
+        """``ahead``, ``behind`` or ``a tie`` against the seed noise; None where the proxy's
+        seed noise was never measured."""
+        if not self.seed_std:
+            return None
+        stds = self.lead / self.seed_std
+        return "ahead" if stds > NOISE_STDS else "behind" if stds < -NOISE_STDS else "a tie"
+
+    def describe(self) -> str:
+        """One sentence, as ``ssc-nas front`` and the report say it."""
+        label = "val loss" if self.score == "val_loss" else "acc"
+        text = (f"trial {self.searched} at {self.searched_score:.4f}, {self.reference_name} "
+                f"(trial {self.reference}) at {self.reference_score:.4f} (proxy {label}): "
+                f"{'ahead' if self.lead >= 0 else 'behind'} by {abs(self.lead):.4f}")
+        if self.verdict is None:
+            text += " (this proxy's seed noise was never measured"
+        else:
+            text += (f", {abs(self.lead) / self.seed_std:.1f} seed stds: {self.verdict} "
+                     f"(beyond the noise from {NOISE_STDS:.1f} seed stds")
+        return text + "; ssc-nas compare retrains both and scores them on test folds)"
+
+
+def against_references(study: optuna.Study) -> AgainstReferences | None:
+    """The best trained searched design against the best trained reference design (their
+    proxy scores; with ``--strategy sh`` top-rung trials only, as in :func:`front`); None
+    unless the study has both."""
+    objectives = study_objectives(study)
+    score = score_name(objectives)
+    value = trial_val_loss if score == "val_loss" else trial_accuracy
+    scored = [(t, v) for t in _trained(study) if (v := value(t, objectives)) is not None]
+    key = (lambda tv: (tv[1], tv[0].number)) if score == "val_loss" else (
+        lambda tv: (-tv[1], tv[0].number))
+    searched = min((tv for tv in scored if reference_name(tv[0]) is None), key=key, default=None)
+    reference = min((tv for tv in scored if reference_name(tv[0])), key=key, default=None)
+    if searched is None or reference is None:
+        return None
+    std = (study.user_attrs.get("seed_noise") or {}).get(score)
+    return AgainstReferences(
+        score=score, searched=searched[0].number, searched_score=searched[1],
+        reference=reference[0].number, reference_name=str(reference_name(reference[0])),
+        reference_score=reference[1], seed_std=None if std is None else float(std))
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:
