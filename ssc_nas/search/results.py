@@ -250,7 +250,6 @@ def best_val_loss(study: optuna.Study) -> float | None:
     return min(values) if values else None
 
 
-
 #: Two single-seed proxy scores of equally good designs differ by more than this many seed
 #: stds about 5 % of the time (2 x sqrt(2): the std of a difference of two independent runs).
 NOISE_STDS = 2 * math.sqrt(2)
@@ -303,19 +302,18 @@ def against_references(study: optuna.Study) -> AgainstReferences | None:
     unless the study has both."""
     objectives = study_objectives(study)
     score = score_name(objectives)
-    value = trial_val_loss if score == "val_loss" else trial_accuracy
-    scored = [(t, v) for t in _trained(study) if (v := value(t, objectives)) is not None]
-    key = (lambda tv: (tv[1], tv[0].number)) if score == "val_loss" else (
-        lambda tv: (-tv[1], tv[0].number))
-    searched = min((tv for tv in scored if reference_name(tv[0]) is None), key=key, default=None)
-    reference = min((tv for tv in scored if reference_name(tv[0])), key=key, default=None)
+    best_first = sorted(_trained(study), key=lambda t: sort_key(t, objectives))
+    searched = next((t for t in best_first if reference_name(t) is None), None)
+    reference = next((t for t in best_first if reference_name(t)), None)
     if searched is None or reference is None:
         return None
+    index = objectives.index(score)
     std = (study.user_attrs.get("seed_noise") or {}).get(score)
     return AgainstReferences(
-        score=score, searched=searched[0].number, searched_score=searched[1],
-        reference=reference[0].number, reference_name=str(reference_name(reference[0])),
-        reference_score=reference[1], seed_std=None if std is None else float(std))
+        score=score, searched=searched.number, searched_score=float(searched.values[index]),
+        reference=reference.number, reference_name=str(reference_name(reference)),
+        reference_score=float(reference.values[index]),
+        seed_std=None if std is None else float(std))
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:
