@@ -13,7 +13,13 @@ from optuna.trial import TrialState, create_trial
 from ssc_nas.budget import Budget
 from ssc_nas.errors import StudyError
 from ssc_nas.runtime import cpu_has_native_bf16
-from ssc_nas.search import DEFAULT_OBJECTIVES, SearchConfig, front, run_search
+from ssc_nas.search import (
+    DEFAULT_OBJECTIVES,
+    SearchConfig,
+    against_references,
+    front,
+    run_search,
+)
 from ssc_nas.search.objectives import (
     seed_noise,
     sort_key,
@@ -162,8 +168,6 @@ def _add(study: optuna.Study, score: float, reference: str | None = None,
 def test_the_best_searched_design_against_the_best_reference_with_the_seed_noise() -> None:
     """Trained trials only (not an over-budget candidate's worst score, not a lower rung), best
     of each kind, and the verdict from the proxy's seed std: beyond 2 sqrt(2) stds or a tie."""
-    from ssc_nas.search import against_references
-
     study = _scored_study(["val_loss", "params", "macs"], {"val_loss": 0.02, "accuracy": 0.01})
     _add(study, 0.25)
     _add(study, 0.21, "standard")
