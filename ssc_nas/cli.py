@@ -354,6 +354,7 @@ def _trials(trials: Any, timeout: Any, strategy: str) -> int | None:
 
 def _print_front(study: Any) -> None:
     from .search import accuracy_se, front_rows, score_name, study_objectives
+    from .search.objectives import seed_stds_text
     from .search.results import trial_counts
 
     rows = front_rows(study)
@@ -380,9 +381,8 @@ def _print_front(study: Any) -> None:
     if study.user_attrs.get("train", {}).get("amp", "off") != "off":
         title += f"; proxy trained under {study.user_attrs['train']['amp']} autocast"
     if noise:
-        title += "; seed-to-seed std: " + ", ".join(
-            f"{_SCORE_LABEL[k]} ± {noise[k]:.4f}" for k in ("accuracy", "val_loss") if k in noise
-        ) + f" ({noise.get('source', 'measured')})"
+        title += (f"; seed-to-seed std: {seed_stds_text(noise)} "
+                  f"({noise.get('source', 'measured')})")
     loss = any(row.val_loss is not None for row in rows)
     costs = [o for o in objectives if o not in ("accuracy", "val_loss")]
     columns = ["acc", *(["val loss"] if loss else []), *costs]
@@ -410,8 +410,6 @@ def _print_against_references(study: Any) -> None:
         console.print("best searched design against the best reference design: "
                       + a.describe(), highlight=False)
 
-
-_SCORE_LABEL = {"accuracy": "acc", "val_loss": "val loss"}
 
 
 @cli.command()

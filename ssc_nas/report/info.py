@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..budget import format_count, within_limits
 from ..models import Architecture, InputShape, LayerSetting, plan, slot_spec
-from ..search.objectives import score_name, trial_accuracy, trial_val_loss
+from ..search.objectives import score_name, seed_stds_text, trial_accuracy, trial_val_loss
 from ..search.results import (
     OVER_BUDGET,
     PROMOTED,
@@ -488,10 +488,8 @@ def study_overview(study: optuna.Study) -> StudyOverview:
                                  + ("" if loss is None else f", the best val loss {loss:.4f}"))
     noise = attrs.get("seed_noise") or {}
     if noise:
-        details["seed noise"] = ", ".join(
-            f"{label} ± {noise[k]:.4f}" for k, label in (("accuracy", "acc"),
-                                                        ("val_loss", "val loss")) if k in noise
-        ) + f" (seed-to-seed std of this proxy; {noise.get('source', 'measured')})"
+        details["seed noise"] = (f"{seed_stds_text(noise)} (seed-to-seed std of this proxy; "
+                                 f"{noise.get('source', 'measured')})")
     against = against_references(study)
     if against is not None:
         details["best searched design against the best reference design"] = against.describe()

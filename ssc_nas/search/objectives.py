@@ -26,11 +26,13 @@ __all__ = [
     "DEFAULT_OBJECTIVES",
     "OBJECTIVES",
     "SCORES",
+    "SCORE_LABELS",
     "SEED_NOISE",
     "direction",
     "objective_names",
     "score_name",
     "seed_noise",
+    "seed_stds_text",
     "sort_key",
     "trial_accuracy",
     "trial_val_loss",
@@ -106,6 +108,17 @@ SEED_NOISE: dict[tuple[str, str, int, str], dict[str, float | str]] = {
         "source": "benchmarks/seed_noise.py --space resnet20-ssc-stage --amp bf16, 10 designs "
                   "x 3 seeds, 2026-11-27"},
 }
+
+
+#: How the CLI and the report name each score in a line of text.
+SCORE_LABELS = {"accuracy": "acc", "val_loss": "val loss"}
+
+
+def seed_stds_text(noise: dict[str, float | str]) -> str:
+    """A study's ``seed_noise`` as the CLI and the report say it: ``acc ± 0.0089, val loss ±
+    0.0182``."""
+    return ", ".join(f"{SCORE_LABELS[k]} ± {noise[k]:.4f}" for k in ("accuracy", "val_loss")
+                     if k in noise)
 
 
 def seed_noise(dataset: str, space: str, epochs: int, subset: float = 1.0,

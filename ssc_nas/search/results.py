@@ -18,7 +18,14 @@ from ..budget import Budget, within_limits
 from ..errors import StudyError
 from ..models import Architecture, InputShape, describe, layer_table, write_architecture_file
 from .config import BASELINES_SUFFIX, is_claim
-from .objectives import objective_names, score_name, sort_key, trial_accuracy, trial_val_loss
+from .objectives import (
+    SCORE_LABELS,
+    objective_names,
+    score_name,
+    sort_key,
+    trial_accuracy,
+    trial_val_loss,
+)
 from .rungs import rung_of
 from .storage import make_storage
 
@@ -284,7 +291,7 @@ class AgainstReferences:
 
     def describe(self) -> str:
         """One sentence, as ``ssc-nas front`` and the report say it."""
-        label = "val loss" if self.score == "val_loss" else "acc"
+        label = SCORE_LABELS[self.score]
         text = (f"trial {self.searched} at {self.searched_score:.4f}, {self.reference_name} "
                 f"(trial {self.reference}) at {self.reference_score:.4f} (proxy {label}): "
                 f"{'ahead' if self.lead >= 0 else 'behind'} by {abs(self.lead):.4f}")
