@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 #: ``--dataset``: what ``data.load_splits`` loads.
-DATASETS: tuple[str, ...] = ("mnist-5k", "digits", "cifar10", "cifar100", "tiny-imagenet")
+DATASETS: tuple[str, ...] = ("mnist-5k", "digits", "fashion-mnist", "cifar10", "cifar100",
+                             "tiny-imagenet")
 #: ``--family``: the keys of ``models.FAMILIES``, in its order.
 FAMILY_NAMES: tuple[str, ...] = ("vgg16", "vgg11", "resnet20", "resnet56", "resnet18",
                                  "mobilenetv2")

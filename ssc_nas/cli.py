@@ -217,9 +217,10 @@ def _storage_where(storage: str) -> str:
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True,
               help="mnist-5k and digits ship with the install; the others read --data-dir.")
 @click.option("--data-dir", default="data", show_default=True,
-              help="Where CIFAR-10/100 and Tiny-ImageNet files are.")
+              help="Where Fashion-MNIST, CIFAR-10/100 and Tiny-ImageNet files are.")
 @click.option("--download", is_flag=True,
-              help="Let torchvision download CIFAR into --data-dir (needs internet).")
+              help="Download missing Fashion-MNIST, CIFAR or Tiny-ImageNet files into "
+                   "--data-dir (needs internet).")
 @click.option("--trials", type=int, default=None,
               help="Trained candidates in the study in total; a resumed study runs only the "
                    f"rest [default: {DEFAULT_TRIALS['sh']} with --strategy sh, "
@@ -563,7 +564,8 @@ def _dataset_searched_on(arch_file: str) -> str:
               help="Dataset to train on [default: the one the architecture was searched on, "
                    "from its file (ssc-nas export writes it), else mnist-5k].")
 @click.option("--data-dir", default="data", show_default=True)
-@click.option("--download", is_flag=True, help="Let torchvision download CIFAR (needs internet).")
+@click.option("--download", is_flag=True,
+              help="Download missing Fashion-MNIST, CIFAR or Tiny-ImageNet files (needs internet).")
 @click.option("--epochs", type=int, default=200, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
@@ -715,7 +717,7 @@ class _CompareProgress:
               help="Comma-separated, from " + ", ".join(COMPARE_METHODS) + ".")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True)
 @click.option("--data-dir", default="data", show_default=True,
-              help="Where CIFAR-10/100 and Tiny-ImageNet files are.")
+              help="Where Fashion-MNIST, CIFAR-10/100 and Tiny-ImageNet files are.")
 @click.option("--epochs", type=int, default=4, show_default=True,
               help="Training epochs, the same for every method.")
 @click.option("--folds", "--seeds", "folds", type=int, default=5, show_default=True,

