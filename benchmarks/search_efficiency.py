@@ -167,7 +167,8 @@ def one_search(args: argparse.Namespace, entry: str, seed: int, trials: int, fol
     storage = f"sqlite:///{folder / f'{name}-{seed}.db'}"
     config = SearchConfig(
         budget=Budget.parse(args.budget), space=space, dataset=args.dataset,
-        trials=trials, train=TrainConfig(epochs=args.epochs), sampler=sampler,
+        data_dir=args.data_dir, subset=args.subset, trials=trials,
+        train=TrainConfig(epochs=args.epochs), sampler=sampler,
         storage=storage, seed=seed, reference_designs=args.reference_designs,
         study=f"{name}-{seed}", strategy=strategy or "full", eta=args.eta, rungs=args.rungs,
         objectives=(args.objective, "params", "macs"))
@@ -193,6 +194,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist-5k")
+    parser.add_argument("--data-dir", default="data",
+                        help="where Fashion-MNIST, CIFAR and Tiny-ImageNet files are")
+    parser.add_argument("--subset", type=float, default=1.0,
+                        help="fraction of the training split the proxy trains on")
     parser.add_argument("--space", default="resnet20-ssc")
     parser.add_argument("--budget", default="0.5M")
     parser.add_argument("--trials", type=int, default=20, help="N: trials of tpe and nsga2")
@@ -244,7 +249,8 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             # Seed s: split seed s for every sampler (what ssc-nas search --seed s uses), so
             # the samplers of one seed see the same data.
-            splits = load_splits(args.dataset, "data", split_seed=seed)
+            splits = load_splits(args.dataset, args.data_dir, subset=args.subset,
+                                 split_seed=seed)
             for sampler in samplers:
                 n = trials_of(args, sampler)
                 start = time.perf_counter()

@@ -7,10 +7,10 @@ and ``--designs`` random feasible designs from the upper half of the parameter r
 trained ``--seeds`` times with the search's proxy schedule (``--epochs``, default 2) on the
 search's split (seed 0), and scored four ways on fixed image sets:
 
-* ``val acc``: accuracy on the 400 validation images (what the search records today);
+* ``val acc``: accuracy on the validation images (mnist-5k: 400; what the search records);
 * ``val nll``: mean cross-entropy on the same images (continuous, lower is better);
-* ``test acc`` / ``test nll``: the same on the 1,000 held-out test images, standing in for a
-  validation split 2.5x larger.
+* ``test acc`` / ``test nll``: the same on the held-out test images (mnist-5k: 1,000, standing
+  in for a validation split 2.5x larger).
 
 Printed per metric: the pooled seed-to-seed standard deviation (sqrt of the mean per-design
 variance), the spread of the top five designs' means (best minus fifth best), their ratio (the
@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist-5k")
+    parser.add_argument("--data-dir", default="data",
+                        help="where Fashion-MNIST, CIFAR and Tiny-ImageNet files are")
+    parser.add_argument("--subset", type=float, default=1.0,
+                        help="fraction of the training split the proxy trains on")
     parser.add_argument("--space", default="resnet20-ssc")
     parser.add_argument("--budget", default="0.5M")
     parser.add_argument("--designs", type=int, default=5,
@@ -132,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     info = dataset_info(args.dataset)
     bound = BoundSpace(load_space(args.space), info.in_channels, info.num_classes,
                        info.input_size)
-    splits = load_splits(args.dataset, "data", split_seed=0)
+    splits = load_splits(args.dataset, args.data_dir, subset=args.subset, split_seed=0)
     chosen = designs(bound, Budget.parse(args.budget), args.designs)
-    print(f"# seed noise: {args.dataset} ({len(splits.val)} val, {len(splits.test)} test "
+    print(f"# seed noise: {args.dataset} ({len(splits.train)} train, {len(splits.val)} val, "
+          f"{len(splits.test)} test "
           f"images), {args.space}, budget {args.budget}, {len(chosen)} designs x {args.seeds} "
           f"seeds, {args.epochs} epochs, amp {args.amp}; {torch.get_num_threads()} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"{args.dataset}/{args.space}/{args.budget}/e{args.epochs}"
     if args.amp != "off":
         tag += f"/{args.amp}"
+    if args.subset != 1.0:
+        tag += f"/subset{args.subset:g}"
     if path.exists():
         for line in path.read_text().splitlines():
             row = json.loads(line)
