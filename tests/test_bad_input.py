@@ -45,7 +45,7 @@ SEARCH = ["search", "--dataset", "digits", "--space", "digits-tiny", "--epochs",
 GOOD = [*SEARCH, "--budget", "80k"]
 TRAIN = ["train", "arch.json", "--dataset", "digits", "--epochs", "1", "--quiet"]
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/x"
-DATASETS = ("mnist-5k", "digits", "cifar10", "cifar100", "tiny-imagenet")
+DATASETS = ("mnist-5k", "digits", "fashion-mnist", "cifar10", "cifar100", "tiny-imagenet")
 
 
 @dataclass(frozen=True)
