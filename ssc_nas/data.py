@@ -417,11 +417,8 @@ def _load_fashion_mnist(root: Path, download: bool) -> tuple[_Pool, _Pool]:
             _download_or_explain(cls.mirrors[0] + archive, folder, archive, md5, hint)
     missing = [name for name in names if not (folder / name).is_file()]
     if missing:
-        what = "" if len(missing) == len(names) else f" (missing: {', '.join(missing)})"
-        raise DataError(
-            f"Fashion-MNIST not found under {root}/{what}: put the four official files ({listing}) "
-            f"in {folder}/, or pass --download on a machine with internet"
-        )
+        raise _not_found("Fashion-MNIST", root, missing, len(names),
+                         f"put the four official files ({listing}) in {folder}/")
     pools = []
     for train in (True, False):
         files = ", ".join(names[:2] if train else names[2:])
@@ -465,6 +462,13 @@ def _download_or_explain(url: str, root: Path, filename: str, md5: str | None, h
         raise DataError(
             f"could not download {filename} into {root}/ ({type(exc).__name__}: {reason}); {hint}"
         ) from None
+
+
+def _not_found(title: str, root: Path, absent: Sequence[str], total: int, put: str) -> DataError:
+    """The one-line error for a dataset whose files are (partly) missing under ``root``."""
+    what = "" if len(absent) == total else f" (missing: {', '.join(absent)})"
+    return DataError(f"{title} not found under {root}/{what}: {put}, or pass --download on a "
+                     "machine with internet")
 
 
 _CIFAR_SPEC = {
@@ -536,11 +540,8 @@ def _load_cifar(name: str, root: Path, download: bool) -> tuple[_Pool, _Pool]:
         _download_or_explain(cls.url, root, cls.filename, cls.tgz_md5, hint)
     absent = missing()
     if absent:
-        what = "" if len(absent) == len(expected) else f" (missing: {', '.join(absent)})"
-        raise DataError(
-            f"{title} not found under {root}/{what}: put {archive}'s extracted folder {folder}/ "
-            f"({listing}) there, or pass --download on a machine with internet"
-        )
+        raise _not_found(title, root, absent, len(expected),
+                         f"put {archive}'s extracted folder {folder}/ ({listing}) there")
 
     pools = []
     for train in (True, False):
@@ -647,12 +648,9 @@ def _load_tiny_imagenet(root: Path, download: bool) -> tuple[_Pool, _Pool, int]:
         _download_or_explain(_TINY_URL, root, "tiny-imagenet-200.zip", None, hint)
     absent = [str(p.relative_to(root)) for p in required if not p.exists()]
     if absent:
-        what = "" if len(absent) == len(required) else f" (missing: {', '.join(absent)})"
-        raise DataError(
-            f"Tiny-ImageNet not found under {root}/{what}: put tiny-imagenet-200.zip's extracted "
-            f"folder {_TINY_FOLDER}/ ({_TINY_LISTING}) there, or pass --download on a machine "
-            "with internet"
-        )
+        raise _not_found("Tiny-ImageNet", root, absent, len(required),
+                         f"put tiny-imagenet-200.zip's extracted folder {_TINY_FOLDER}/ "
+                         f"({_TINY_LISTING}) there")
 
     def corrupt(what: str) -> DataError:
         return DataError(
