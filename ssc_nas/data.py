@@ -419,28 +419,13 @@ def _load_fashion_mnist(root: Path, download: bool) -> tuple[_Pool, _Pool]:
     if missing:
         raise _not_found("Fashion-MNIST", root, missing, len(names),
                          f"put the four official files ({listing}) in {folder}/")
-    pools = []
-    for train in (True, False):
-        files = ", ".join(names[:2] if train else names[2:])
-        try:
-            ds = cls(str(root), train=train, download=False)
-            data = np.asarray(ds.data)
-            labels = np.asarray(ds.targets)
-        except (*_PARSE_ERRORS, AssertionError) as exc:  # torchvision's idx parser asserts
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise DataError(
-                f"Fashion-MNIST files under {folder}/ ({files}) are corrupted or not in the idx "
-                f"format ({type(exc).__name__}: {reason}); put intact copies there"
-            ) from None
-        problem = _check_arrays(data, labels, (28, 28), 10)
-        if problem:
-            raise DataError(
-                f"Fashion-MNIST files under {folder}/ ({files}) are corrupted: {problem}; "
-                "put intact copies there"
-            )
-        pools.append(_Pool(data.astype(np.uint8, copy=False)[:, None], labels.astype(np.int64),
-                           255.0))
-    return pools[0], pools[1]
+    read = _read_torchvision(
+        cls, root, (", ".join(names[:2]), ", ".join(names[2:])), (28, 28), 10,
+        f"Fashion-MNIST files under {folder}/", "idx", "put intact copies there",
+        (*_PARSE_ERRORS, AssertionError),  # torchvision's idx parser asserts
+    )
+    train, test = (_Pool(data[:, None], labels, 255.0) for data, labels in read)
+    return train, test
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,35 +528,39 @@ def _load_cifar(name: str, root: Path, download: bool) -> tuple[_Pool, _Pool]:
         raise _not_found(title, root, absent, len(expected),
                          f"put {archive}'s extracted folder {folder}/ ({listing}) there")
 
-    pools = []
-    for train in (True, False):
-        files = ", ".join(f for f, _ in (cls.train_list if train else cls.test_list))
+    lists = tuple(", ".join([*(f for f, _ in part), cls.meta["filename"]])
+                  for part in (cls.train_list, cls.test_list))
+    read = _read_torchvision(cls, root, lists, (32, 32, 3), num_classes,
+                             f"{title} files under {root / folder}/", "CIFAR python",
+                             f"re-extract {archive} there", _PARSE_ERRORS)
+    # torchvision returns HWC; a transposed view keeps memory low until rows are selected.
+    train, test = (_Pool(data.transpose(0, 3, 1, 2), labels, 255.0) for data, labels in read)
+    return train, test
+
+
+def _read_torchvision(
+    cls: type, root: Path, files: Sequence[str], shape: tuple[int, ...], num_classes: int,
+    where: str, fmt: str, fix: str, errors: tuple[type[BaseException], ...],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The train and the test split (uint8 images, int64 labels) as torchvision's dataset class
+    ``cls`` parses them from ``root``; files it cannot parse, or whose arrays ``_check_arrays``
+    rejects, are one-line ``DataError``s naming ``where``, that split's ``files`` and ``fix``."""
+    out = []
+    for train, listed in zip((True, False), files, strict=True):
         try:
             ds = cls(str(root), train=train, download=False)
-            data = np.asarray(ds.data)
-            labels = np.asarray(ds.targets)
-        except _PARSE_ERRORS as exc:
+            data, labels = np.asarray(ds.data), np.asarray(ds.targets)
+        except errors as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise DataError(
-                f"{title} files under {root / folder}/ ({files}, {cls.meta['filename']}) are "
-                f"corrupted or not in the CIFAR python format ({type(exc).__name__}: {reason}); "
-                f"re-extract {archive} there"
+                f"{where} ({listed}) are corrupted or not in the {fmt} format "
+                f"({type(exc).__name__}: {reason}); {fix}"
             ) from None
-        problem = _check_arrays(data, labels, (32, 32, 3), num_classes)
+        problem = _check_arrays(data, labels, shape, num_classes)
         if problem:
-            raise DataError(
-                f"{title} files under {root / folder}/ ({files}) are corrupted: {problem}; "
-                f"re-extract {archive} there"
-            )
-        # torchvision returns HWC; a transposed view keeps memory low until rows are selected.
-        pools.append(
-            _Pool(
-                data.astype(np.uint8, copy=False).transpose(0, 3, 1, 2),
-                labels.astype(np.int64),
-                255.0,
-            )
-        )
-    return pools[0], pools[1]
+            raise DataError(f"{where} ({listed}) are corrupted: {problem}; {fix}")
+        out.append((data.astype(np.uint8, copy=False), labels.astype(np.int64)))
+    return out
 
 
 def _check_arrays(

@@ -119,6 +119,10 @@ def test_measured_seed_noise_is_recorded_and_shown(tmp_path: Path) -> None:
     assert bf16 is not None and bf16 != seed_noise("mnist-5k", "resnet20-ssc-stage", 2)
     assert seed_noise("mnist-5k", "resnet20-ssc", 2, amp="bf16") is None
     assert seed_noise("digits", "digits-tiny", 1) is None
+    # Measured on a subset: found for that subset only (the key is the value --subset parses to).
+    fashion = seed_noise("fashion-mnist", "resnet20-ssc-stage", 2, subset=float("0.0667"))
+    assert fashion is not None and fashion["val_loss"] == 0.0130
+    assert seed_noise("fashion-mnist", "resnet20-ssc-stage", 2) is None
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = run_search(_config(url, trials=1)).study
     assert "seed_noise" not in study.user_attrs  # nothing measured for this proxy
