@@ -42,7 +42,13 @@ from ssc_nas.search.results import (
     trial_counts,
     trial_kind,
 )
-from ssc_nas.search.rungs import Rungs, candidate_ranking, is_rung_result, pareto_order
+from ssc_nas.search.rungs import (
+    Rungs,
+    candidate_ranking,
+    cost_objectives,
+    is_rung_result,
+    pareto_order,
+)
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
 from tests import forked
@@ -97,6 +103,24 @@ def test_promotion_is_the_top_third_by_pareto_rank_then_hypervolume_contribution
     for i, t in enumerate(acc):
         t.user_attrs["val_accuracy"] = [0.5, 0.9, 0.7][i]
     assert [t.number for t in promotion_order(acc, "accuracy", eta=3)] == [1]
+
+
+def test_a_study_of_the_score_alone_promotes_by_the_score_alone() -> None:
+    """With params and MACs among the objectives, the second-best loss (trial 3, dominated by
+    trial 0) loses its place to the cheap front; a study of ``val_loss`` alone promotes the two
+    best losses, and ranks its candidates by loss (what its sampler models)."""
+    results = [_result(0, 0.10, 100, 100), _result(1, 0.80, 10, 90), _result(2, 0.90, 90, 10),
+               _result(3, 0.20, 800, 800), _result(4, 0.30, 900, 900),
+               _result(5, 0.95, 50, 50)]
+    rungs = Rungs(eta=3, count=2)
+    three = promotable(results, ["val_loss", "params", "macs"], rungs)
+    assert 3 not in [t.number for t in three] and len(three) == 2
+    assert [t.number for t in promotable(results, ["val_loss"], rungs)] == [0, 3]
+    assert cost_objectives(["val_loss"]) == () and cost_objectives(
+        ["accuracy", "macs", "latency"]) == ("macs",)
+    ranked = candidate_ranking(results, ["val_loss"], rungs)
+    assert [t.number for t in ranked] == [0, 3, 4, 1, 2, 5]
+    assert [t.number for t in pareto_order(results, "val_loss", costs=())] == [0, 3, 4, 1, 2, 5]
 
 
 def test_promotable_skips_promoted_trials_and_takes_the_highest_rung_first() -> None:

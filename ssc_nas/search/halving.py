@@ -3,7 +3,8 @@
 Every candidate starts at rung 0 and trains for a fraction ``eta ** -(rungs - 1 - r)`` of the
 proxy schedule at rung ``r``; the top rung is the whole schedule, so a design that reaches it
 has exactly the result the ``full`` strategy would give it. A trial whose result is in the top
-``1 / eta`` of its rung, by non-dominated sorting of (score, params, MACs) with hypervolume
+``1 / eta`` of its rung, by non-dominated sorting of the score and the study's cost objectives
+(params and MACs by default; the score alone for ``--objectives val_loss``) with hypervolume
 contribution breaking ties within a front, is promoted: a new trial with the same parameters
 (``promoted_from``, ``rung`` + 1) continues from its parent's checkpoint, not from scratch
 (asynchronous: as soon as a rung has ``eta`` results, as in ASHA, Li et al. 2020; multi-objective
@@ -42,6 +43,7 @@ from .config import CLAIM_MARK
 from .results import count_trained, promoted_numbers
 from .rungs import (
     Rungs,
+    cost_objectives,
     is_rung_result,
     pareto_order,
     rung_of,
@@ -74,11 +76,12 @@ _CARRIED = ("architecture", "summary", "params", "macs", "reference", "candidate
             "rung_results")
 
 
-def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int) -> list[FrozenTrial]:
+def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int,
+                    costs: Sequence[str] = ("params", "macs")) -> list[FrozenTrial]:
     """The top ``len(results) // eta`` results of one rung, best first
-    (:func:`~.rungs.pareto_order`)."""
+    (:func:`~.rungs.pareto_order` by the score and ``costs``)."""
     k = len(results) // eta
-    return pareto_order(results, score)[:k] if k else []
+    return pareto_order(results, score, costs)[:k] if k else []
 
 
 def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
@@ -86,12 +89,12 @@ def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
     """Trials in the top ``1 / eta`` of their rung, and the reference designs (always
     promoted, so the front keeps its yardsticks at the whole schedule), not yet promoted;
     highest rung first."""
-    score = score_objective(objectives)
+    score, costs = score_objective(objectives), cost_objectives(objectives)
     promoted = promoted_numbers(trials)
     out: list[FrozenTrial] = []
     for rung in reversed(range(rungs.top)):
         results = [t for t in trials if is_rung_result(t, rung, rungs.top)]
-        top = promotion_order(results, score, rungs.eta)
+        top = promotion_order(results, score, rungs.eta, costs)
         chosen = {t.number for t in top}
         top += [t for t in results if "reference" in t.user_attrs and t.number not in chosen]
         out += [t for t in top if t.number not in promoted]

@@ -24,6 +24,7 @@ __all__ = [
     "Rungs",
     "candidate_of",
     "candidate_ranking",
+    "cost_objectives",
     "is_rung_result",
     "pareto_order",
     "rung_of",
@@ -80,6 +81,13 @@ def score_objective(objectives: Sequence[str]) -> str:
     return next(o for o in objectives if o in SCORES)
 
 
+def cost_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
+    """The study's objectives that a rung ranks by besides the score: ``params`` and ``macs``
+    where they are objectives (``latency`` is not measured below the top rung), so a study of
+    the score alone (``--objectives val_loss``) promotes by the score alone."""
+    return tuple(o for o in ("params", "macs") if o in objectives)
+
+
 def is_rung_result(trial: FrozenTrial, rung: int, top: int) -> bool:
     """Whether ``trial`` holds a finished result of ``rung``: stopped there (PRUNED, below the
     top) or trained through the top rung (COMPLETE, within budget)."""
@@ -91,37 +99,41 @@ def is_rung_result(trial: FrozenTrial, rung: int, top: int) -> bool:
     return trial.state == TrialState.COMPLETE and "rejected" not in trial.user_attrs
 
 
-def _points(trials: Sequence[FrozenTrial], score: str) -> np.ndarray:
-    """(score, params, MACs) to minimise; a diverged score ranks last."""
+def _points(trials: Sequence[FrozenTrial], score: str, costs: Sequence[str]) -> np.ndarray:
+    """(score, *costs) to minimise; a diverged score ranks last."""
     rows = []
     for t in trials:
         if score == "accuracy":
             first = -float(t.user_attrs.get("val_accuracy", 0.0))
         else:
             first = float(t.user_attrs.get("val_loss", math.inf))
-        rows.append([first, float(t.user_attrs.get("params", 0)),
-                     float(t.user_attrs.get("macs", 0))])
-    points = np.array(rows, dtype=float).reshape(-1, 3)
+        rows.append([first, *(float(t.user_attrs.get(c, 0)) for c in costs)])
+    points = np.array(rows, dtype=float).reshape(-1, 1 + len(costs))
     finite = np.isfinite(points[:, 0])
     worst = points[finite, 0].max() + 1.0 if finite.any() else 1.0
     points[~finite, 0] = worst
     return points
 
 
-def pareto_order(results: Sequence[FrozenTrial], score: str) -> list[FrozenTrial]:
-    """``results`` of one rung, best first: by Pareto rank of (score, params, MACs), then by
+def pareto_order(results: Sequence[FrozenTrial], score: str,
+                 costs: Sequence[str] = ("params", "macs")) -> list[FrozenTrial]:
+    """``results`` of one rung, best first: by Pareto rank of (score, *costs), then by
     hypervolume contribution within a rank (objectives scaled to [0, 1] over ``results``,
-    reference point 1.1), then by trial number."""
+    reference point 1.1), then by trial number. With no ``costs``: by the score alone."""
     if not results:
         return []
-    points = _points(results, score)
+    points = _points(results, score, costs)
     low, high = points.min(axis=0), points.max(axis=0)
     scaled = (points - low) / np.where(high > low, high - low, 1.0)
     ranks = np.asarray(moocore.pareto_rank(scaled))
     order: list[int] = []
     for rank in sorted(set(ranks.tolist())):
         members = np.flatnonzero(ranks == rank)
-        contrib = np.asarray(moocore.hv_contributions(scaled[members], ref=[1.1] * 3))
+        if scaled.shape[1] == 1:  # one objective: a rank's members tie on it
+            contrib = np.zeros(len(members))
+        else:
+            contrib = np.asarray(moocore.hv_contributions(scaled[members],
+                                                          ref=[1.1] * scaled.shape[1]))
         by_member = dict(zip(members.tolist(), contrib.tolist(), strict=True))
         order += sorted(by_member, key=lambda i: (-by_member[i], results[i].number))
     return [results[i] for i in order]
@@ -142,8 +154,9 @@ def candidate_ranking(trials: Sequence[FrozenTrial], objectives: Sequence[str],
         for trial in trials:
             if is_rung_result(trial, rung, rungs.top):
                 furthest[candidate_of(trial)] = trial
-    score = score_objective(objectives)
+    score, costs = score_objective(objectives), cost_objectives(objectives)
     ranked: list[FrozenTrial] = []
     for rung in reversed(range(rungs.count)):
-        ranked += pareto_order([t for t in furthest.values() if rung_of(t) == rung], score)
+        ranked += pareto_order([t for t in furthest.values() if rung_of(t) == rung], score,
+                               costs)
     return ranked
