@@ -1,9 +1,12 @@
 """Rung ranks of a successive-halving study: does the first rung stop the designs that end best?
 
 Reads a finished ``--strategy sh`` study and prints every candidate's rank by val loss at rung 0
-for the wide ones (``--width-from``) and the reference designs (the first candidates), whether
-it reached the top rung and its loss there, and the Spearman correlation of each lower rung's
-loss with the top rung's over the candidates that reached it. Reads only; trains nothing.
+for the five best there, the wide ones (``--width-from``) and the reference designs (the first
+candidates): its place in rung 0's promotion order (the search's own rule, ``promotion_order``:
+Pareto rank of the score and the study's cost objectives; the top ``1 / eta`` go on, reference
+designs always), the furthest rung it reached and its loss at the top rung; then the size of
+rung 0's first Pareto front and the Spearman correlation of each lower rung's loss with the top
+rung's over the candidates that reached it. Reads only; trains nothing.
 
     python benchmarks/rung_ranks.py --storage sqlite:///ssc-nas.db --study NAME
 """
@@ -11,10 +14,24 @@ loss with the top rung's over the candidates that reached it. Reads only; trains
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-import numpy as np
-import optuna
-from scipy.stats import spearmanr
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import moocore  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from ssc_nas.search.halving import promotion_order  # noqa: E402
+from ssc_nas.search.rungs import (  # noqa: E402
+    cost_objectives,
+    is_rung_result,
+    pareto_order,
+    rungs_from_attr,
+    score_objective,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,14 +57,35 @@ def main(argv: list[str] | None = None) -> int:
     if not by:
         raise SystemExit(f"study {args.study} has no successive-halving rung results")
     top = max(r for rungs in by.values() for r in rungs)
+    objectives = study.user_attrs.get("objectives") or ["val_loss", "params", "macs"]
+    score, costs = score_objective(objectives), cost_objectives(objectives)
+    rungs = rungs_from_attr(study.user_attrs.get("strategy"))
+    eta = rungs.eta if rungs else 3
+    results = [t for t in study.trials if is_rung_result(t, 0, top)]
+    place = {t.user_attrs["candidate"]: i for i, t in enumerate(pareto_order(results, score,
+                                                                             costs), 1)}
+    k = len(promotion_order(results, score, eta, costs))
     first = sorted((c for c in by if 0 in by[c]), key=lambda c: by[c][0][0])
-    print(f"{len(first)} candidates at rung 0; by rung-0 val loss, the wide ones (x >= "
-          f"{args.width_from:g}) and the reference designs (candidates 0-{args.references - 1}):")
+    print(f"{len(first)} candidates at rung 0; by rung-0 val loss, the 5 best, the wide ones "
+          f"(x >= {args.width_from:g}) and the reference designs (candidates "
+          f"0-{args.references - 1}); 'place': in rung 0's final promotion order by Pareto rank "
+          f"of ({', '.join([score, *costs])}), the top {k} go on (asynchronous: a result is "
+          "promoted when it is in the top third of the results there at the time):")
     for rank, c in enumerate(first, 1):
         loss, width = by[c][0]
-        if c < args.references or width >= args.width_from:
-            end = f"top rung {by[c][top][0]:.4f}" if top in by[c] else "stopped"
-            print(f"  rank {rank:3d}  candidate {c:3d}  x{width:g}  rung 0 {loss:.4f}  {end}")
+        if rank <= 5 or c < args.references or width >= args.width_from:
+            reached = max(by[c])
+            end = (f"top rung {by[c][top][0]:.4f}" if reached == top
+                   else f"stopped at rung {reached}")
+            print(f"  rank {rank:3d}  candidate {c:3d}  x{width:g}  rung 0 {loss:.4f}  "
+                  f"place {place.get(c, 0):3d}  {end}")
+    if costs:
+        points = np.array([[-t.user_attrs["val_accuracy"] if score == "accuracy"
+                            else t.user_attrs["val_loss"], *(t.user_attrs[o] for o in costs)]
+                           for t in results], float)
+        fronts = np.bincount(moocore.pareto_rank(points))
+        print(f"rung 0's first Pareto front holds {fronts[0]} of {len(results)} results "
+              f"(the next: {', '.join(map(str, fronts[1:4]))})")
     done = [c for c in by if all(r in by[c] for r in range(top + 1))]
     losses = np.array([[by[c][r][0] for r in range(top + 1)] for c in done])
     if len(done) >= 3:
