@@ -26,6 +26,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from ssc_nas.search.halving import promotion_order  # noqa: E402
 from ssc_nas.search.rungs import (  # noqa: E402
+    _points,  # the promotion rule's own (score, *costs) rows
     cost_objectives,
     is_rung_result,
     pareto_order,
@@ -80,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  rank {rank:3d}  candidate {c:3d}  x{width:g}  rung 0 {loss:.4f}  "
                   f"place {place.get(c, 0):3d}  {end}")
     if costs:
-        points = np.array([[-t.user_attrs["val_accuracy"] if score == "accuracy"
-                            else t.user_attrs["val_loss"], *(t.user_attrs[o] for o in costs)]
-                           for t in results], float)
-        fronts = np.bincount(moocore.pareto_rank(points))
+        fronts = np.bincount(moocore.pareto_rank(_points(results, score, costs)))
         print(f"rung 0's first Pareto front holds {fronts[0]} of {len(results)} results "
               f"(the next: {', '.join(map(str, fronts[1:4]))})")
     done = [c for c in by if all(r in by[c] for r in range(top + 1))]

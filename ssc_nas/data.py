@@ -417,8 +417,7 @@ def _load_fashion_mnist(root: Path, download: bool) -> tuple[_Pool, _Pool]:
             _download_or_explain(cls.mirrors[0] + archive, folder, archive, md5, hint)
     missing = [name for name in names if not (folder / name).is_file()]
     if missing:
-        raise _not_found("Fashion-MNIST", root, missing, len(names),
-                         f"put the four official files ({listing}) in {folder}/")
+        raise _not_found("Fashion-MNIST", root, missing, len(names), hint)
     read = _read_torchvision(
         cls, root, (", ".join(names[:2]), ", ".join(names[2:])), (28, 28), 10,
         f"Fashion-MNIST files under {folder}/", "idx", "put intact copies there",
