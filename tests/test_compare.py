@@ -298,6 +298,31 @@ def test_a_stored_run_of_another_version_is_not_reused(tmp_path: Path,
     assert not any(r.reused for r in upgraded.runs)
 
 
+def test_runs_added_from_another_storage_are_reused(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/reuse_runs.py: runs added to a new storage's baselines study are reused there
+    (nothing retrained), and adding them again adds nothing."""
+    import runpy
+
+    first, second = (f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db"))
+    config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-uniform",),
+                           dataset="digits", epochs=1, storage=first, folds=2)
+    (trained,) = run_compare(config)
+    assert not any(r.reused for r in trained.runs)
+    script = str(Path(__file__).resolve().parents[1] / "benchmarks" / "reuse_runs.py")
+    for _ in range(2):
+        monkeypatch.setattr("sys.argv", ["reuse_runs.py", "--from", first, "--to", second,
+                                         "--study", STUDY + "-baselines",
+                                         "--methods", "ssc-uniform"])
+        runpy.run_path(script, run_name="__main__")
+    out = capsys.readouterr().out
+    assert "2 of 2 runs added" in out and "0 of 2 runs added" in out
+    (reused,) = run_compare(replace(config, storage=second))
+    assert all(r.reused for r in reused.runs)
+    assert [r.accuracy for r in reused.runs] == [r.accuracy for r in trained.runs]
+
+
 @pytest.mark.parametrize("change", [{"lr": 0.1}, {"optimizer": "adamw"},
                                     {"label_smoothing": 0.0}, {"momentum": 0.0},
                                     {"weight_decay": 0.0}, {"augment": True}])
