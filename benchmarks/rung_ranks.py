@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(x >= {args.width_from:g}) and the reference designs (candidates "
           f"0-{args.references - 1}); 'place': in rung 0's final promotion order by Pareto rank "
           f"of ({', '.join([score, *costs])}), the top {k} go on (asynchronous: a result is "
-          "promoted when it is in the top third of the results there at the time):")
+          f"promoted when it is in the top 1/{eta} of the results there at the time):")
     for rank, c in enumerate(first, 1):
         loss, width = by[c][0]
         if rank <= 5 or c < args.references or width >= args.width_from:
