@@ -3,10 +3,11 @@
 Reads a finished ``--strategy sh`` study and prints every candidate's rank by val loss at rung 0
 for the five best there, the wide ones (``--width-from``) and the reference designs (the first
 candidates): its place in rung 0's promotion order (the search's own rule, ``promotion_order``:
-Pareto rank of the score and the study's cost objectives; the top ``1 / eta`` go on, reference
-designs always), the furthest rung it reached and its loss at the top rung; then the size of
-rung 0's first Pareto front and the Spearman correlation of each lower rung's loss with the top
-rung's over the candidates that reached it. Reads only; trains nothing.
+the study's ``--score-share`` by the score alone, then Pareto rank of the score and the study's
+cost objectives; the top ``1 / eta`` go on, reference designs always), the furthest rung it
+reached and its loss at the top rung; then the size of rung 0's first Pareto front and the
+Spearman correlation of each lower rung's loss with the top rung's over the candidates that
+reached it. Reads only; trains nothing.
 
     python benchmarks/rung_ranks.py --storage sqlite:///ssc-nas.db --study NAME
 """
@@ -63,14 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     rungs = rungs_from_attr(study.user_attrs.get("strategy"))
     eta = rungs.eta if rungs else 3
     results = [t for t in study.trials if is_rung_result(t, 0, top)]
-    place = {t.user_attrs["candidate"]: i for i, t in enumerate(pareto_order(results, score,
-                                                                             costs), 1)}
-    k = len(promotion_order(results, score, eta, costs))
+    share = rungs.score_share if rungs else 0.0
+    chosen = promotion_order(results, score, eta, costs, share)
+    numbers = {t.number for t in chosen}
+    order = chosen + [t for t in pareto_order(results, score, costs) if t.number not in numbers]
+    place = {t.user_attrs["candidate"]: i for i, t in enumerate(order, 1)}
+    k = len(chosen)
+    rule = f"Pareto rank of ({', '.join([score, *costs])})"
+    if share and costs:
+        rule = f"{score} alone for the first {share:g} of the top {k}, then {rule}"
     first = sorted((c for c in by if 0 in by[c]), key=lambda c: by[c][0][0])
     print(f"{len(first)} candidates at rung 0; by rung-0 val loss, the 5 best, the wide ones "
           f"(x >= {args.width_from:g}) and the reference designs (candidates "
-          f"0-{args.references - 1}); 'place': in rung 0's final promotion order by Pareto rank "
-          f"of ({', '.join([score, *costs])}), the top {k} go on (asynchronous: a result is "
+          f"0-{args.references - 1}); 'place': in rung 0's final promotion order by {rule}, "
+          f"the top {k} go on (asynchronous: a result is "
           f"promoted when it is in the top 1/{eta} of the results there at the time):")
     for rank, c in enumerate(first, 1):
         loss, width = by[c][0]

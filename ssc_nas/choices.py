@@ -16,6 +16,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_COMPARE_METHODS",
     "DEFAULT_OBJECTIVES",
+    "DEFAULT_SCORE_SHARE",
     "DEFAULT_TRIALS",
     "FAMILY_NAMES",
     "OBJECTIVES",
@@ -53,6 +54,9 @@ STRATEGIES: tuple[str, ...] = ("full", "sh")
 #: successive halving and 60 candidates won benchmarks/search_efficiency.py against the
 #: per-layer space, full training and 20 trials (mnist-5k, 5 seeds; docs/evidence.md).
 CLI_DEFAULTS: dict[str, str] = {"space": "resnet20-ssc-stage", "strategy": "sh"}
+#: ``--score-share`` of a new ``sh`` study: the share of each rung's promotions chosen by the
+#: score alone before the Pareto order (``search.halving.promotion_order``).
+DEFAULT_SCORE_SHARE: float = 0.5
 #: ``--trials`` when not given: trained trials (full), or candidates (sh: 3 x 20, the factor
 #: the benchmark compared at).
 DEFAULT_TRIALS: dict[str, int] = {"full": 20, "sh": 60}

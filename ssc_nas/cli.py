@@ -20,6 +20,7 @@ from .choices import (
     COMPARE_METHODS,
     DATASETS,
     DEFAULT_COMPARE_METHODS,
+    DEFAULT_SCORE_SHARE,
     DEFAULT_TRIALS,
     FAMILY_NAMES,
     OBJECTIVES,
@@ -275,6 +276,10 @@ def _storage_where(storage: str) -> str:
               help="sh: each rung trains eta x the one below and keeps its top 1/eta.")
 @click.option("--rungs", type=int, default=3, show_default=True,
               help="sh: number of rungs; the top one is the whole --epochs schedule.")
+@click.option("--score-share", type=float, default=None,
+              help="sh: share (0-1) of each rung's promotions chosen by the proxy's score "
+                   "alone; the rest in Pareto order of score, params and MACs [default: the "
+                   f"resumed study's, else {DEFAULT_SCORE_SHARE:g}].")
 @click.option("--checkpoint-dir", default=None,
               help="sh: where training state waits between rungs [default: beside the SQLite "
                    "file, else ./ssc-nas-checkpoints]; workers on many machines share it.")
@@ -321,6 +326,7 @@ def search(ctx: click.Context, **values: Any) -> None:
         workers=int(v["workers"]), heartbeat=float(v["heartbeat"]),
         prescreen=v["prescreen"], prescreen_k=int(v["prescreen_k"]),
         strategy=v["strategy"], eta=int(v["eta"]), rungs=int(v["rungs"]),
+        score_share=None if v["score_share"] is None else float(v["score_share"]),
         checkpoint_dir=v["checkpoint_dir"], amp=v["amp"],
     )
     where = _storage_where(config.storage)

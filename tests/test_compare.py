@@ -38,6 +38,7 @@ from ssc_nas.data import load_splits
 from ssc_nas.errors import BudgetError, SSCNasError, StudyError
 from ssc_nas.models import Architecture, build
 from ssc_nas.report import baseline_points
+from ssc_nas.search import DEFAULT_SCORE_SHARE
 from ssc_nas.search.results import is_trained
 from ssc_nas.train import TrainConfig
 from tests import forked
@@ -208,7 +209,8 @@ def test_the_short_search_extends_a_study_with_its_own_settings(tmp_path: Path) 
             ) in " ".join((result.stdout + result.stderr).split())
     study = optuna.load_study(study_name=name, storage=storage)
     assert study.user_attrs["train"]["epochs"] == 1
-    assert study.user_attrs["strategy"] == {"name": "sh", "eta": 3, "rungs": 3}
+    assert study.user_attrs["strategy"] == {"name": "sh", "eta": 3, "rungs": 3,
+                                            "score_share": DEFAULT_SCORE_SHARE}
     assert {t.user_attrs.get("rung", 0) for t in study.trials if is_trained(t)} == {2}
 
 

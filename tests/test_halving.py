@@ -27,7 +27,7 @@ from ssc_nas.data import load_splits
 from ssc_nas.errors import StudyError
 from ssc_nas.models import Architecture, build
 from ssc_nas.report.info import study_overview
-from ssc_nas.search import SearchConfig, front, make_storage, run_search
+from ssc_nas.search import DEFAULT_SCORE_SHARE, SearchConfig, front, make_storage, run_search
 from ssc_nas.search.halving import (
     checkpoint_path,
     claim_name,
@@ -48,6 +48,7 @@ from ssc_nas.search.rungs import (
     cost_objectives,
     is_rung_result,
     pareto_order,
+    rungs_from_attr,
 )
 from ssc_nas.spaces import BoundSpace, load_space
 from ssc_nas.train import TrainConfig, Trainer, train_model
@@ -121,6 +122,45 @@ def test_a_study_of_the_score_alone_promotes_by_the_score_alone() -> None:
     ranked = candidate_ranking(results, ["val_loss"], rungs)
     assert [t.number for t in ranked] == [0, 3, 4, 1, 2, 5]
     assert [t.number for t in pareto_order(results, "val_loss", costs=())] == [0, 3, 4, 1, 2, 5]
+
+
+def test_a_score_share_promotes_that_share_by_the_score_first_then_in_pareto_order() -> None:
+    """``--score-share``: of a rung's ``k`` promotions, ``ceil(k * share)`` go to the best
+    scores, the rest in Pareto order among the others; 0 is the Pareto order, 1 the score
+    alone (while the study keeps its cost objectives), and a study of the score alone ignores
+    it."""
+    results = [_result(0, 0.10, 100, 100), _result(1, 0.80, 10, 90), _result(2, 0.90, 90, 10),
+               _result(3, 0.20, 800, 800), _result(4, 0.30, 900, 900),
+               _result(5, 0.95, 50, 50), _result(6, 0.85, 20, 20), _result(7, 0.25, 700, 700),
+               _result(8, 0.99, 5, 5)]
+
+    def order(share: float, costs: tuple[str, ...] = ("params", "macs")) -> list[int]:
+        return [t.number for t in promotion_order(results, "val_loss", 3, costs, share)]
+
+    pareto = [t.number for t in pareto_order(results, "val_loss")][:3]
+    assert order(0.0) == pareto and 3 not in pareto and 7 not in pareto
+    assert order(1 / 3) == [0] + [n for n in pareto if n != 0][:2]
+    assert order(0.5)[:2] == [0, 3] and order(0.5)[2] == next(n for n in pareto if n not in (0, 3))
+    assert order(1.0) == [0, 3, 7] == order(0.0, costs=())
+    assert order(0.5, costs=()) == [0, 3, 7]
+    three = SearchConfig(budget=Budget(params=1000), strategy="sh", score_share=0.5)
+    assert three.resolved(None, 0.0).score_share == 0.5  # as given beats the resumed study's
+    assert three.strategy_attr == {"name": "sh", "eta": 3, "rungs": 3, "score_share": 0.5}
+    assert rungs_from_attr(three.strategy_attr) == Rungs(3, 3, 0.5)
+    # 0 leaves the attribute as studies made before the share existed stored it; not given,
+    # it is the resumed study's, else the default
+    zero = SearchConfig(budget=Budget(params=1000), strategy="sh", score_share=0.0)
+    assert zero.strategy_attr == {"name": "sh", "eta": 3, "rungs": 3}
+    unset = SearchConfig(budget=Budget(params=1000), strategy="sh")
+    assert unset.resolved(None, 0.25).score_share == 0.25
+    assert unset.resolved(None).score_share == DEFAULT_SCORE_SHARE
+    assert rungs_from_attr({"name": "sh", "eta": 3, "rungs": 3}) == Rungs(3, 3, 0.0)
+    rungs = Rungs(eta=3, count=2, score_share=1.0)
+    assert [t.number for t in promotable(results, ["val_loss", "params", "macs"], rungs)] == [
+        0, 3, 7]
+    for bad in (-0.1, 1.5, "half"):
+        with pytest.raises(StudyError, match="--score-share must be a number from 0 to 1"):
+            SearchConfig(budget=Budget(params=1000), strategy="sh", score_share=bad)
 
 
 def test_promotable_skips_promoted_trials_and_takes_the_highest_rung_first() -> None:
@@ -256,9 +296,12 @@ def test_sh_search_promotes_continues_and_keeps_every_rung(tmp_path: Path) -> No
     # while in the top third of the results so far stays promoted when later results push it
     # out, so how many did depends on the order of the values (and so on the CPU's kernels).
     promoted = promoted_numbers(trials)
+    share = rungs_from_attr(study.user_attrs["strategy"]).score_share
+    assert share == DEFAULT_SCORE_SHARE
     for rung in range(2):
         results = [t for t in trials if is_rung_result(t, rung, 2)]
-        assert {t.number for t in promotion_order(results, "val_loss", 3)} <= promoted
+        top = promotion_order(results, "val_loss", 3, ("params", "macs"), share)
+        assert {t.number for t in top} <= promoted
     assert by_rung[0] == 9 and 3 <= by_rung[1] <= 7 and by_rung[1] // 3 <= by_rung[2]
     top = [t for t in trials if t.state == TrialState.COMPLETE and "rejected" not in t.user_attrs]
     assert len(top) == by_rung[2] == run.completed

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -173,6 +174,26 @@ def test_study_refuses_a_different_search(tmp_path: Path) -> None:
         open_study(config, space, "s", {**attrs, "budget": {"params": 1, "macs": None}})
 
 
+def test_a_resumed_study_keeps_its_score_share(tmp_path: Path) -> None:
+    """Without ``--score-share``, a run resumes the study with the share it was made with;
+    another share given explicitly is another search."""
+    from ssc_nas.errors import StudyError
+    from ssc_nas.search import open_study
+    from ssc_nas.spaces import load_space
+
+    space = load_space("digits-tiny")
+    made = SearchConfig(budget=Budget(80_000), space="digits-tiny", dataset="digits",
+                        storage=f"sqlite:///{tmp_path / 'x.db'}", strategy="sh",
+                        score_share=0.25)
+    attrs = {"space": space.to_dict(), "budget": {"params": 80_000, "macs": None},
+             "dataset": "digits", "subset": 1.0}
+    open_study(made, space, "s", attrs)
+    again = open_study(replace(made, score_share=None), space, "s", attrs)
+    assert again.user_attrs["strategy"]["score_share"] == 0.25
+    with pytest.raises(StudyError, match="created for another search.*--score-share 0.25"):
+        open_study(replace(made, score_share=0.0), space, "s", attrs)
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("30m", 1800.0),
                                                ("2h", 7200.0), (15, 15.0)])
 def test_parse_duration(text, seconds) -> None:
@@ -265,7 +286,8 @@ def test_a_study_config_joins_and_reads_back_through_its_command(
 
     made = SearchConfig(
         budget=Budget(20_000, 3_000_000), space="digits-tiny", dataset="digits",
-        data_dir="elsewhere", strategy="sh", eta=2, rungs=4, trials=30, timeout=60.0,
+        data_dir="elsewhere", strategy="sh", eta=2, rungs=4, score_share=0.25, trials=30,
+        timeout=60.0,
         train=TrainConfig(epochs=3, batch_size=32, optimizer="adamw", lr=1e-3), subset=0.5,
         sampler="random", seed=7, objectives=("accuracy", "params"), latency_batch=8,
         prescreen="synflow", prescreen_k=5, study="s", storage="sqlite:///x.db")

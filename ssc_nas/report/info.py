@@ -496,7 +496,9 @@ def study_overview(study: optuna.Study) -> StudyOverview:
     strategy = attrs.get("strategy")
     if isinstance(strategy, dict) and strategy.get("name") == "sh":
         details["strategy"] = (
-            f"successive halving, eta {strategy.get('eta')}, {strategy.get('rungs')} rungs: "
+            f"successive halving, eta {strategy.get('eta')}, {strategy.get('rungs')} rungs"
+            + (f", {float(strategy['score_share']):g} of each rung's promotions by the score "
+               "alone" if strategy.get("score_share") else "") + ": "
             "the front and its table hold top-rung trials only (the whole proxy schedule); "
             "lower rungs' results are kept on their trials (state 'promoted' where the "
             "candidate went on, else 'stopped at a lower rung')")

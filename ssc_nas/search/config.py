@@ -14,6 +14,7 @@ from ..choices import (
     AMP_CHOICES,
     CLI_DEFAULTS,
     DEFAULT_OBJECTIVES,
+    DEFAULT_SCORE_SHARE,
     DEFAULT_TRIALS,
     OBJECTIVES,
     PROXIES,
@@ -36,6 +37,7 @@ __all__ = [
     "JOINED_KEYS",
     "SCHEDULE_KEYS",
     "CONFIG_KEYS",
+    "DEFAULT_SCORE_SHARE",
     "DEFAULT_STORAGE",
     "DEFAULT_TRIALS",
     "OBJECTIVES",
@@ -68,12 +70,15 @@ def is_claim(study_name: str) -> bool:
     return CLAIM_MARK in study_name or RUN_CLAIM_MARK in study_name
 
 
-def check_rungs(eta: Any, rungs: Any) -> None:
-    """``--eta`` and ``--rungs`` of successive halving: integers >= 2 and >= 1."""
+def check_rungs(eta: Any, rungs: Any, score_share: Any = 0.0) -> None:
+    """``--eta``, ``--rungs`` and ``--score-share`` of successive halving: integers >= 2 and
+    >= 1, and a share in [0, 1]."""
     if not isinstance(eta, int) or eta < 2:
         raise StudyError(f"--eta must be an integer >= 2, but got {eta!r}")
     if not isinstance(rungs, int) or rungs < 1:
         raise StudyError(f"--rungs must be an integer >= 1, but got {rungs!r}")
+    if not isinstance(score_share, (int, float)) or not 0.0 <= score_share <= 1.0:
+        raise StudyError(f"--score-share must be a number from 0 to 1, but got {score_share!r}")
 
 
 # Study attributes that must match for a run to join an existing study.
@@ -120,6 +125,10 @@ class SearchConfig:
     strategy: str = "full"
     eta: int = 3
     rungs: int = 3
+    #: ``--strategy sh``: the share of each rung's promotions chosen by the score alone, the
+    #: rest in Pareto order (``halving.promotion_order``); None: the resumed study's, or
+    #: ``DEFAULT_SCORE_SHARE`` for a new study (``resolved``)
+    score_share: float | None = None
     #: ``--strategy sh``: where checkpoints between rungs go (None: beside the SQLite file)
     checkpoint_dir: str | None = None
     #: Proxy training's autocast (``TrainConfig.amp``) or ``"auto"``: the resumed study's, else
@@ -152,7 +161,8 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise StudyError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
                              f"but got {self.strategy!r}")
-        check_rungs(self.eta, self.rungs)
+        check_rungs(self.eta, self.rungs,
+                    DEFAULT_SCORE_SHARE if self.score_share is None else self.score_share)
         if self.workers < 1:
             raise StudyError(f"--workers must be >= 1, but got {self.workers}")
         if self.amp not in AMP_CHOICES:
@@ -168,10 +178,15 @@ class SearchConfig:
 
     @property
     def strategy_attr(self) -> str | dict[str, Any]:
-        """The study attribute ``strategy``: ``"full"``, or ``{"name": "sh", "eta", "rungs"}``."""
+        """The study attribute ``strategy``: ``"full"``, or ``{"name": "sh", "eta", "rungs"}``
+        with ``"score_share"`` where it is not 0 (so studies made before it existed match)."""
         if self.strategy == "full":
             return "full"
-        return {"name": "sh", "eta": self.eta, "rungs": self.rungs}
+        attr: dict[str, Any] = {"name": "sh", "eta": self.eta, "rungs": self.rungs}
+        share = DEFAULT_SCORE_SHARE if self.score_share is None else self.score_share
+        if share:
+            attr["score_share"] = share
+        return attr
 
     def joining(self, attrs: Mapping[str, Any]) -> SearchConfig:
         """This config with the settings of the existing study whose user attributes are
@@ -200,6 +215,7 @@ class SearchConfig:
             strategy="sh" if halving else "full",
             eta=int(strategy["eta"]) if halving else self.eta,
             rungs=int(strategy["rungs"]) if halving else self.rungs,
+            score_share=float(strategy.get("score_share", 0.0)) if halving else self.score_share,
         )
 
     def command(self) -> str:
@@ -225,6 +241,7 @@ class SearchConfig:
             ("--timeout", self.timeout, None),
             ("--eta", self.eta if sh else base["eta"], base["eta"]),
             ("--rungs", self.rungs if sh else base["rungs"], base["rungs"]),
+            ("--score-share", self.score_share if sh else None, DEFAULT_SCORE_SHARE),
             ("--epochs", train.epochs, default.epochs),
             ("--batch-size", train.batch_size, default.batch_size),
             ("--optimizer", train.optimizer, default.optimizer),
@@ -246,12 +263,16 @@ class SearchConfig:
                   for flag, value, skip in flags if value is not None and value != skip]
         return " ".join(parts)
 
-    def resolved(self, existing: Sequence[str] | None) -> SearchConfig:
-        """This config with its objectives settled: as given, else ``existing`` (the stored
-        objectives of the study it resumes), else ``DEFAULT_OBJECTIVES``."""
-        if self.objectives is not None:
-            return self
-        return replace(self, objectives=tuple(existing or DEFAULT_OBJECTIVES))
+    def resolved(self, existing: Sequence[str] | None,
+                 existing_share: float | None = None) -> SearchConfig:
+        """This config with its objectives and score share settled: as given, else those of
+        the study it resumes (``existing``, ``existing_share``), else ``DEFAULT_OBJECTIVES``
+        and ``DEFAULT_SCORE_SHARE``."""
+        objectives = self.objectives or tuple(existing or DEFAULT_OBJECTIVES)
+        share = self.score_share
+        if share is None:
+            share = DEFAULT_SCORE_SHARE if existing_share is None else existing_share
+        return replace(self, objectives=objectives, score_share=share)
 
 
 def default_study_name(config: SearchConfig, space: SearchSpace) -> str:
@@ -297,7 +318,7 @@ CONFIG_KEYS = ("budget", "macs", "flops", "space", "dataset", "data_dir", "downl
                "timeout", "epochs", "subset", "batch_size", "optimizer", "lr", "sampler", "study",
                "storage", "seed", "device", "objectives", "latency_batch", "reference_designs",
                "workers", "heartbeat", "prescreen", "prescreen_k", "strategy", "eta", "rungs",
-               "checkpoint_dir", "amp", "description")
+               "score_share", "checkpoint_dir", "amp", "description")
 
 
 def shipped_study_configs() -> dict[str, Path]:

@@ -5,7 +5,8 @@ proxy schedule at rung ``r``; the top rung is the whole schedule, so a design th
 has exactly the result the ``full`` strategy would give it. A trial whose result is in the top
 ``1 / eta`` of its rung, by non-dominated sorting of the score and the study's cost objectives
 (params and MACs by default; the score alone for ``--objectives val_loss``) with hypervolume
-contribution breaking ties within a front, is promoted: a new trial with the same parameters
+contribution breaking ties within a front, is promoted (``--score-share``: that share of the
+top chosen by the score alone first, the rest in that order): a new trial with the same parameters
 (``promoted_from``, ``rung`` + 1) continues from its parent's checkpoint, not from scratch
 (asynchronous: as soon as a rung has ``eta`` results, as in ASHA, Li et al. 2020; multi-objective
 as in MO-ASHA, Schmucker et al. 2021).
@@ -31,6 +32,7 @@ parent checkpoint is missing retrains from the start with the same seed (recorde
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,11 +79,19 @@ _CARRIED = ("architecture", "summary", "params", "macs", "reference", "candidate
 
 
 def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int,
-                    costs: Sequence[str] = ("params", "macs")) -> list[FrozenTrial]:
-    """The top ``len(results) // eta`` results of one rung, best first
-    (:func:`~.rungs.pareto_order` by the score and ``costs``)."""
+                    costs: Sequence[str] = ("params", "macs"),
+                    score_share: float = 0.0) -> list[FrozenTrial]:
+    """The top ``k = len(results) // eta`` results of one rung: the best ``ceil(k *
+    score_share)`` by the score alone, then the rest in :func:`~.rungs.pareto_order` by the
+    score and ``costs`` (skipping those already chosen)."""
     k = len(results) // eta
-    return pareto_order(results, score, costs)[:k] if k else []
+    if not k:
+        return []
+    n_score = math.ceil(k * score_share - 1e-9) if costs else 0
+    chosen = pareto_order(results, score, ())[:n_score]
+    numbers = {t.number for t in chosen}
+    rest = [t for t in pareto_order(results, score, costs) if t.number not in numbers]
+    return chosen + rest[:k - n_score]
 
 
 def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
@@ -94,7 +104,7 @@ def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
     out: list[FrozenTrial] = []
     for rung in reversed(range(rungs.top)):
         results = [t for t in trials if is_rung_result(t, rung, rungs.top)]
-        top = promotion_order(results, score, rungs.eta, costs)
+        top = promotion_order(results, score, rungs.eta, costs, rungs.score_share)
         chosen = {t.number for t in top}
         top += [t for t in results if "reference" in t.user_attrs and t.number not in chosen]
         out += [t for t in top if t.number not in promoted]

@@ -98,7 +98,8 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = make_storage(config.storage, config.heartbeat)
     stored = stored_settings(storage, study_name)
-    config = config.resolved(None if stored is None else stored.objectives)
+    config = (config.resolved(None) if stored is None
+              else config.resolved(stored.objectives, stored.score_share))
     measured: list[float] = []
 
     def probe() -> float:  # --amp auto, new study, CPU with bf16: time the family network

@@ -40,9 +40,11 @@ class Rungs:
 
     eta: int = 3
     count: int = 3
+    #: the share of each rung's promotions chosen by the score alone (``--score-share``)
+    score_share: float = 0.0
 
     def __post_init__(self) -> None:
-        check_rungs(self.eta, self.count)
+        check_rungs(self.eta, self.count, self.score_share)
 
     @property
     def top(self) -> int:
@@ -62,7 +64,7 @@ def rungs_from_attr(attr: Any) -> Rungs | None:
     before strategies existed)."""
     if not isinstance(attr, dict) or attr.get("name") != "sh":
         return None
-    return Rungs(int(attr["eta"]), int(attr["rungs"]))
+    return Rungs(int(attr["eta"]), int(attr["rungs"]), float(attr.get("score_share", 0.0)))
 
 
 def rung_of(trial: FrozenTrial) -> int:

@@ -28,6 +28,7 @@ from .config import (
     is_claim,
 )
 from .objectives import direction, objective_names
+from .rungs import rungs_from_attr
 from .samplers import make_sampler, resume_seed
 
 __all__ = [
@@ -196,9 +197,10 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
                attrs: dict[str, Any], storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made for the same search."""
     storage = storage or make_storage(config.storage, config.heartbeat)
-    if config.objectives is None:  # run_search resolves them first; direct callers may not
-        stored = stored_settings(storage, study_name)
-        config = config.resolved(None if stored is None else stored.objectives)
+    if config.objectives is None or config.score_share is None:  # run_search resolves them
+        stored = stored_settings(storage, study_name)  # first; direct callers may not
+        config = (config.resolved(None) if stored is None
+                  else config.resolved(stored.objectives, stored.score_share))
     assert config.objectives is not None
     attrs = {**attrs, "objectives": list(config.objectives), "strategy": config.strategy_attr}
     directions = [direction(o) for o in config.objectives]
@@ -241,11 +243,13 @@ def open_study(config: SearchConfig, space: SearchSpace, study_name: str,
 
 @dataclass(frozen=True)
 class StoredSettings:
-    """What an existing study fixes for every later run of it: its objectives and the proxy's
-    autocast (``TrainConfig.amp``; ``"off"`` for a study made before it was stored)."""
+    """What an existing study fixes for every later run of it: its objectives, the proxy's
+    autocast (``TrainConfig.amp``; ``"off"`` for a study made before it was stored) and, for
+    successive halving, its score share (0 for a study made before it existed; None: ``full``)."""
 
     objectives: list[str]
     amp: str
+    score_share: float | None = None
 
 
 def stored_settings(storage: RDBStorage, study_name: str) -> StoredSettings | None:
@@ -254,9 +258,11 @@ def stored_settings(storage: RDBStorage, study_name: str) -> StoredSettings | No
         return None
     study = optuna.load_study(study_name=study_name, storage=storage)
     attrs = study.user_attrs
+    rungs = rungs_from_attr(attrs.get("strategy"))
     return StoredSettings(
         objectives=objective_names(attrs.get("objectives"), len(study.directions)),
         amp=str(attrs.get("train", {}).get("amp", "off")),
+        score_share=None if rungs is None else rungs.score_share,
     )
 
 
