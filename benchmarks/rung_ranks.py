@@ -25,12 +25,11 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from ssc_nas.search.halving import promotion_order  # noqa: E402
+from ssc_nas.search.halving import promotion_ranking  # noqa: E402
 from ssc_nas.search.rungs import (  # noqa: E402
     _points,  # the promotion rule's own (score, *costs) rows
     cost_objectives,
     is_rung_result,
-    pareto_order,
     rungs_from_attr,
     score_objective,
 )
@@ -65,11 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     eta = rungs.eta if rungs else 3
     results = [t for t in study.trials if is_rung_result(t, 0, top)]
     share = rungs.score_share if rungs else 0.0
-    chosen = promotion_order(results, score, eta, costs, share)
-    numbers = {t.number for t in chosen}
-    order = chosen + [t for t in pareto_order(results, score, costs) if t.number not in numbers]
+    k = len(results) // eta
+    order = promotion_ranking(results, score, k, costs, share)
     place = {t.user_attrs["candidate"]: i for i, t in enumerate(order, 1)}
-    k = len(chosen)
     rule = f"Pareto rank of ({', '.join([score, *costs])})"
     if share and costs:
         rule = f"{score} alone for the first {share:g} of the top {k}, then {rule}"

@@ -65,6 +65,7 @@ __all__ = [
     "promotable",
     "promote",
     "promotion_order",
+    "promotion_ranking",
     "study_progress_count",
 ]
 
@@ -85,13 +86,19 @@ def promotion_order(results: Sequence[FrozenTrial], score: str, eta: int,
     score_share)`` by the score alone, then the rest in :func:`~.rungs.pareto_order` by the
     score and ``costs`` (skipping those already chosen)."""
     k = len(results) // eta
-    if not k:
-        return []
+    return promotion_ranking(results, score, k, costs, score_share)[:k]
+
+
+def promotion_ranking(results: Sequence[FrozenTrial], score: str, k: int,
+                      costs: Sequence[str] = ("params", "macs"),
+                      score_share: float = 0.0) -> list[FrozenTrial]:
+    """All ``results`` of one rung in the order :func:`promotion_order` takes its top ``k``
+    from: the best ``ceil(k * score_share)`` by the score alone, then the others in
+    :func:`~.rungs.pareto_order`."""
     n_score = math.ceil(k * score_share - 1e-9) if costs else 0
     chosen = pareto_order(results, score, ())[:n_score]
     numbers = {t.number for t in chosen}
-    rest = [t for t in pareto_order(results, score, costs) if t.number not in numbers]
-    return chosen + rest[:k - n_score]
+    return chosen + [t for t in pareto_order(results, score, costs) if t.number not in numbers]
 
 
 def promotable(trials: Sequence[FrozenTrial], objectives: Sequence[str],
