@@ -9,6 +9,7 @@ killed with SIGKILL mid-rung whose rung is re-run from the parent's checkpoint.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import random
 import signal
@@ -47,6 +48,7 @@ from ssc_nas.search.rungs import (
     candidate_ranking,
     cost_objectives,
     is_rung_result,
+    mixed_order,
     pareto_order,
     rungs_from_attr,
 )
@@ -161,6 +163,37 @@ def test_a_score_share_promotes_that_share_by_the_score_first_then_in_pareto_ord
     for bad in (-0.1, 1.5, "half"):
         with pytest.raises(StudyError, match="--score-share must be a number from 0 to 1"):
             SearchConfig(budget=Budget(params=1000), strategy="sh", score_share=bad)
+
+
+def test_the_sampler_ranks_a_rung_by_the_score_and_the_pareto_order_in_turns() -> None:
+    """What the sh sampler models follows the study's score share: within a rung, every first
+    ``i`` candidates hold ``ceil(i * share)`` taken by the best scores, so TPE's good group (its
+    first ``ceil(0.1 n)``) holds that share of the most accurate designs, whatever its size."""
+    results = [_result(0, 0.10, 100, 100), _result(1, 0.80, 10, 90), _result(2, 0.90, 90, 10),
+               _result(3, 0.20, 800, 800), _result(4, 0.30, 900, 900),
+               _result(5, 0.95, 50, 50), _result(6, 0.85, 20, 20), _result(7, 0.25, 700, 700),
+               _result(8, 0.99, 5, 5)]
+    pareto = [t.number for t in pareto_order(results, "val_loss")]
+    by_score = [t.number for t in pareto_order(results, "val_loss", ())]
+    assert pareto == [0, 1, 6, 8, 2, 5, 7, 3, 4] and by_score == [0, 3, 7, 4, 1, 6, 2, 5, 8]
+
+    def order(share: float) -> list[int]:
+        return [t.number for t in mixed_order(results, "val_loss", ("params", "macs"), share)]
+
+    assert order(0.0) == pareto and order(1.0) == by_score
+    half = order(0.5)
+    assert sorted(half) == sorted(pareto)
+    for i in range(1, len(half) + 1):  # each prefix: the ceil(i / 2) best scores, and the
+        first = math.ceil(i / 2)         # Pareto order's best i - ceil(i / 2)
+        assert set(by_score[:first]) | set(pareto[:i - first]) <= set(half[:i])
+    # by score 0, Pareto 1, score 3, Pareto 6, score 7, Pareto 8, score 4, Pareto 2, score 5
+    assert half == [0, 1, 3, 6, 7, 8, 4, 2, 5]
+    assert order(0.25)[:5] == [0, 1, 6, 8, 3]  # a score pick at 1 and 5
+    rungs = Rungs(eta=3, count=2, score_share=0.5)
+    ranked = candidate_ranking(results, ["val_loss", "params", "macs"], rungs)
+    assert [t.number for t in ranked] == half
+    assert candidate_ranking(results, ["val_loss", "params", "macs"], Rungs(3, 2)) == \
+        pareto_order(results, "val_loss")
 
 
 def test_promotable_skips_promoted_trials_and_takes_the_highest_rung_first() -> None:

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from ssc_nas.budget import Budget
 from ssc_nas.data import dataset_info, load_splits
 from ssc_nas.search import SearchConfig, make_storage, run_search
+from ssc_nas.search.rungs import mixed_order, pareto_order
 from ssc_nas.search.samplers import BudgetTPESampler, HalvingTPESampler
 from ssc_nas.search.trials import TrialRunner
 from ssc_nas.spaces import BoundSpace, load_space
@@ -168,6 +169,11 @@ def test_sh_tpe_models_each_candidate_once_ranked_by_how_far_it_got(
     top = trained(study)  # the top rung, COMPLETE
     assert len(top) == run.completed >= 12 // 3
     assert sorted(map(_key, ranked[:len(top)])) == sorted(map(_key, top))  # top rung first
+    # in turns by the score and in Pareto order, at the study's score share (0.5 by default)
+    assert study.user_attrs["strategy"]["score_share"] == 0.5
+    mixed = [_key(t) for t in mixed_order(top, "val_loss", ("params", "macs"), 0.5)]
+    assert [_key(t) for t in ranked[:len(top)]] == mixed
+    assert mixed != [_key(t) for t in pareto_order(top, "val_loss")]  # so the share shows
     over = [t for t in study.trials if "rejected" in t.user_attrs]
     assert over and sum(not feasible(t) for t in rows) == len(over)
     (liar,) = [t for t in rows if t.state == TrialState.PRUNED]  # the running candidate

@@ -3,7 +3,8 @@
 Pure functions of a study's trials: which trial holds a result of which rung, which candidate
 (design) a trial belongs to, and the ranking both the promotion rule (:mod:`.halving`) and the
 sampler (:class:`~.samplers.HalvingTPESampler`) use: non-dominated sorting of (score, params,
-MACs), hypervolume contribution breaking ties within a front.
+MACs), hypervolume contribution breaking ties within a front, and the sampler's mix of that
+order with the score alone (the study's score share).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "candidate_ranking",
     "cost_objectives",
     "is_rung_result",
+    "mixed_order",
     "pareto_order",
     "rung_of",
     "rungs_from_attr",
@@ -141,11 +143,32 @@ def pareto_order(results: Sequence[FrozenTrial], score: str,
     return [results[i] for i in order]
 
 
+def mixed_order(results: Sequence[FrozenTrial], score: str,
+                costs: Sequence[str] = ("params", "macs"),
+                score_share: float = 0.0) -> list[FrozenTrial]:
+    """``results`` of one rung, best first, the score alone and :func:`pareto_order` taking
+    turns: every first ``i`` hold ``ceil(i * score_share)`` taken by the score (each the best
+    score not yet taken), the rest in Pareto order. ``0``: Pareto order; ``1``: by the score."""
+    by_score = pareto_order(results, score, ())
+    by_pareto = pareto_order(results, score, costs) if score_share < 1 else by_score
+    order: list[FrozenTrial] = []
+    taken: set[int] = set()
+    from_score = 0
+    while len(order) < len(results):
+        turn = from_score < math.ceil((len(order) + 1) * score_share - 1e-9)
+        pick = next(t for t in (by_score if turn else by_pareto) if t.number not in taken)
+        from_score += int(turn)
+        order.append(pick)
+        taken.add(pick.number)
+    return order
+
+
 def candidate_ranking(trials: Sequence[FrozenTrial], objectives: Sequence[str],
                       rungs: Rungs) -> list[FrozenTrial]:
     """One result per candidate, best first: its furthest finished rung result; a candidate
     that got further ranks above every one that stopped below it, and candidates that stopped
-    at the same rung rank by :func:`pareto_order` there.
+    at the same rung rank by :func:`mixed_order` there, at the study's score share (so TPE's
+    good group holds that share of the best scores, as the promotions do).
 
     What the ``sh`` strategy's sampler models: each design once, judged by how far successive
     halving took it, so a promoted design is not also counted by its lower-rung results, and a
@@ -159,6 +182,6 @@ def candidate_ranking(trials: Sequence[FrozenTrial], objectives: Sequence[str],
     score, costs = score_objective(objectives), cost_objectives(objectives)
     ranked: list[FrozenTrial] = []
     for rung in reversed(range(rungs.count)):
-        ranked += pareto_order([t for t in furthest.values() if rung_of(t) == rung], score,
-                               costs)
+        ranked += mixed_order([t for t in furthest.values() if rung_of(t) == rung], score,
+                              costs, rungs.score_share)
     return ranked

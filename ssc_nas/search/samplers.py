@@ -64,7 +64,8 @@ class BudgetTPESampler(optuna.samplers.TPESampler):
 
 class HalvingTPESampler(optuna.samplers.BaseSampler):
     """TPE for successive-halving studies (``--strategy sh``): it models each candidate once,
-    ranked by how far successive halving took it (:func:`~.rungs.candidate_ranking`).
+    ranked by how far successive halving took it and, within a rung, by the score and the
+    Pareto order in turns at the study's score share (:func:`~.rungs.candidate_ranking`).
 
     Below the top rung a trial ends PRUNED without values (Optuna's ``report`` is
     single-objective), so plain multi-objective TPE would put every stopped candidate in its bad
