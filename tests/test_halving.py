@@ -73,6 +73,14 @@ def _result(number: int, loss: float, params: int, macs: int, rung: int = 0,
     return trial
 
 
+def _mixed_rung() -> list[optuna.trial.FrozenTrial]:
+    """Nine rung-0 results whose best losses (0, 3, 7) are costly and whose Pareto order puts
+    cheap ones (1, 6, 8) right after 0."""
+    return [_result(0, 0.10, 100, 100), _result(1, 0.80, 10, 90), _result(2, 0.90, 90, 10),
+            _result(3, 0.20, 800, 800), _result(4, 0.30, 900, 900), _result(5, 0.95, 50, 50),
+            _result(6, 0.85, 20, 20), _result(7, 0.25, 700, 700), _result(8, 0.99, 5, 5)]
+
+
 # -- rungs and the promotion rule --------------------------------------------------------------
 
 
@@ -131,10 +139,7 @@ def test_a_score_share_promotes_that_share_by_the_score_first_then_in_pareto_ord
     scores, the rest in Pareto order among the others; 0 is the Pareto order, 1 the score
     alone (while the study keeps its cost objectives), and a study of the score alone ignores
     it."""
-    results = [_result(0, 0.10, 100, 100), _result(1, 0.80, 10, 90), _result(2, 0.90, 90, 10),
-               _result(3, 0.20, 800, 800), _result(4, 0.30, 900, 900),
-               _result(5, 0.95, 50, 50), _result(6, 0.85, 20, 20), _result(7, 0.25, 700, 700),
-               _result(8, 0.99, 5, 5)]
+    results = _mixed_rung()
 
     def order(share: float, costs: tuple[str, ...] = ("params", "macs")) -> list[int]:
         return [t.number for t in promotion_order(results, "val_loss", 3, costs, share)]
@@ -169,10 +174,7 @@ def test_the_sampler_ranks_a_rung_by_the_score_and_the_pareto_order_in_turns() -
     """What the sh sampler models follows the study's score share: within a rung, every first
     ``i`` candidates hold ``ceil(i * share)`` taken by the best scores, so TPE's good group (its
     first ``ceil(0.1 n)``) holds that share of the most accurate designs, whatever its size."""
-    results = [_result(0, 0.10, 100, 100), _result(1, 0.80, 10, 90), _result(2, 0.90, 90, 10),
-               _result(3, 0.20, 800, 800), _result(4, 0.30, 900, 900),
-               _result(5, 0.95, 50, 50), _result(6, 0.85, 20, 20), _result(7, 0.25, 700, 700),
-               _result(8, 0.99, 5, 5)]
+    results = _mixed_rung()
     pareto = [t.number for t in pareto_order(results, "val_loss")]
     by_score = [t.number for t in pareto_order(results, "val_loss", ())]
     assert pareto == [0, 1, 6, 8, 2, 5, 7, 3, 4] and by_score == [0, 3, 7, 4, 1, 6, 2, 5, 8]
