@@ -123,6 +123,9 @@ def test_measured_seed_noise_is_recorded_and_shown(tmp_path: Path) -> None:
     fashion = seed_noise("fashion-mnist", "resnet20-ssc-stage", 2, subset=float("0.0667"))
     assert fashion is not None and fashion["val_loss"] == 0.0130
     assert seed_noise("fashion-mnist", "resnet20-ssc-stage", 2) is None
+    fashion_bf16 = seed_noise("fashion-mnist", "resnet20-ssc-stage", 2, subset=float("0.0667"),
+                              amp="bf16")
+    assert fashion_bf16 is not None and fashion_bf16["val_loss"] == 0.0147
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = run_search(_config(url, trials=1)).study
     assert "seed_noise" not in study.user_attrs  # nothing measured for this proxy

@@ -112,6 +112,10 @@ SEED_NOISE: dict[tuple[str, str, int, str, float], dict[str, float | str]] = {
         "accuracy": 0.0066, "val_loss": 0.0130,
         "source": "benchmarks/seed_noise.py --dataset fashion-mnist --subset 0.0667 --space "
                   "resnet20-ssc-stage, 10 designs x 3 seeds, 2026-11-29"},
+    ("fashion-mnist", "resnet20-ssc-stage", 2, "bf16", 0.0667): {
+        "accuracy": 0.0067, "val_loss": 0.0147,
+        "source": "benchmarks/seed_noise.py --dataset fashion-mnist --subset 0.0667 --space "
+                  "resnet20-ssc-stage --amp bf16, 10 designs x 3 seeds, 2026-11-30"},
 }
 
 
