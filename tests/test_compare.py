@@ -304,7 +304,8 @@ def test_runs_added_from_another_storage_are_reused(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """benchmarks/reuse_runs.py: runs added to a new storage's baselines study are reused there
-    (nothing retrained), and adding them again adds nothing."""
+    (nothing retrained), adding them again adds nothing, and runs added under another study
+    name (--to-study) are reused by a compare of that study."""
     import runpy
 
     first, second = (f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db"))
@@ -323,6 +324,15 @@ def test_runs_added_from_another_storage_are_reused(tmp_path: Path,
     (reused,) = run_compare(replace(config, storage=second))
     assert all(r.reused for r in reused.runs)
     assert [r.accuracy for r in reused.runs] == [r.accuracy for r in trained.runs]
+    third = f"sqlite:///{tmp_path / 'c.db'}"  # --to-study: another study's baselines
+    monkeypatch.setattr("sys.argv", ["reuse_runs.py", "--from", first, "--to", third,
+                                     "--study", STUDY + "-baselines",
+                                     "--to-study", "other-baselines", "--methods", "ssc"])
+    runpy.run_path(script, run_name="__main__")
+    assert "2 of 2 runs added to other-baselines" in capsys.readouterr().out
+    (renamed,) = run_compare(replace(config, storage=third, study="other"))
+    assert all(r.reused for r in renamed.runs)
+    assert [r.accuracy for r in renamed.runs] == [r.accuracy for r in trained.runs]
 
 
 @pytest.mark.parametrize("change", [{"lr": 0.1}, {"optimizer": "adamw"},

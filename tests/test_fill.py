@@ -27,11 +27,6 @@ def _wider_valid(bound: BoundSpace, arch, values) -> list[float]:
     return [w for w in bound.widths if w > arch.width and bound.valid_at(w, values)]
 
 
-def _values(bound: BoundSpace, params: dict) -> dict:
-    return {g.key: {k: params.get(g.param(k), c[0]) for k, c in g.choices.items()}
-            for g in bound.param_groups}
-
-
 def test_fill_parses_to_a_grid_of_sixteenths_and_round_trips() -> None:
     space = parse_space(SPACE)
     assert space.fill and space.width[0] == FILL_RANGE[0] and space.width[-1] == FILL_RANGE[1]
@@ -62,7 +57,7 @@ def test_sampled_designs_fill_the_budget(budget: str) -> None:
         trial = study.ask()
         arch = bound.suggest(trial, limit)
         assert "width" not in trial.params  # derived, not searched
-        values = _values(bound, trial.params)
+        values = bound.values_of(trial.params)
         assert bound.valid_at(arch.width, values)
         assert limit.fits(bound.cost(arch)), arch.width
         for wider in _wider_valid(bound, arch, values):
@@ -103,10 +98,37 @@ def test_reference_designs_fill_the_budget() -> None:
     for name, (params, arch) in refs.items():
         assert "width" not in params, name
         assert budget.fits(bound.cost(arch))
-        values = _values(bound, params)
+        values = bound.values_of(params)
         for wider in _wider_valid(bound, arch, values):
             assert not budget.fits(bound.cost(bound.architecture(wider, values))), name
     assert bound.cost(refs["standard"][1]).params > 0.95 * 500_000  # x1 on the grid: 272k
+
+
+@pytest.mark.parametrize("space", ["stage", "resnet20-ssc-fill"])
+@pytest.mark.parametrize("budget", ["30k", "0.1M"])
+def test_reference_designs_skip_widths_where_they_are_invalid(space: str, budget: str) -> None:
+    """At a tight budget the widest widths are over it, and some of them round a stage's
+    channels so that depthwise does not divide them (x3.875: 128 in, 248 out): the
+    depthwise-separable design lands on the widest valid width that fits, with no error."""
+    knobs = {"groups": [1, 2, 4, "depthwise"], "pattern": ["full", "plus", "center"],
+             "spatial_fraction": [1.0, 0.5, 0.25], "pointwise_fraction": [0.0, 0.5, 1.0]}
+    loaded = (parse_space({**SPACE, "knobs": knobs}) if space == "stage"
+              else load_space(space))
+    bound = BoundSpace(loaded, *MNIST)
+    dws = {g.key: {"groups": "depthwise", "pattern": "full", "spatial_fraction": 1.0,
+                   "pointwise_fraction": 0.0, "phases": "cover"} for g in bound.param_groups}
+    assert not bound.valid_at(3.875, dws)
+    limit = Budget.parse(budget)
+    refs = reference_architectures(bound, limit)
+    assert set(refs) == {"standard", "groupwise", "depthwise-separable", "hetconv-p4",
+                         "ssc-uniform"}
+    for name, (params, arch) in refs.items():
+        values = bound.values_of(params)
+        assert bound.valid_at(arch.width, values), name
+        assert limit.fits(bound.cost(arch)), name
+        assert arch.width == bound.fill_width(values, limit), name  # as a sampled design
+        for wider in _wider_valid(bound, arch, values):
+            assert not limit.fits(bound.cost(bound.architecture(wider, values))), name
 
 
 def test_samples_without_a_budget_span_the_widths() -> None:
@@ -136,6 +158,6 @@ def test_search_on_a_fill_space(tmp_path: Path) -> None:
         assert "width" not in t.params
         assert t.user_attrs["params"] <= 40_000
         width = t.user_attrs["architecture"]["width"]
-        values = _values(bound, t.params)
+        values = bound.values_of(t.params)
         for wider in [w for w in bound.space.width if w > width and bound.valid_at(w, values)]:
             assert not budget.fits(bound.cost(bound.architecture(wider, values)))

@@ -43,13 +43,17 @@ def reference_architectures(bound: BoundSpace, budget: Budget
                             ) -> dict[str, tuple[dict[str, Any], Architecture]]:
     """Each classic design that fits ``budget`` as (Optuna parameters, architecture): at the
     widest of the space's widths that fits, which with ``width: fill`` is the width that fills
-    the budget."""
+    the budget. With ``width: fill`` a width where the design's groups do not divide its
+    channels is skipped (channel counts round to multiples of 8, so depthwise layers are
+    valid at some widths only), as ``BoundSpace.fill_width`` skips it for sampled designs."""
     out = {}
     for name, knobs in reference_designs(bound).items():
         for width in sorted(bound.widths, reverse=True):
             params = bound.params_for(width, knobs)
             if params is None:
                 break
+            if not bound.valid_at(width, bound.values_of(params)):
+                continue
             arch = bound.from_params(params, width)
             if budget.fits(bound.cost(arch)):
                 out[name] = (params, arch)

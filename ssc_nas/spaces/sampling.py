@@ -224,6 +224,12 @@ class BoundSpace:
                     params[g.param(knob)] = value
         return params
 
+    def values_of(self, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Each group's knob values in Optuna parameters (a fixed knob takes its one choice):
+        what :meth:`valid_at` and :meth:`architecture` take."""
+        return {g.key: {k: params.get(g.param(k), c[0]) for k, c in g.choices.items()}
+                for g in self.param_groups}
+
     def from_params(self, params: Mapping[str, Any], width: float | None = None,
                     budget: Budget | None = None) -> Architecture:
         """The architecture Optuna parameters describe (fixed knobs take their one choice),
