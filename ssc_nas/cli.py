@@ -743,6 +743,10 @@ class _CompareProgress:
 @click.option("--study", default=None,
               help="SSC study name [default: <dataset>-<family>-ssc-<budget>, the study ssc-nas "
                    "search --space <family>-ssc makes]; results go to <study>-baselines.")
+@click.option("--trial", "trials", type=int, multiple=True,
+              help="Also retrain this trial of the SSC study (a design picked from its front, "
+                   "e.g. a cheaper one), paired by fold with every method: row trial:<n>. "
+                   "Repeat for more.")
 @click.option("--storage", default="sqlite:///ssc-nas.db", show_default=True,
               help="Optuna storage URL (the same as the search's).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto",
@@ -755,8 +759,9 @@ class _CompareProgress:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, data_dir: str,
             epochs: int, folds: int, batch_size: int, subset: float, width: float | None,
-            space: str | None, search_trials: int, study: str | None, storage: str,
-            device: str, equal_time: bool, equal_time_s: float | None, quiet: bool) -> None:
+            space: str | None, search_trials: int, study: str | None,
+            trials: tuple[int, ...], storage: str, device: str, equal_time: bool,
+            equal_time_s: float | None, quiet: bool) -> None:
     """Train SSC designs and pruning-at-init baselines at one parameter budget, same schedule.
 
     ssc-search retrains the best-scored searched architecture (lowest proxy val loss, never a
@@ -766,7 +771,8 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
     row each (reference:standard, ...), the yardsticks the search must beat; ssc-uniform is
     HetConv-style uniform SSC (HetConv part P in 2, 4, 8: 3x3 kernels on 1/P of the channels,
     sized to the budget); snip, grasp, synflow, erk and random prune the dense network at init
-    to exactly --budget params. Evaluation is --folds-fold
+    to exactly --budget params; --trial N retrains trial N of the SSC study too (row trial:N,
+    a design picked from its front). Evaluation is --folds-fold
     cross-validation: fold i is held out as the test set of every method's run i (seed i), so
     every image is scored once and methods are compared paired by fold. Every method trains
     with SGD one-cycle for --epochs, no early stop. The table gives mean test accuracy with a
@@ -798,7 +804,7 @@ def compare(budget: str, family: str, methods: tuple[str, ...], dataset: str, da
         budget=Budget.parse(budget), family=family, methods=methods, dataset=dataset,
         data_dir=data_dir, epochs=epochs, folds=folds, batch_size=batch_size, subset=subset,
         storage=storage, study=study, space=space, search_trials=search_trials, width=width,
-        device=device, equal_time=equal_time, equal_time_s=equal_time_s)
+        device=device, equal_time=equal_time, equal_time_s=equal_time_s, trials=trials)
     with SearchProgress(err_console, enabled=not quiet) as progress:
         rows = run_compare(config, reporter=_CompareProgress(progress))
     equal = any(r.equal_runs for r in rows)

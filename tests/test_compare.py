@@ -236,6 +236,50 @@ def test_a_study_that_is_not_a_search_is_refused_as_the_ssc_study(tmp_path: Path
     assert sorted(optuna.get_all_study_names(storage)) == ["plain", "s-baselines"]
 
 
+@pytest.mark.slow
+def test_trials_picked_from_the_front_are_retrained_as_rows(tmp_path: Path) -> None:
+    """``--trial N``: trial N of the SSC study (here a reference design and a searched one that
+    is not the best-scored) is retrained on every fold as row ``trial:N``, beside the methods;
+    a trial that is not there, or over the budget, is refused before anything trains."""
+    searched = run_in_process(["search", "--space", "resnet20-ssc", "--trials", "4",
+                               "--sampler", "random", "--strategy", "full", *COMMON], tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    url = f"sqlite:///{tmp_path / 'ssc-nas.db'}"
+    done = [t for t in optuna.load_study(study_name=STUDY, storage=url).trials
+            if is_trained(t)]
+    reference = next(t for t in done if t.user_attrs.get("reference"))
+    other = max((t for t in done if not t.user_attrs.get("reference")),
+                key=lambda t: t.values[0])  # the worst-scored searched design
+    config = CompareConfig(Budget(BUDGET), family="resnet20", methods=("ssc-uniform",),
+                           dataset="digits", epochs=1, storage=url, folds=FOLDS,
+                           trials=(other.number, reference.number), equal_time=False)
+    rows = run_compare(config)
+    assert [r.method for r in rows] == ["ssc-uniform", f"trial:{other.number}",
+                                        f"trial:{reference.number}"]
+    baselines = optuna.load_study(study_name=f"{STUDY}-baselines", storage=url)
+    for t in (other, reference):
+        runs = [r for r in baselines.trials if r.user_attrs["method"] == f"trial:{t.number}"]
+        assert sorted(r.user_attrs["seed"] for r in runs) == list(range(FOLDS))
+        for r in runs:
+            assert r.user_attrs["ssc_trial"] == t.number
+            assert r.user_attrs["architecture"] == t.user_attrs["architecture"]
+            assert r.user_attrs["params"] == t.user_attrs["params"]
+    before = len(baselines.trials)
+    with pytest.raises(StudyError, match=r"--trial 999: study .* has no trial 999"):
+        run_compare(replace(config, trials=(999,)))
+    smaller = Budget(int(other.user_attrs["params"]) - 1)
+    with pytest.raises(BudgetError, match=rf"--trial {other.number} has .* over --budget"):
+        run_compare(replace(config, budget=smaller, study=STUDY, methods=("ssc-search",),
+                            trials=(other.number,)))
+    assert len(optuna.load_study(study_name=f"{STUDY}-baselines", storage=url).trials) == before
+    with pytest.raises(SSCNasError, match="distinct trial numbers"):
+        replace(config, trials=(1, 1))
+    result = run_in_process(["compare", "--family", "resnet20", *COMMON, "--methods",
+                             "ssc-uniform", "--trial", "3", "--study", "nope"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--trial 3: there is no study 'nope'" in " ".join(result.stderr.split())
+
+
 def test_config_rejects_unknown_methods_and_mac_budgets() -> None:
     with pytest.raises(SSCNasError, match="valid methods"):
         CompareConfig(Budget(BUDGET), methods=("snip", "nope"))

@@ -47,6 +47,7 @@ class CompareConfig:
     trained with seed ``i`` for every method; 4 epochs, batch 64; a search of 8 trials when the
     SSC study has no front yet; and (``equal_time``) the SSC methods trained again for the
     pruned runs' mean training time, or every method for ``equal_time_s`` seconds when given.
+    ``trials``: trial numbers of the SSC study retrained too, one row each (``trial:<n>``).
     """
 
     budget: Budget
@@ -66,6 +67,7 @@ class CompareConfig:
     device: str = "auto"
     equal_time: bool = True
     equal_time_s: float | None = None
+    trials: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -90,6 +92,9 @@ class CompareConfig:
                             ("search-trials", self.search_trials)):
             if value < 1:
                 raise SSCNasError(f"--{name} must be >= 1, but got {value}")
+        if len(set(self.trials)) != len(self.trials) or any(n < 0 for n in self.trials):
+            raise SSCNasError(f"--trial must name distinct trial numbers >= 0, but got "
+                              f"{list(self.trials)}")
         if self.equal_time_s is not None and not self.equal_time_s > 0:
             raise SSCNasError(f"--equal-time-s must be > 0, but got {self.equal_time_s}")
         if self.width is not None and not self.width > 0:

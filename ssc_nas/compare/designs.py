@@ -47,7 +47,9 @@ __all__ = [
     "default_dense_width",
     "dense_counts",
     "reference_designs",
+    "TRIAL_PREFIX",
     "search_design",
+    "trial_designs",
     "uniform_design",
 ]
 
@@ -126,6 +128,7 @@ def uniform_design(bound: BoundSpace, budget: Budget) -> tuple[Architecture, str
 Design = tuple[Architecture, str, dict[str, Any]]
 
 REFERENCE_PREFIX = "reference:"  # the rows of the ``reference`` method: reference:<design>
+TRIAL_PREFIX = "trial:"  # the rows of ``--trial``: trial:<number>
 
 
 def _ssc_study(config: CompareConfig, space: SearchSpace) -> tuple[
@@ -218,6 +221,36 @@ def reference_designs(config: CompareConfig, bound: BoundSpace) -> dict[str, Des
         row = REFERENCE_PREFIX + str(trial.user_attrs["reference"])
         if row not in out:
             out[row] = _design(trial, study, config, {"ssc_study": search.study})
+    return out
+
+
+def trial_designs(config: CompareConfig, bound: BoundSpace) -> dict[str, Design]:
+    """``--trial``: each named trial of the SSC study (a design picked from its front, a
+    cheaper one say), one row each named ``trial:<number>``, retrained and paired by fold like
+    every method. A trial must have an architecture and fit the budget."""
+    if not config.trials:
+        return {}
+    search, study = _ssc_study(config, bound.space)
+    if study is None:
+        raise StudyError(f"--trial {config.trials[0]}: there is no study {search.study!r} in "
+                         f"{config.storage}; pass --study (ssc-nas studies lists them)"
+                         f"{_other_space_hint(config, search.study)}")
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    out: dict[str, Design] = {}
+    for number in config.trials:
+        trial = by_number.get(number)
+        if trial is None or "architecture" not in trial.user_attrs:
+            front = [t.number for t in _trained_within(study, config, reference=False)][:10]
+            raise StudyError(f"--trial {number}: study {search.study!r} has no trial {number} "
+                             f"with an architecture (its best-scored searched trials within "
+                             f"budget: {front})")
+        cost = Cost(int(trial.user_attrs["params"]), int(trial.user_attrs.get("macs") or 0))
+        if not config.budget.fits(cost):
+            raise BudgetError(f"--trial {number} has {format_count(cost.params)} params, over "
+                              f"--budget {config.budget.describe()}: every method of a "
+                              "comparison is trained at one budget")
+        out[TRIAL_PREFIX + str(number)] = _design(trial, study, config,
+                                                  {"ssc_study": search.study})
     return out
 
 

@@ -28,6 +28,7 @@ from .designs import (
     dense_counts,
     reference_designs,
     search_design,
+    trial_designs,
     uniform_design,
 )
 from .reporter import notify
@@ -114,7 +115,8 @@ class _Folds:
 
 def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]:
     """Train every method of ``config`` on every fold under one schedule; one :class:`Row` per
-    method, except ``reference``: one per reference design (``reference:<design>``).
+    method, except ``reference``: one per reference design (``reference:<design>``), and one
+    per trial of ``config.trials`` (``trial:<number>``).
 
     Fold ``i`` of :func:`ssc_nas.data.load_fold` (its test images, training images and seed
     ``i``) is the same for every method, so results pair by fold. With ``config.equal_time``
@@ -146,6 +148,7 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
                               "ssc-uniform out of --methods")
     folds = _Folds(config)
     folds[0]  # a data mistake is reported before any search or training
+    picked = trial_designs(config, bound)  # and a --trial mistake
     ssc_study = study_name(config)
     setup = {"dataset": config.dataset, "subset": config.subset, "folds": config.folds,
              "fold_seed": FOLD_SEED, "split": "kfold" if not has_official_test(config.dataset)
@@ -168,6 +171,7 @@ def run_compare(config: CompareConfig, reporter: Any | None = None) -> list[Row]
             sparsity = 1 - (config.budget.params - fixed) / max(1, total - fixed)
             designs[method] = (None, f"x{width:g} dense ({format_count(total)}), "
                                      f"{sparsity:.1%} sparse", {})
+    designs.update(picked)
     baselines = baselines_study(config, ssc_study)
     schedule = config.train_config(info.augment)
 
