@@ -42,12 +42,12 @@ from .reporter import notify
 
 __all__ = [
     "REFERENCE_PREFIX",
+    "TRIAL_PREFIX",
     "bound_space",
     "check_prunable",
     "default_dense_width",
     "dense_counts",
     "reference_designs",
-    "TRIAL_PREFIX",
     "search_design",
     "trial_designs",
     "uniform_design",
