@@ -52,9 +52,10 @@ def reference_architectures(bound: BoundSpace, budget: Budget
             params = bound.params_for(width, knobs)
             if params is None:
                 break
-            if not bound.valid_at(width, bound.values_of(params)):
+            values = bound.values_of(params)
+            if not bound.valid_at(width, values):
                 continue
-            arch = bound.from_params(params, width)
+            arch = bound.architecture(width, values)
             if budget.fits(bound.cost(arch)):
                 out[name] = (params, arch)
                 break
